@@ -1,0 +1,25 @@
+//! Telltale's vocabulary, shared by every other crate: [`Labels`], [`Matcher`], [`Sample`],
+//! [`WriteBatch`], [`TimeRange`] and [`ErrorKind`].
+//!
+//! No I/O lives here. The one design decision to know: a [`Labels`] set is a single
+//! immutable byte buffer (sorted, length-prefixed names and values, like Prometheus's
+//! `stringlabels`), so a decoded series costs one allocation, hashing and comparing are
+//! a memcmp, and the storage engine can persist the encoded form as is.
+#![warn(missing_docs)]
+
+mod batch;
+mod error;
+mod labels;
+mod matcher;
+mod time;
+
+pub use batch::{MetricMetadata, MetricType, Sample, WriteBatch, STALE_NAN_BITS};
+pub use error::ErrorKind;
+pub use labels::{Labels, LabelsBuilder, LabelsError, METRIC_NAME};
+pub use matcher::{MatchOp, Matcher};
+pub use time::{TimeRange, Timestamp};
+
+/// True when `v` is Prometheus's staleness marker (a NaN with a specific bit pattern).
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
