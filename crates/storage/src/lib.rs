@@ -84,8 +84,36 @@ pub trait MetricReader: Send + Sync {
 }
 
 /// A store that both writes and reads; what the server and the tests hold.
-pub trait MetricStore: MetricWriter + MetricReader {}
-impl<T: MetricWriter + MetricReader> MetricStore for T {}
+pub trait MetricStore: MetricWriter + MetricReader + Maintenance {}
+impl<T: MetricWriter + MetricReader + Maintenance> MetricStore for T {}
+
+/// What the server needs from any store besides reads and writes: a forced flush,
+/// numbers for `/metrics`, and the problems found on open for `/-/ready`.
+pub trait Maintenance: Send + Sync {
+    /// Persists everything buffered in memory into immutable on-disk files (what
+    /// `/internal/force_flush` calls). A store without such files does nothing.
+    fn flush(&self) -> Result<()>;
+
+    /// The store's own numbers (series, samples, bytes on disk, ...), served on `/metrics`.
+    fn stats(&self) -> Vec<Stat>;
+
+    /// Files found corrupt or missing, each already quarantined, in words an operator can
+    /// act on (path and reason). Empty when all is well.
+    fn problems(&self) -> Vec<String>;
+}
+
+/// One self-metric of a store, rendered by the server as `name value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stat {
+    /// Metric name, prefixed `telltale_`.
+    pub name: &'static str,
+    /// Help text.
+    pub help: &'static str,
+    /// Counter or gauge.
+    pub kind: telltale_model::MetricType,
+    /// Current value.
+    pub value: f64,
+}
 
 /// Whether `labels` satisfies every matcher.
 pub fn matches_all(labels: &Labels, matchers: &[Matcher]) -> bool {

@@ -3,7 +3,8 @@ use std::sync::RwLock;
 
 use telltale_model::{Labels, Matcher, Sample, TimeRange, WriteBatch};
 
-use crate::{matches_all, MetricReader, MetricWriter, Result, Series, WriteStats};
+use crate::{matches_all, Maintenance, MetricReader, MetricWriter, Result, Series, Stat, WriteStats};
+use telltale_model::MetricType;
 
 /// An in-memory store with the reference semantics: any order accepted, same timestamp
 /// and same value ignored, same timestamp and another value refused. For tests and for
@@ -91,6 +92,26 @@ impl MetricReader for MemStore {
         let values: BTreeSet<String> =
             self.matching(range, matchers, |l, _| l.get(name).map(str::to_string)).into_iter().collect();
         Ok(values.into_iter().collect())
+    }
+}
+
+impl Maintenance for MemStore {
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn stats(&self) -> Vec<Stat> {
+        let all = self.series.read().expect("memstore lock poisoned");
+        vec![Stat {
+            name: "telltale_storage_series",
+            help: "Series held by the store.",
+            kind: MetricType::Gauge,
+            value: all.len() as f64,
+        }]
+    }
+
+    fn problems(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
