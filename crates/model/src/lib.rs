@@ -12,6 +12,7 @@ mod error;
 mod labels;
 mod matcher;
 mod time;
+pub mod units;
 
 pub use batch::{MetricMetadata, MetricType, Sample, WriteBatch, STALE_NAN_BITS};
 pub use error::ErrorKind;
