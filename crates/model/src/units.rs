@@ -102,7 +102,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// Formats bytes with the largest IEC unit that keeps an integer (`512MiB`, `1500B`).
 pub fn format_size(bytes: u64) -> String {
     for (unit, size) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }
