@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use telltale_model::{Labels, LabelsBuilder, Sample, TimeRange};
 
-use crate::chunk;
+use crate::blockchunk;
 use crate::encoding::{put_uvarint, put_varint, Reader, Truncated};
 use crate::error::{io_err, Error, Result};
 use crate::postings::Postings;
@@ -24,10 +24,14 @@ use crate::wal::sync_dir;
 pub(crate) const FORMAT_VERSION: u32 = 1;
 const INDEX_MAGIC: [u8; 8] = *b"TTIDX\0\0\x01";
 const CHUNKS_MAGIC: [u8; 8] = *b"TTCHK\0\0\x01";
-/// Chunk pages are cut once they hold this many bytes.
-const PAGE_BYTES: usize = 64 << 10;
-/// A block chunk holds at most this many samples (the chunk header counts in `u16`).
+/// Chunk pages are cut once they hold this many bytes (before compression).
+const PAGE_BYTES: usize = 128 << 10;
+/// A block chunk holds at most this many samples, so a short read decodes little.
 const MAX_CHUNK_SAMPLES: usize = 2048;
+/// zstd level for pages: 3 is zstd's default, a good ratio at ingest-friendly speed.
+const ZSTD_LEVEL: i32 = 3;
+/// Page header: `u32` stored length, `u8` compression, `u32` raw length.
+const PAGE_HEADER: usize = 9;
 
 /// `meta.json`: what a block holds, written last.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -119,15 +123,15 @@ impl BlockWriter {
             let n = rest.iter().take(MAX_CHUNK_SAMPLES).take_while(|s| s.t.div_euclid(self.window_ms) == w).count();
             let (part, tail) = rest.split_at(n);
             rest = tail;
-            let data = chunk::encode(part);
+            let off = self.page.len();
+            blockchunk::encode(part, &mut self.page);
             metas.push(ChunkMeta {
                 min_t: part[0].t,
                 max_t: part[n - 1].t,
                 page: self.pages.len() as u32,
-                off: self.page.len() as u32,
-                len: data.len() as u32,
+                off: off as u32,
+                len: (self.page.len() - off) as u32,
             });
-            self.page.extend_from_slice(&data);
             if self.page.len() >= PAGE_BYTES {
                 self.flush_page()?;
             }
@@ -140,22 +144,25 @@ impl BlockWriter {
         Ok(())
     }
 
-    /// Page: `u32` length of the data, `u8` compression (0 = none), data, `u32` CRC32C of the data.
+    /// Page: `u32` stored length, `u8` compression (1 = zstd), `u32` raw length, the stored
+    /// bytes, `u32` CRC32C of the stored bytes.
     fn flush_page(&mut self) -> Result<()> {
         if self.page.is_empty() {
             return Ok(());
         }
         let path = self.tmp.join("chunks");
-        let crc = crc32c::crc32c(&self.page);
+        let stored = zstd::bulk::compress(&self.page, ZSTD_LEVEL).map_err(io_err("compress page for", &path))?;
+        let crc = crc32c::crc32c(&stored);
+        let mut header = [0u8; PAGE_HEADER];
+        header[..4].copy_from_slice(&(stored.len() as u32).to_le_bytes());
+        header[4] = 1;
+        header[5..].copy_from_slice(&(self.page.len() as u32).to_le_bytes());
         let w = &mut self.chunks;
-        let res = w
-            .write_all(&(self.page.len() as u32).to_le_bytes())
-            .and_then(|()| w.write_all(&[0]))
-            .and_then(|()| w.write_all(&self.page))
-            .and_then(|()| w.write_all(&crc.to_le_bytes()));
+        let res =
+            w.write_all(&header).and_then(|()| w.write_all(&stored)).and_then(|()| w.write_all(&crc.to_le_bytes()));
         res.map_err(io_err("write", &path))?;
-        self.pages.push((self.chunks_len, self.page.len() as u32));
-        self.chunks_len += 9 + self.page.len() as u64;
+        self.pages.push((self.chunks_len, stored.len() as u32));
+        self.chunks_len += (PAGE_HEADER + stored.len() + 4) as u64;
         self.page.clear();
         Ok(())
     }
@@ -307,7 +314,7 @@ impl Block {
         if len != meta.chunks_bytes {
             return Err(Error::corrupt(&path, format!("{len} bytes, meta.json says {}", meta.chunks_bytes)));
         }
-        if pages.iter().any(|&(off, plen)| off + 9 + plen as u64 > len) {
+        if pages.iter().any(|&(off, plen)| off + (PAGE_HEADER + 4) as u64 + plen as u64 > len) {
             return Err(Error::corrupt(&path, "page table points past the end"));
         }
         let mut postings = Postings::default();
@@ -325,7 +332,7 @@ impl Block {
             let data = page
                 .get(c.off as usize..(c.off as usize + c.len as usize))
                 .ok_or_else(|| self.bad("chunk outside its page"))?;
-            chunk::decode(data, out).map_err(|e| self.bad(&e.to_string()))?;
+            blockchunk::decode(data, out).map_err(|e| self.bad(&e.to_string()))?;
         }
         let mut keep = start;
         for i in start..out.len() {
@@ -347,17 +354,23 @@ impl Block {
         if cache.key != Some(key) {
             cache.key = None;
             let &(off, len) = self.pages.get(n as usize).ok_or_else(|| self.bad("chunk names a missing page"))?;
-            cache.data.resize(len as usize + 9, 0);
+            let mut raw = vec![0; PAGE_HEADER + len as usize + 4];
             let path = self.dir.join("chunks");
-            self.chunks.read_exact_at(&mut cache.data, off).map_err(io_err("read", &path))?;
-            let stored_len = u32::from_le_bytes(cache.data[..4].try_into().expect("4 bytes"));
-            let crc = u32::from_le_bytes(cache.data[len as usize + 5..].try_into().expect("4 bytes"));
-            if stored_len != len || cache.data[4] != 0 || crc32c::crc32c(&cache.data[5..5 + len as usize]) != crc {
+            self.chunks.read_exact_at(&mut raw, off).map_err(io_err("read", &path))?;
+            let word = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes"));
+            let (stored_len, raw_len, crc) = (word(0), word(5) as usize, word(PAGE_HEADER + len as usize));
+            let stored = &raw[PAGE_HEADER..PAGE_HEADER + len as usize];
+            if stored_len != len || raw[4] != 1 || crc32c::crc32c(stored) != crc {
                 return Err(self.bad(&format!("page {n} at byte {off} fails its checksum")));
             }
+            if raw_len > 64 << 20 {
+                return Err(self.bad(&format!("page {n} at byte {off} claims {raw_len} bytes")));
+            }
+            cache.data = zstd::bulk::decompress(stored, raw_len)
+                .map_err(|e| self.bad(&format!("page {n} at byte {off} does not decompress: {e}")))?;
             cache.key = Some(key);
         }
-        Ok(&cache.data[5..cache.data.len() - 4])
+        Ok(&cache.data)
     }
 
     /// Whether series `i` has a chunk overlapping `range`.
@@ -416,7 +429,7 @@ fn decode_index(buf: &[u8]) -> Result<Index, String> {
             let page = small(r.uvarint().map_err(t)?)?;
             let off = small(r.uvarint().map_err(t)?)?;
             let len = small(r.uvarint().map_err(t)?)?;
-            if page as usize >= pages.len() || off as u64 + len as u64 > pages[page as usize].1 as u64 {
+            if page as usize >= pages.len() {
                 return Err("chunk reference out of range".into());
             }
             chunks.push(ChunkMeta { min_t, max_t, page, off, len });
@@ -446,6 +459,7 @@ mod tests {
         let block = w.finish(1, vec![]).unwrap();
         assert_eq!((block.meta.min_time, block.meta.max_time, block.meta.samples), (0, 4999, 5001));
         assert_eq!(block.series[0].chunks.len(), 5);
+        assert!(block.meta.chunks_bytes < 5000 * 2, "{} bytes", block.meta.chunks_bytes);
         let again = Block::open(&dir.path().join("0001")).unwrap();
         let mut cache = PageCache::default();
         let mut out = Vec::new();

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod block;
+mod blockchunk;
 mod chunk;
 mod db;
 mod encoding;
