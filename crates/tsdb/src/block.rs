@@ -222,11 +222,12 @@ fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
     f.write_all(data).and_then(|()| f.sync_all()).map_err(io_err("write", path))
 }
 
-/// Index: magic; symbol table (`uvarint` count, then `uvarint` length + bytes, sorted);
+/// Index: magic, `u8` compression (1 = zstd), `u64` raw body length, the zstd-compressed
+/// body, `u32` CRC32C of everything before. Body: symbol table (`uvarint` count, then `uvarint` length + bytes, sorted);
 /// page table (`uvarint` count, then `uvarint` offset delta + `uvarint` length); series
 /// (`uvarint` count, then per series `uvarint` label count, (name, value) symbol numbers,
 /// `uvarint` chunk count, per chunk `varint` min_t delta, `uvarint` max_t - min_t,
-/// `uvarint` page, `uvarint` offset, `uvarint` length); `u32` CRC32C of everything before.
+/// `uvarint` page, `uvarint` offset, `uvarint` length).
 fn encode_index(series: &[(Labels, Vec<ChunkMeta>)], pages: &[(u64, u32)]) -> Vec<u8> {
     let mut symbols: Vec<&str> = series.iter().flat_map(|(l, _)| l.iter().flat_map(|(n, v)| [n, v])).collect();
     symbols.sort_unstable();
@@ -263,9 +264,15 @@ fn encode_index(series: &[(Labels, Vec<ChunkMeta>)], pages: &[(u64, u32)]) -> Ve
             prev_t = c.max_t;
         }
     }
-    let crc = crc32c::crc32c(&buf);
-    buf.extend_from_slice(&crc.to_le_bytes());
-    buf
+    // Symbol numbers and chunk references repeat a lot: zstd shrinks the index 3-5x.
+    let body = zstd::bulk::compress(&buf[INDEX_MAGIC.len()..], ZSTD_LEVEL).expect("in-memory compression");
+    let mut out = INDEX_MAGIC.to_vec();
+    out.push(1);
+    out.extend_from_slice(&((buf.len() - INDEX_MAGIC.len()) as u64).to_le_bytes());
+    out.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
 }
 
 /// One series of a block.
@@ -395,7 +402,14 @@ fn decode_index(buf: &[u8]) -> Result<Index, String> {
         return Err("checksum mismatch".into());
     }
     let t = |_: Truncated| "truncated or malformed".to_string();
-    let mut r = Reader::new(&body[INDEX_MAGIC.len()..]);
+    let mut h = Reader::new(&body[INDEX_MAGIC.len()..]);
+    let (compression, raw_len) = (h.bytes(1).map_err(t)?[0], h.u64().map_err(t)?);
+    if compression != 1 || raw_len > 4 << 30 {
+        return Err(format!("unknown compression {compression} or size {raw_len}"));
+    }
+    let plain = zstd::bulk::decompress(&body[INDEX_MAGIC.len() + 9..], raw_len as usize)
+        .map_err(|e| format!("does not decompress: {e}"))?;
+    let mut r = Reader::new(&plain);
     let nsym = r.uvarint().map_err(t)?;
     let mut symbols = Vec::with_capacity(nsym.min(1 << 20) as usize);
     for _ in 0..nsym {

@@ -24,6 +24,10 @@ const HEADER_LEN: usize = 9; // u32 length, u32 crc, u8 type
 const MAX_RECORD: usize = 256 << 20;
 pub(crate) const TYPE_SERIES: u8 = 1;
 pub(crate) const TYPE_SAMPLES: u8 = 2;
+/// A zstd frame holding further framed records (used by checkpoints, which are mostly labels).
+pub(crate) const TYPE_COMPRESSED: u8 = 3;
+/// Checkpoints compress their records in groups of about this many bytes.
+const COMPRESS_GROUP: usize = 4 << 20;
 
 /// One decoded entry of a record.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +114,10 @@ pub(crate) struct Damage {
 /// Calls `f` with each record's entries, in order. Returns the damage found, if any; every
 /// record before it was delivered.
 pub(crate) fn read_records(data: &[u8], mut f: impl FnMut(&[Entry<'_>])) -> Option<Damage> {
+    read_records_dyn(data, &mut f)
+}
+
+fn read_records_dyn(data: &[u8], f: &mut dyn FnMut(&[Entry<'_>])) -> Option<Damage> {
     if data.len() < MAGIC.len() || data[..MAGIC.len()] != MAGIC {
         let reason = if data.len() < MAGIC.len() { "file shorter than its header" } else { "bad magic" };
         return Some(Damage { good_len: 0, reason: reason.into() });
@@ -130,11 +138,23 @@ pub(crate) fn read_records(data: &[u8], mut f: impl FnMut(&[Entry<'_>])) -> Opti
         if crc32c::crc32c(body) != crc {
             return damage("checksum mismatch in record");
         }
-        entries.clear();
-        if decode_payload(body[0], &body[1..], &mut entries).is_err() {
-            return damage("undecodable record");
+        if body[0] == TYPE_COMPRESSED {
+            let inner = zstd::stream::decode_all(&body[1..]).ok().map(|mut d| {
+                let mut framed = MAGIC.to_vec();
+                framed.append(&mut d);
+                framed
+            });
+            let ok = inner.is_some_and(|framed| read_records_dyn(&framed, f).is_none());
+            if !ok {
+                return damage("undecodable compressed record");
+            }
+        } else {
+            entries.clear();
+            if decode_payload(body[0], &body[1..], &mut entries).is_err() {
+                return damage("undecodable record");
+            }
+            f(&entries);
         }
-        f(&entries);
         pos += HEADER_LEN + len;
     }
     None
@@ -296,8 +316,8 @@ pub(crate) fn checkpoint(
     inputs.extend(listing.segments.iter().filter(|&&s| s <= upto).map(|&s| segment_path(dir, s)));
     let final_path = checkpoint_path(dir, upto);
     let tmp = dir.join(format!("checkpoint.{upto:08}.tmp"));
-    let mut out = Vec::with_capacity(1 << 20);
-    out.extend_from_slice(&MAGIC);
+    let mut out = MAGIC.to_vec();
+    let mut group = Vec::with_capacity(COMPRESS_GROUP + (1 << 16));
     let mut samples = Vec::new();
     let mut datas = Vec::new();
     for path in &inputs {
@@ -315,13 +335,17 @@ pub(crate) fn checkpoint(
                 }
             }
             if !series.is_empty() {
-                encode_series(&mut out, series.iter().copied());
+                encode_series(&mut group, series.iter().copied());
             }
             if !samples.is_empty() {
-                encode_samples(&mut out, &samples);
+                encode_samples(&mut group, &samples);
+            }
+            if group.len() >= COMPRESS_GROUP {
+                compress_group(&mut out, &mut group);
             }
         });
     }
+    compress_group(&mut out, &mut group);
     drop(datas);
     {
         let mut f = File::create(&tmp).map_err(io_err("create wal checkpoint", &tmp))?;
@@ -339,6 +363,15 @@ pub(crate) fn checkpoint(
         }
     }
     Ok(())
+}
+
+fn compress_group(out: &mut Vec<u8>, group: &mut Vec<u8>) {
+    if group.is_empty() {
+        return;
+    }
+    let packed = zstd::bulk::compress(group, 3).expect("in-memory compression");
+    frame(out, TYPE_COMPRESSED, |b| b.extend_from_slice(&packed));
+    group.clear();
 }
 
 /// Total bytes of the WAL directory's files.

@@ -251,16 +251,14 @@ fn retention_by_time_deletes_old_blocks() {
 
 #[test]
 fn retention_by_size_deletes_oldest_blocks() {
-    let opts = Options {
-        block_duration: hours(1),
-        retention_time: Duration::ZERO,
-        retention_size: 6 << 10,
-        ..Options::default()
-    };
-    let f = Fixture::with(opts);
+    let size = |db: &Tsdb| stat(db, "telltale_storage_blocks_bytes") + stat(db, "telltale_storage_wal_bytes");
+    let opts = Options { block_duration: hours(1), retention_time: Duration::ZERO, ..Options::default() };
+    let unlimited = Fixture::with(opts.clone());
+    write_hours_with(&unlimited, 12, |k| (k as f64).sqrt());
+    let limit = size(&unlimited) as u64 / 2;
+    let f = Fixture::with(Options { retention_size: limit, ..opts });
     write_hours_with(&f, 12, |k| (k as f64).sqrt());
-    let bytes = stat(&f, "telltale_storage_blocks_bytes") + stat(&f, "telltale_storage_wal_bytes");
-    assert!(bytes <= (6 << 10) as f64, "{bytes}");
+    assert!(size(&f) <= limit as f64, "{} > {limit}", size(&f));
     let newest = all(&f).iter().map(|s| s.samples.last().unwrap().t).max().unwrap();
     assert_eq!(newest, 12 * 3_600_000 - 60_000, "newest data kept");
     assert!(stat(&f, "telltale_storage_blocks_deleted_total") > 0.0);
