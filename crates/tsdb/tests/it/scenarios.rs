@@ -304,3 +304,88 @@ fn options_must_be_sane() {
     let opts = Options { block_duration: Duration::ZERO, ..Options::default() };
     assert!(Tsdb::open(dir.path(), &opts).is_err());
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A data directory written by format version 1 (never regenerate it) still reads the same.
+#[test]
+fn reads_format_v1_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/compat/v1"), dir.path());
+    let db = Tsdb::open(dir.path(), &Options::default()).unwrap();
+    assert!(db.problems().is_empty(), "{:?}", db.problems());
+    let got = all(&db);
+    let names: Vec<String> = got.iter().map(|s| s.labels.to_string()).collect();
+    assert_eq!(names, [r#"compat_a{job="x"}"#, r#"compat_b{job="y"}"#, "compat_c"]);
+    let a: Vec<Sample> = (1..=10).map(|i| Sample::new(i * 1000, i as f64 * 0.5)).collect();
+    assert_eq!(got[0].samples, a);
+    assert_eq!(got[1].samples[0], Sample::new(20_000, 42.0));
+    assert_eq!(got[1].samples[1].v.to_bits(), STALE_NAN_BITS);
+    let c: Vec<Sample> = (1..=10).map(|i| Sample::new(i * 1000, (i as f64).sqrt())).collect();
+    assert!(got[2].samples.iter().zip(&c).all(|(x, y)| x.bit_eq(y)) && got[2].samples.len() == 10);
+}
+
+/// Unmounts the test's tmpfs when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full disk makes writes fail cleanly with "unavailable"; reads go on, and writes
+/// resume once space returns, with every acknowledged sample kept.
+#[test]
+fn disk_full_fails_writes_cleanly_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipping: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let _mount = Mount(dir.path().to_path_buf());
+    let opts = Options {
+        wal: telltale_tsdb::WalOptions { segment_size: 256 << 10, ..Default::default() },
+        ..Options::default()
+    };
+    let db = Tsdb::open(dir.path(), &opts).unwrap();
+    fs::write(dir.path().join("filler"), vec![1u8; 1 << 20]).unwrap();
+    let mut acked = 0;
+    let mut failure = None;
+    for k in 0..10_000 {
+        match db.write(&batch(&ramp(20, k * 100_000, 10, 1000))) {
+            Ok(s) => acked += s.samples,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let e = failure.expect("the disk fills up");
+    assert_eq!(e.kind(), telltale_model::ErrorKind::Unavailable);
+    assert!(e.to_string().contains("no space left on device"), "{e}");
+    assert_eq!(total_samples(&db), acked, "reads work and hold exactly the acknowledged samples");
+    fs::remove_file(dir.path().join("filler")).unwrap();
+    let s = db.write(&batch(&ramp(20, 2_000_000_000, 10, 1000))).unwrap();
+    acked += s.samples;
+    drop(db);
+    let db = Tsdb::open(dir.path(), &opts).unwrap();
+    assert_eq!(total_samples(&db), acked);
+    assert!(db.problems().is_empty(), "{:?}", db.problems());
+}
