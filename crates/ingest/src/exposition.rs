@@ -201,7 +201,7 @@ impl<'a> Parser<'a, '_> {
         } else if !rest.starts_with([' ', '\t']) {
             return Err(bad("expected a blank before the value"));
         }
-        let Some(name) = name else { return Err(bad("missing metric name")) };
+        let Some(name) = name.filter(|n| !n.is_empty()) else { return Err(bad("missing metric name")) };
         let (value, rest) = split_blank(rest.trim_start_matches([' ', '\t']));
         let v = parse_value(value)?;
         let (ts, rest) = match rest.trim_start_matches([' ', '\t']) {
@@ -508,6 +508,7 @@ g_created 5 1\n\
             (b"x{a=\"1} 1\n", "line 1: unterminated quoted string in \"x{a=\\\"1} 1\""),
             (b"x 1 2 3\n", "line 1: unexpected text \"3\" after the sample in \"x 1 2 3\""),
             (b"{a=\"1\"} 1\n", "line 1: missing metric name in \"{a=\\\"1\\\"} 1\""),
+            (b"{\"\", a=\"1\"} 1\n", "line 1: missing metric name in \"{\\\"\\\", a=\\\"1\\\"} 1\""),
             (b"a 1\n\xff 2\n", "line 2: text is not valid utf-8"),
         ];
         for (text, want) in cases {

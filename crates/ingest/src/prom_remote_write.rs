@@ -76,7 +76,7 @@ pub fn version_from_content_type(ct: Option<&str>) -> Result<Version> {
 pub fn decode(snappy_body: &[u8], limits: &Limits) -> Result<WriteBatch> {
     with_scratch(|s| {
         let msg = decompress(snappy_body, &mut s.buf, limits)?;
-        decode_v1_message(msg, limits, &mut s.samples)
+        decode_v1_message(msg, limits, &mut s.samples, &mut s.spans)
     })
 }
 
@@ -100,7 +100,7 @@ pub fn decode_version(version: Version, snappy_body: &[u8], limits: &Limits) -> 
 /// Decodes an uncompressed 1.0 `WriteRequest` (for callers that already decompressed, and
 /// for fuzzing the protobuf layer directly).
 pub fn decode_uncompressed(msg: &[u8], limits: &Limits) -> Result<WriteBatch> {
-    with_scratch(|s| decode_v1_message(msg, limits, &mut s.samples))
+    with_scratch(|s| decode_v1_message(msg, limits, &mut s.samples, &mut s.spans))
 }
 
 /// Decodes an uncompressed 2.0 `Request`.
@@ -114,6 +114,7 @@ struct Scratch {
     buf: Vec<u8>,
     samples: Vec<Sample>,
     refs: Vec<u32>,
+    spans: Vec<LabelSpan>,
 }
 
 /// Keep at most this much decompression buffer per thread between requests.
@@ -191,7 +192,12 @@ fn native_histograms_error(histograms: usize, series: usize) -> Error {
 }
 
 /// `WriteRequest { repeated TimeSeries timeseries = 1; repeated MetricMetadata metadata = 3; }`
-fn decode_v1_message(msg: &[u8], limits: &Limits, samples: &mut Vec<Sample>) -> Result<WriteBatch> {
+fn decode_v1_message(
+    msg: &[u8],
+    limits: &Limits,
+    samples: &mut Vec<Sample>,
+    spans: &mut Vec<LabelSpan>,
+) -> Result<WriteBatch> {
     let mut batch = WriteBatch::new();
     let mut builder = SeriesBuilder::new();
     let (mut histograms, mut histogram_series) = (0usize, 0usize);
@@ -203,7 +209,7 @@ fn decode_v1_message(msg: &[u8], limits: &Limits, samples: &mut Vec<Sample>) -> 
                 r.expect(wire, LEN)?;
                 let ts = r.message()?;
                 samples.clear();
-                let h = parse_v1_series(ts, &mut builder, samples, limits)?;
+                let h = parse_v1_series(msg, ts, &mut builder, samples, spans, limits)?;
                 let labels = builder.build(limits)?;
                 if h > 0 {
                     histograms += h;
@@ -228,33 +234,56 @@ fn decode_v1_message(msg: &[u8], limits: &Limits, samples: &mut Vec<Sample>) -> 
     Ok(batch)
 }
 
+/// Where one label's name and value lie in the message (byte ranges; `(0, 0)` when absent).
+#[derive(Clone, Copy)]
+struct LabelSpan {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
 /// `TimeSeries { repeated Label labels = 1; repeated Sample samples = 2;
 /// repeated Exemplar exemplars = 3; repeated Histogram histograms = 4; }`.
 /// Returns the number of histograms seen.
+///
+/// Label strings are first located, then UTF-8-checked in one pass over the region that
+/// holds them all (a length prefix's last byte and every field tag are ASCII, so each string
+/// starts and ends on a char boundary of a valid region): one `from_utf8` per series instead
+/// of two per label. Only when the region is invalid is each string checked, to name it.
 #[inline]
 fn parse_v1_series<'a>(
+    msg: &'a [u8],
     mut r: Reader<'a>,
     builder: &mut SeriesBuilder<'a>,
     samples: &mut Vec<Sample>,
+    spans: &mut Vec<LabelSpan>,
     limits: &Limits,
 ) -> Result<usize> {
     let mut histograms = 0;
+    spans.clear();
     while r.has_more() {
         let (field, wire) = r.key()?;
         match field {
             1 => {
                 r.expect(wire, LEN)?;
                 let mut l = r.message()?;
-                let (mut name, mut value) = ("", "");
+                let mut span = LabelSpan { name: (0, 0), value: (0, 0) };
                 while l.has_more() {
-                    match l.key()? {
-                        (1, LEN) => name = l.str()?,
-                        (2, LEN) => value = l.str()?,
+                    let (f, w) = l.key()?;
+                    match (f, w) {
+                        (1 | 2, LEN) => {
+                            let len = l.bytes()?.len();
+                            let end = l.offset();
+                            if f == 1 {
+                                span.name = (end - len, end);
+                            } else {
+                                span.value = (end - len, end);
+                            }
+                        }
                         (1 | 2, _) => return Err(l.err("unexpected wire type for a known field")),
                         (_, wire) => l.skip(wire)?,
                     }
                 }
-                builder.push(name, value, limits)?;
+                spans.push(span);
             }
             2 => {
                 r.expect(wire, LEN)?;
@@ -271,7 +300,29 @@ fn parse_v1_series<'a>(
             _ => r.skip(wire)?,
         }
     }
+    let nonempty = spans.iter().flat_map(|s| [s.name, s.value]).filter(|r| r.0 < r.1);
+    let (lo, hi) = nonempty.fold((usize::MAX, 0), |(lo, hi), r| (lo.min(r.0), hi.max(r.1)));
+    let region = if lo < hi { std::str::from_utf8(&msg[lo..hi]).ok() } else { None };
+    for s in spans.iter() {
+        let name = label_str(msg, region, lo, s.name)?;
+        let value = label_str(msg, region, lo, s.value)?;
+        builder.push(name, value, limits)?;
+    }
     Ok(histograms)
+}
+
+/// The string at `range` of `msg`, sliced from the pre-validated `region` (which starts at
+/// `lo`) when there is one, else validated on its own.
+#[inline]
+fn label_str<'a>(msg: &'a [u8], region: Option<&'a str>, lo: usize, range: (usize, usize)) -> Result<&'a str> {
+    if range.0 == range.1 {
+        return Ok("");
+    }
+    if let Some(s) = region.and_then(|reg| reg.get(range.0 - lo..range.1 - lo)) {
+        return Ok(s);
+    }
+    std::str::from_utf8(&msg[range.0..range.1])
+        .map_err(|_| Error::Protobuf { offset: range.0, reason: "string is not valid utf-8" })
 }
 
 /// `MetricMetadata { MetricType type = 1; string metric_family_name = 2; string help = 4;

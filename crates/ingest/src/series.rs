@@ -51,16 +51,16 @@ impl<'a> SeriesBuilder<'a> {
     pub(crate) fn build(&mut self, limits: &Limits) -> Result<Labels> {
         let n = std::mem::take(&mut self.n);
         let built = self.b.build();
-        let name = self.b.get(METRIC_NAME).unwrap_or("").to_string();
-        self.b.clear();
         let labels = built.map_err(|e| Error::InvalidSeries {
-            series: describe(&name),
+            series: describe(self.b.get(METRIC_NAME).unwrap_or("")),
             reason: match e {
                 LabelsError::Duplicate(n) => format!("duplicate label name {n:?}"),
                 LabelsError::EmptyName => "empty label name".to_string(),
                 other => other.to_string(),
             },
-        })?;
+        });
+        self.b.clear();
+        let labels = labels?;
         if labels.is_empty() {
             return Err(Error::InvalidSeries { series: "{}".into(), reason: "series has no labels".into() });
         }

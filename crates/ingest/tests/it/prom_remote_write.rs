@@ -118,7 +118,7 @@ fn v1_wire_errors_are_one_line_with_offsets() {
     let pos = bad.windows(2).position(|w| w == b"up").unwrap();
     bad[pos] = 0xff;
     let e = prom_remote_write::decode_uncompressed(&bad, &Limits::default()).unwrap_err();
-    assert_eq!(e.to_string(), format!("invalid protobuf at byte {}: string is not valid utf-8", pos - 1));
+    assert_eq!(e.to_string(), format!("invalid protobuf at byte {pos}: string is not valid utf-8"));
     // A known field with the wrong wire type (timeseries as varint).
     let e = prom_remote_write::decode_uncompressed(&[0x08, 0x01], &Limits::default()).unwrap_err();
     assert_eq!(e.to_string(), "invalid protobuf at byte 1: unexpected wire type for a known field");
