@@ -6,7 +6,7 @@
 //! `prompb/remote.proto`, `prompb/types.proto` and `prompb/io/prometheus/write/v2/types.proto`
 //! in <https://github.com/prometheus/prometheus>.
 //!
-//! This is the benchmark's hot path, so the wire format is parsed by hand ([`crate::pb`]):
+//! This is the benchmark's hot path, so the wire format is parsed by hand (the private `pb` module):
 //! label strings are `&str` slices of the decompressed buffer (UTF-8 checked), one
 //! [`telltale_model::LabelsBuilder`] is reused across series, and each series costs exactly
 //! the one allocation of its `Labels`. The decompression buffer and sample scratch are kept
