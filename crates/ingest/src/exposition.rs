@@ -163,9 +163,10 @@ impl<'a> Parser<'a, '_> {
             return Err(bad(format!("missing metric name after {keyword}")));
         }
         let rest = rest.trim_start_matches([' ', '\t']);
+        let openmetrics = self.format == Format::OpenMetrics;
         let m = self.family(name);
         match keyword {
-            "HELP" => m.help = unescape_help(rest.trim_end()),
+            "HELP" => m.help = unescape_help(rest.trim_end(), openmetrics),
             "UNIT" => m.unit = rest.trim_end().to_string(),
             _ => m.kind = parse_type(rest.trim_end())?,
         }
@@ -370,7 +371,7 @@ fn quoted_slow(body: &str, start: usize) -> Result<(Cow<'_, str>, &str)> {
 }
 
 /// HELP text escapes: `\\` and `\n` (and `\"` in OpenMetrics); others are kept verbatim.
-fn unescape_help(s: &str) -> String {
+fn unescape_help(s: &str, openmetrics: bool) -> String {
     if !s.contains('\\') {
         return s.to_string();
     }
@@ -384,7 +385,7 @@ fn unescape_help(s: &str) -> String {
         match chars.next() {
             Some('\\') => out.push('\\'),
             Some('n') => out.push('\n'),
-            Some('"') => out.push('"'),
+            Some('"') if openmetrics => out.push('"'),
             Some(other) => {
                 out.push('\\');
                 out.push(other);
@@ -537,6 +538,17 @@ g_created 5 1\n\
         let s = series(&b);
         assert_eq!(s[0].0, r#"my.metric{b="2", my.label="ü"}"#);
         assert_eq!(s[1], (r#"spaced{a="1"}"#.into(), 3, 2.0));
+    }
+
+    #[test]
+    fn help_escapes_differ_by_format() {
+        let text = b"# HELP a x\\\\y\\nz \\\"q\\\" \\t\na 1\n";
+        let p = decode_format(text, Format::Prometheus, 0, &Limits::default()).unwrap();
+        assert_eq!(p.metadata[0].help, "x\\y\nz \\\"q\\\" \\t");
+        let mut om = text.to_vec();
+        om.extend_from_slice(b"# EOF\n");
+        let o = decode(&om, 0, &Limits::default()).unwrap();
+        assert_eq!(o.metadata[0].help, "x\\y\nz \"q\" \\t");
     }
 
     #[test]
