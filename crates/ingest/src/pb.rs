@@ -34,6 +34,12 @@ impl<'a> Reader<'a> {
         self.pos < self.buf.len()
     }
 
+    /// The unread bytes.
+    #[inline]
+    pub(crate) fn remaining(&self) -> &'a [u8] {
+        &self.buf[self.pos..]
+    }
+
     /// The absolute offset of the cursor.
     #[inline]
     pub(crate) fn offset(&self) -> usize {

@@ -259,28 +259,18 @@ fn parse_v1_series<'a>(
     limits: &Limits,
 ) -> Result<usize> {
     let mut histograms = 0;
+    let (mut lo, mut hi) = (usize::MAX, 0);
     spans.clear();
     while r.has_more() {
         let (field, wire) = r.key()?;
         match field {
             1 => {
                 r.expect(wire, LEN)?;
-                let mut l = r.message()?;
-                let mut span = LabelSpan { name: (0, 0), value: (0, 0) };
-                while l.has_more() {
-                    let (f, w) = l.key()?;
-                    match (f, w) {
-                        (1 | 2, LEN) => {
-                            let len = l.bytes()?.len();
-                            let end = l.offset();
-                            if f == 1 {
-                                span.name = (end - len, end);
-                            } else {
-                                span.value = (end - len, end);
-                            }
-                        }
-                        (1 | 2, _) => return Err(l.err("unexpected wire type for a known field")),
-                        (_, wire) => l.skip(wire)?,
+                let span = label_span(r.message()?)?;
+                for (a, b) in [span.name, span.value] {
+                    if a < b {
+                        lo = lo.min(a);
+                        hi = hi.max(b);
                     }
                 }
                 spans.push(span);
@@ -300,8 +290,6 @@ fn parse_v1_series<'a>(
             _ => r.skip(wire)?,
         }
     }
-    let nonempty = spans.iter().flat_map(|s| [s.name, s.value]).filter(|r| r.0 < r.1);
-    let (lo, hi) = nonempty.fold((usize::MAX, 0), |(lo, hi), r| (lo.min(r.0), hi.max(r.1)));
     let region = if lo < hi { std::str::from_utf8(&msg[lo..hi]).ok() } else { None };
     for s in spans.iter() {
         let name = label_str(msg, region, lo, s.name)?;
@@ -309,6 +297,39 @@ fn parse_v1_series<'a>(
         builder.push(name, value, limits)?;
     }
     Ok(histograms)
+}
+
+/// Locates the name and value of a `Label { string name = 1; string value = 2; }`.
+#[inline]
+fn label_span(mut l: Reader<'_>) -> Result<LabelSpan> {
+    // Fast path: what every sender emits, name then value, both shorter than 128 bytes.
+    let b = l.remaining();
+    let base = l.offset();
+    if b.len() >= 4 && b[0] == 0x0a && b[1] < 0x80 {
+        let n = usize::from(b[1]);
+        if b.len() >= n + 4 && b[n + 2] == 0x12 && b[n + 3] < 0x80 && b.len() == n + 4 + usize::from(b[n + 3]) {
+            let v = base + n + 4;
+            return Ok(LabelSpan { name: (base + 2, base + 2 + n), value: (v, base + b.len()) });
+        }
+    }
+    let mut span = LabelSpan { name: (0, 0), value: (0, 0) };
+    while l.has_more() {
+        let (f, w) = l.key()?;
+        match (f, w) {
+            (1 | 2, LEN) => {
+                let len = l.bytes()?.len();
+                let end = l.offset();
+                if f == 1 {
+                    span.name = (end - len, end);
+                } else {
+                    span.value = (end - len, end);
+                }
+            }
+            (1 | 2, _) => return Err(l.err("unexpected wire type for a known field")),
+            (_, wire) => l.skip(wire)?,
+        }
+    }
+    Ok(span)
 }
 
 /// The string at `range` of `msg`, sliced from the pre-validated `region` (which starts at
