@@ -548,6 +548,27 @@ mod tests {
     }
 
     #[test]
+    fn labels_in_any_field_order_and_with_unknown_fields() {
+        // TimeSeries { labels: [{value: "up", name: "__name__"}, {name: "a", 7: 1, value: "b"}],
+        //              samples: [{value: 1.0, timestamp: 5}] }
+        let label1 = [0x12, 0x02, b'u', b'p', 0x0a, 0x08, b'_', b'_', b'n', b'a', b'm', b'e', b'_', b'_'];
+        let label2 = [0x0a, 0x01, b'a', 0x38, 0x01, 0x12, 0x01, b'b'];
+        let sample = [0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 0x05];
+        let mut ts = vec![0x0a, label1.len() as u8];
+        ts.extend_from_slice(&label1);
+        ts.extend_from_slice(&[0x12, sample.len() as u8]);
+        ts.extend_from_slice(&sample);
+        ts.extend_from_slice(&[0x0a, label2.len() as u8]);
+        ts.extend_from_slice(&label2);
+        let mut req = vec![0x0a, ts.len() as u8];
+        req.extend_from_slice(&ts);
+        let b = decode_uncompressed(&req, &Limits::default()).unwrap();
+        let (labels, samples) = b.iter().next().unwrap();
+        assert_eq!(labels.to_string(), r#"up{a="b"}"#);
+        assert!(samples[0].bit_eq(&Sample::new(5, 1.0)));
+    }
+
+    #[test]
     fn empty_request_is_an_empty_batch() {
         let body = snap::raw::Encoder::new().compress_vec(&[]).unwrap();
         let b = decode(&body, &Limits::default()).unwrap();
