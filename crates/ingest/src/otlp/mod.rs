@@ -20,6 +20,7 @@
 
 mod convert;
 mod error;
+mod json;
 mod names;
 mod options;
 
@@ -94,10 +95,11 @@ pub fn decode_metrics_proto(body: &[u8], opts: &OtlpOptions, limits: &OtlpLimits
 }
 
 /// Decodes an OTLP/JSON `ExportMetricsServiceRequest` body (`Content-Type: application/json`):
-/// lowerCamelCase keys, 64-bit integers as strings or numbers, enums as integers, unknown keys
-/// ignored, as <https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding> requires.
+/// lowerCamelCase keys, 64-bit integers as strings or numbers, enums as integers (or names),
+/// non-finite doubles as `"NaN"`/`"Infinity"`, unknown keys ignored, as
+/// <https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding> describes.
 pub fn decode_metrics_json(body: &[u8], opts: &OtlpOptions, limits: &OtlpLimits) -> Result<Decoded> {
-    let req: ExportMetricsServiceRequest = serde_json::from_slice(body).map_err(Error::Json)?;
+    let req = json::parse(body).map_err(Error::Json)?;
     convert_metrics(&req, opts, limits)
 }
 
