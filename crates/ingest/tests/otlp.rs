@@ -471,6 +471,9 @@ fn target_info_spans_the_resource_samples() {
     let (l, s) = d.batch.iter().last().unwrap();
     assert_eq!(l.to_string(), r#"target_info{host_name="h", job="api"}"#);
     assert_eq!(s.iter().map(|s| s.t).collect::<Vec<_>>(), [1000, 3000]);
+    // No service.name nor service.instance.id: no job or instance to join on.
+    let req = request(vec![kv("host.name", "h")], None, vec![gauge("g", "", vec![number(1, 1.0, vec![])])]);
+    assert_eq!(series(&decode(&req, &OtlpOptions::default())), ["g 1"]);
     // Only service.name: nothing left for target_info.
     let req = request(vec![kv("service.name", "api")], None, vec![gauge("g", "", vec![number(1, 1.0, vec![])])]);
     assert_eq!(series(&decode(&req, &OtlpOptions::default())), [r#"g{job="api"} 1"#]);
@@ -582,6 +585,11 @@ fn options_parse_with_prometheus_key_names_and_reject_unknown_keys() {
     assert!(o.promote_scope_metadata && o.target_info);
     let e = serde_json::from_str::<OtlpOptions>(r#"{"promote_resource_attribute": []}"#).unwrap_err();
     assert!(e.to_string().contains("unknown field"), "{e}");
+    assert!(o.validate().is_ok());
+    let both = OtlpOptions { promote_all_resource_attributes: true, ..o };
+    assert_eq!(both.validate().unwrap_err().kind(), ErrorKind::InvalidInput);
+    let ignore = OtlpOptions { ignore_resource_attributes: vec!["a".into()], ..Default::default() };
+    assert!(ignore.validate().is_err());
 }
 
 // ---- property tests ----

@@ -316,12 +316,14 @@ impl<'a> Converter<'a> {
         Ok(())
     }
 
-    /// One `target_info` series per resource with attributes beyond the identifying ones, with a
-    /// sample at the first and the last timestamp of the resource's samples, so a PromQL join
-    /// (`* on (job, instance) group_left target_info`) finds it at those times.
+    /// One `target_info` series per resource with attributes beyond the identifying ones, as
+    /// Prometheus writes it: a sample every half lookback delta from the resource's first to its
+    /// last sample time, and one at the last, so a PromQL join
+    /// (`* on (job, instance) group_left target_info`) finds it at every one of those times.
     fn target_info(&mut self, attrs: &[KeyValue], job_instance: &Pairs, span: (Timestamp, Timestamp)) -> Result<()> {
         let identifying = |k: &str| matches!(k, SERVICE_NAME | SERVICE_NAMESPACE | SERVICE_INSTANCE_ID);
-        if !attrs.iter().any(|kv| !identifying(&kv.key)) {
+        // Without job or instance there is nothing to join on; without other attributes nothing to say.
+        if job_instance.is_empty() || !attrs.iter().any(|kv| !identifying(&kv.key)) {
             return Ok(());
         }
         let keep = self.opts.keep_identifying_resource_attributes;
@@ -344,14 +346,11 @@ impl<'a> Converter<'a> {
                 unit: String::new(),
             });
         }
-        let (first, last) = span;
+        let times = target_info_times(span);
         let labels = self.labels(&pairs, TARGET_INFO, None)?;
-        self.count_samples(if first == last { 1 } else { 2 }, TARGET_INFO)?;
-        if first == last {
-            self.batch.push_sample(labels, Sample::new(first, 1.0));
-        } else {
-            self.batch.push(labels, &[Sample::new(first, 1.0), Sample::new(last, 1.0)]);
-        }
+        self.count_samples(times.len(), TARGET_INFO)?;
+        let samples: Vec<Sample> = times.into_iter().map(|t| Sample::new(t, 1.0)).collect();
+        self.batch.push(labels, &samples);
         Ok(())
     }
 
@@ -404,6 +403,22 @@ impl<'a> Converter<'a> {
         }
         Ok(labels)
     }
+}
+
+/// Half of Prometheus's default 5m lookback delta: `target_info` is repeated this often.
+const TARGET_INFO_INTERVAL_MS: i64 = 150_000;
+/// More repetitions than this (a batch spanning over two weeks) fall back to first and last.
+const TARGET_INFO_MAX_SAMPLES: i64 = 10_000;
+
+fn target_info_times((first, last): (Timestamp, Timestamp)) -> Vec<Timestamp> {
+    let steps = (last - first) / TARGET_INFO_INTERVAL_MS;
+    if steps >= TARGET_INFO_MAX_SAMPLES {
+        return vec![first, last];
+    }
+    let mut times: Vec<Timestamp> =
+        (0..=steps).map(|i| first + i * TARGET_INFO_INTERVAL_MS).filter(|t| *t < last).collect();
+    times.push(last);
+    times
 }
 
 fn limit(limit: &'static str, value: usize, max: usize, name: &str) -> Error {
@@ -568,6 +583,15 @@ mod tests {
         });
         assert_eq!(s(arr), r#"["a",1,null]"#);
         assert_eq!(value_string(None), "");
+    }
+
+    #[test]
+    fn target_info_repeats_every_half_lookback() {
+        assert_eq!(target_info_times((5, 5)), [5]);
+        assert_eq!(target_info_times((0, 100)), [0, 100]);
+        assert_eq!(target_info_times((0, 300_000)), [0, 150_000, 300_000]);
+        assert_eq!(target_info_times((0, 300_001)), [0, 150_000, 300_000, 300_001]);
+        assert_eq!(target_info_times((0, i64::MAX / 2)), [0, i64::MAX / 2]);
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub enum Error {
     /// The body is not a valid OTLP/JSON `ExportMetricsServiceRequest`.
     #[error("invalid otlp json body: {0}")]
     Json(#[source] serde_json::Error),
+    /// The options contradict each other (see [`super::OtlpOptions::validate`]).
+    #[error("invalid otlp options: {0}")]
+    InvalidOptions(&'static str),
     /// The request breaks a configured limit; the whole request is refused.
     #[error("otlp request exceeds {limit}: {value} > {max}{}", series_context(.series))]
     LimitExceeded {
@@ -35,7 +38,7 @@ impl Error {
     /// The category, for the API layer to pick a status code.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Protobuf(_) | Error::Json(_) => ErrorKind::InvalidInput,
+            Error::Protobuf(_) | Error::Json(_) | Error::InvalidOptions(_) => ErrorKind::InvalidInput,
             Error::LimitExceeded { .. } => ErrorKind::LimitExceeded,
         }
     }

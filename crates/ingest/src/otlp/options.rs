@@ -48,6 +48,24 @@ impl Default for OtlpOptions {
     }
 }
 
+impl OtlpOptions {
+    /// Checks what serde cannot: `promote_all_resource_attributes` excludes a promotion list,
+    /// and `ignore_resource_attributes` only means something with it (Prometheus refuses both).
+    pub fn validate(&self) -> super::Result<()> {
+        if self.promote_all_resource_attributes && !self.promote_resource_attributes.is_empty() {
+            return Err(super::Error::InvalidOptions(
+                "promote_all_resource_attributes and promote_resource_attributes are mutually exclusive",
+            ));
+        }
+        if !self.promote_all_resource_attributes && !self.ignore_resource_attributes.is_empty() {
+            return Err(super::Error::InvalidOptions(
+                "ignore_resource_attributes needs promote_all_resource_attributes: true",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Prometheus 3's `otlp.translation_strategy` values, spelled as Prometheus spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum TranslationStrategy {
