@@ -803,3 +803,22 @@ proptest! {
         let _ = decode_metrics_proto(&body, &OtlpOptions::default(), &OtlpLimits::default());
     }
 }
+
+#[test]
+fn many_colliding_attributes_merge_in_key_order() {
+    // 30,000 keys translating to 10 names: merging must not be quadratic, and the order of the
+    // joined values is the order of the original keys.
+    let attrs: Vec<KeyValue> =
+        (0..30_000).map(|i| kv(&format!("k{}{}", i % 10, [".", "-", "/"][i % 3]), "v")).collect();
+    let req = request(vec![], None, vec![gauge("g", "", vec![number(1, 1.0, attrs)])]);
+    let d = decode(&req, &OtlpOptions::default());
+    let (labels, _) = d.batch.iter().next().unwrap();
+    assert_eq!(labels.len(), 11);
+    assert_eq!(labels.get("k0_").unwrap().len(), 3_000 * 2 - 1);
+    let two = request(
+        vec![],
+        None,
+        vec![gauge("g", "", vec![number(1, 1.0, vec![kv("x/y", "slash"), kv("x-y", "dash"), kv("x.y", "dot")])])],
+    );
+    assert_eq!(series(&decode(&two, &OtlpOptions::default())), [r#"g{x_y="dash;dot;slash"} 1"#]);
+}

@@ -108,42 +108,36 @@ impl<'a> Converter<'a> {
     /// Attributes as sorted label pairs; colliding translated names are joined with `;` in the
     /// order of the original keys, as the spec requires. `None` if a key cannot be a label name.
     fn attribute_pairs<'k>(&self, attrs: impl Iterator<Item = &'k KeyValue>) -> Option<Pairs> {
-        let mut raw: Vec<&KeyValue> = attrs.collect();
-        raw.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut raw: Vec<(String, &str, &KeyValue)> = Vec::new();
+        for kv in attrs {
+            raw.push((label_name(&kv.key, self.opts.translation_strategy)?, &kv.key, kv));
+        }
+        // Sorting by (translated, original) key puts colliding keys next to each other, in the
+        // order of their original keys: O(n log n) however many attributes a point has.
+        raw.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         let mut pairs: Pairs = Vec::with_capacity(raw.len());
-        for kv in raw {
-            let name = label_name(&kv.key, self.opts.translation_strategy)?;
+        for (name, _, kv) in raw {
             let value = value_string(kv.value.as_ref());
-            match pairs.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, v)) => {
+            match pairs.last_mut() {
+                Some((last, v)) if *last == name => {
                     v.push(';');
                     v.push_str(&value);
                 }
-                None => pairs.push((name, value)),
+                _ => pairs.push((name, value)),
             }
         }
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
         Some(pairs)
     }
 
     /// The labels every series of one data point shares (all but `__name__`, `le`, `quantile`).
     fn point_labels(&mut self, attrs: &[KeyValue], scope: &Pairs, res: &ResourceCtx) -> Option<Pairs> {
-        let Some(mut pairs) = self.attribute_pairs(attrs.iter()) else {
+        let Some(pairs) = self.attribute_pairs(attrs.iter()) else {
             self.dropped.invalid_name_points += 1;
             return None;
         };
-        for (n, v) in &res.promoted {
-            if !pairs.iter().any(|(pn, _)| pn == n) {
-                pairs.push((n.clone(), v.clone()));
-            }
-        }
-        for (n, v) in scope.iter().chain(&res.job_instance) {
-            match pairs.iter_mut().find(|(pn, _)| pn == n) {
-                Some(p) => p.1 = v.clone(),
-                None => pairs.push((n.clone(), v.clone())),
-            }
-        }
-        Some(pairs)
+        let pairs = merge(pairs, &res.promoted, false);
+        let pairs = merge(pairs, scope, true);
+        Some(merge(pairs, &res.job_instance, true))
     }
 
     fn metric(&mut self, m: &Metric, scope: &Pairs, res: &mut ResourceCtx) -> Result<()> {
@@ -327,16 +321,11 @@ impl<'a> Converter<'a> {
             return Ok(());
         }
         let keep = self.opts.keep_identifying_resource_attributes;
-        let Some(mut pairs) = self.attribute_pairs(attrs.iter().filter(|kv| keep || !identifying(&kv.key))) else {
+        let Some(pairs) = self.attribute_pairs(attrs.iter().filter(|kv| keep || !identifying(&kv.key))) else {
             self.dropped.invalid_name_points += 1;
             return Ok(());
         };
-        for (n, v) in job_instance {
-            match pairs.iter_mut().find(|(pn, _)| pn == n) {
-                Some(p) => p.1 = v.clone(),
-                None => pairs.push((n.clone(), v.clone())),
-            }
-        }
+        let pairs = merge(pairs, job_instance, true);
         if !self.metadata_seen.contains(TARGET_INFO) {
             self.metadata_seen.insert(TARGET_INFO.to_string());
             self.batch.metadata.push(MetricMetadata {
@@ -405,6 +394,26 @@ impl<'a> Converter<'a> {
     }
 }
 
+/// Merges two name-sorted pair lists with unique names; on equal names `b` wins if `b_wins`.
+fn merge(a: Pairs, b: &Pairs, b_wins: bool) -> Pairs {
+    if b.is_empty() {
+        return a;
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let mut b = b.iter().peekable();
+    for (n, v) in a {
+        while let Some((bn, bv)) = b.next_if(|(bn, _)| *bn < n) {
+            out.push((bn.clone(), bv.clone()));
+        }
+        match b.next_if(|(bn, _)| *bn == n) {
+            Some((_, bv)) if b_wins => out.push((n, bv.clone())),
+            _ => out.push((n, v)),
+        }
+    }
+    out.extend(b.cloned());
+    out
+}
+
 /// Half of Prometheus's default 5m lookback delta: `target_info` is repeated this often.
 const TARGET_INFO_INTERVAL_MS: i64 = 150_000;
 /// More repetitions than this (a batch spanning over two weeks) fall back to first and last.
@@ -438,7 +447,7 @@ fn job_instance(attrs: &[KeyValue]) -> Pairs {
         pairs.push(("job".to_string(), job));
     }
     if let Some(instance) = get(SERVICE_INSTANCE_ID) {
-        pairs.push(("instance".to_string(), instance));
+        pairs.insert(0, ("instance".to_string(), instance));
     }
     pairs
 }
@@ -592,6 +601,17 @@ mod tests {
         assert_eq!(target_info_times((0, 300_000)), [0, 150_000, 300_000]);
         assert_eq!(target_info_times((0, 300_001)), [0, 150_000, 300_000, 300_001]);
         assert_eq!(target_info_times((0, i64::MAX / 2)), [0, i64::MAX / 2]);
+    }
+
+    #[test]
+    fn merge_keeps_order_and_precedence() {
+        let p = |v: &[(&str, &str)]| -> Pairs { v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect() };
+        let a = p(&[("b", "1"), ("d", "1")]);
+        let b = p(&[("a", "2"), ("b", "2"), ("c", "2"), ("e", "2")]);
+        assert_eq!(merge(a.clone(), &b, false), p(&[("a", "2"), ("b", "1"), ("c", "2"), ("d", "1"), ("e", "2")]));
+        assert_eq!(merge(a.clone(), &b, true), p(&[("a", "2"), ("b", "2"), ("c", "2"), ("d", "1"), ("e", "2")]));
+        assert_eq!(merge(Vec::new(), &b, true), b);
+        assert_eq!(merge(a.clone(), &Vec::new(), true), a);
     }
 
     #[test]
