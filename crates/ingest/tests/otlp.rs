@@ -189,6 +189,18 @@ fn spec_example_json() {
         "{:?}",
         d.dropped.message()
     );
+    // What the API answers: an OTLP partial success, in the request's encoding.
+    let resp = telltale_ingest::otlp::proto::ExportMetricsServiceResponse::decode(&d.response_proto()[..]).unwrap();
+    let partial = resp.partial_success.unwrap();
+    assert_eq!(partial.rejected_data_points, 3);
+    assert_eq!(Some(partial.error_message.clone()), d.dropped.message());
+    let json: serde_json::Value = serde_json::from_slice(&d.response_json()).unwrap();
+    assert_eq!(json["partialSuccess"]["rejectedDataPoints"], "3");
+    assert_eq!(json["partialSuccess"]["errorMessage"], partial.error_message.as_str());
+    let all_stored = decode_file("python_cumulative.pb", &OtlpOptions::default());
+    assert!(all_stored.response_proto().is_empty());
+    assert_eq!(all_stored.response_json(), b"{}");
+
     let ingest = OtlpOptions { delta_temporality: DeltaTemporality::Ingest, ..Default::default() };
     let d = decode_file("spec_example.json", &ingest);
     check_snapshot("spec_example.json", ".delta_ingest", &d);

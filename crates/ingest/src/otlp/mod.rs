@@ -88,6 +88,34 @@ impl Dropped {
     }
 }
 
+impl Decoded {
+    /// The `ExportMetricsServiceResponse` body to answer with, as protobuf: empty when everything
+    /// was stored, else a `partial_success` with the rejected count and [`Dropped::message`].
+    /// See <https://opentelemetry.io/docs/specs/otlp/#partial-success-1>.
+    pub fn response_proto(&self) -> Vec<u8> {
+        proto::ExportMetricsServiceResponse { partial_success: self.partial_success() }.encode_to_vec()
+    }
+
+    /// The same response as OTLP/JSON (`{}` when everything was stored).
+    pub fn response_json(&self) -> Vec<u8> {
+        let body = match self.partial_success() {
+            None => serde_json::json!({}),
+            Some(p) => serde_json::json!({"partialSuccess": {
+                // int64 as a string, as OTLP/JSON writes 64-bit integers.
+                "rejectedDataPoints": p.rejected_data_points.to_string(),
+                "errorMessage": p.error_message,
+            }}),
+        };
+        body.to_string().into_bytes()
+    }
+
+    fn partial_success(&self) -> Option<proto::ExportMetricsPartialSuccess> {
+        let error_message = self.dropped.message()?;
+        let rejected_data_points = i64::try_from(self.dropped.rejected_data_points()).unwrap_or(i64::MAX);
+        Some(proto::ExportMetricsPartialSuccess { rejected_data_points, error_message })
+    }
+}
+
 /// Decodes a protobuf `ExportMetricsServiceRequest` body (`Content-Type: application/x-protobuf`).
 pub fn decode_metrics_proto(body: &[u8], opts: &OtlpOptions, limits: &OtlpLimits) -> Result<Decoded> {
     let req = ExportMetricsServiceRequest::decode(body).map_err(Error::Protobuf)?;
