@@ -3,6 +3,7 @@
 //! attributes (only where no attribute has the name), scope labels, `job`/`instance`, and finally
 //! `__name__` and `le`/`quantile`.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -24,8 +25,13 @@ const SERVICE_NAMESPACE: &str = "service.namespace";
 const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 const TARGET_INFO: &str = "target_info";
 
-/// Label pairs of one data point before the per-series extras, sorted by name, names unique.
+/// Owned label pairs (per resource or scope), sorted by name, names unique.
 type Pairs = Vec<(String, String)>;
+/// A data point's translated attributes, borrowing from the request where no translation was
+/// needed; sorted by name, names unique.
+type AttrPairs<'r> = Vec<(Cow<'r, str>, Cow<'r, str>)>;
+/// Label pairs borrowed from the above, sorted by name, names unique.
+type Refs<'x> = Vec<(&'x str, &'x str)>;
 
 pub(super) struct Converter<'a> {
     opts: &'a OtlpOptions,
@@ -83,7 +89,8 @@ impl<'a> Converter<'a> {
                 o.promote_resource_attributes.contains(&kv.key)
             }
         });
-        self.attribute_pairs(selected).unwrap_or_default()
+        let pairs = self.attribute_pairs(selected).unwrap_or_default();
+        pairs.into_iter().map(|(n, v)| (n.into_owned(), v.into_owned())).collect()
     }
 
     fn scope_labels(&self, scope: Option<&InstrumentationScope>, schema_url: &str) -> Pairs {
@@ -97,7 +104,7 @@ impl<'a> Converter<'a> {
         ];
         for kv in &scope.attributes {
             if let Some(name) = label_name(&format!("otel_scope_{}", kv.key), self.opts.translation_strategy) {
-                pairs.push((name, value_string(kv.value.as_ref())));
+                pairs.push((name.into_owned(), value_string(kv.value.as_ref()).into_owned()));
             }
         }
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -107,21 +114,22 @@ impl<'a> Converter<'a> {
 
     /// Attributes as sorted label pairs; colliding translated names are joined with `;` in the
     /// order of the original keys, as the spec requires. `None` if a key cannot be a label name.
-    fn attribute_pairs<'k>(&self, attrs: impl Iterator<Item = &'k KeyValue>) -> Option<Pairs> {
-        let mut raw: Vec<(String, &str, &KeyValue)> = Vec::new();
+    fn attribute_pairs<'r>(&self, attrs: impl Iterator<Item = &'r KeyValue>) -> Option<AttrPairs<'r>> {
+        let mut raw: Vec<(Cow<'r, str>, &'r str, &'r KeyValue)> = Vec::new();
         for kv in attrs {
             raw.push((label_name(&kv.key, self.opts.translation_strategy)?, &kv.key, kv));
         }
         // Sorting by (translated, original) key puts colliding keys next to each other, in the
         // order of their original keys: O(n log n) however many attributes a point has.
         raw.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        let mut pairs: Pairs = Vec::with_capacity(raw.len());
+        let mut pairs: AttrPairs<'r> = Vec::with_capacity(raw.len());
         for (name, _, kv) in raw {
             let value = value_string(kv.value.as_ref());
             match pairs.last_mut() {
                 Some((last, v)) if *last == name => {
-                    v.push(';');
-                    v.push_str(&value);
+                    let joined = v.to_mut();
+                    joined.push(';');
+                    joined.push_str(&value);
                 }
                 _ => pairs.push((name, value)),
             }
@@ -129,15 +137,13 @@ impl<'a> Converter<'a> {
         Some(pairs)
     }
 
-    /// The labels every series of one data point shares (all but `__name__`, `le`, `quantile`).
-    fn point_labels(&mut self, attrs: &[KeyValue], scope: &Pairs, res: &ResourceCtx) -> Option<Pairs> {
-        let Some(pairs) = self.attribute_pairs(attrs.iter()) else {
+    /// A data point's translated attributes; `None` (and counted) if one cannot be translated.
+    fn point_attributes<'r>(&mut self, attrs: &'r [KeyValue]) -> Option<AttrPairs<'r>> {
+        let pairs = self.attribute_pairs(attrs.iter());
+        if pairs.is_none() {
             self.dropped.invalid_name_points += 1;
-            return None;
-        };
-        let pairs = merge(pairs, &res.promoted, false);
-        let pairs = merge(pairs, scope, true);
-        Some(merge(pairs, &res.job_instance, true))
+        }
+        pairs
     }
 
     fn metric(&mut self, m: &Metric, scope: &Pairs, res: &mut ResourceCtx) -> Result<()> {
@@ -236,7 +242,8 @@ impl<'a> Converter<'a> {
                     continue;
                 }
             };
-            let Some(base) = self.point_labels(&p.attributes, scope, res) else { continue };
+            let Some(attrs) = self.point_attributes(&p.attributes) else { continue };
+            let base = layered(&attrs, scope, res);
             let t = to_millis(p.time_unix_nano);
             self.push(&base, &name, None, Sample::new(t, value))?;
             res.span = widen(res.span, t);
@@ -258,7 +265,8 @@ impl<'a> Converter<'a> {
         let (bucket, sum, count) = (format!("{name}_bucket"), format!("{name}_sum"), format!("{name}_count"));
         for p in points {
             self.dropped.exemplars += p.exemplars.len() as u64;
-            let Some(base) = self.point_labels(&p.attributes, scope, res) else { continue };
+            let Some(attrs) = self.point_attributes(&p.attributes) else { continue };
+            let base = layered(&attrs, scope, res);
             let t = to_millis(p.time_unix_nano);
             let is_stale = no_recorded_value(p.flags);
             let val = |v: f64| if is_stale { stale() } else { v };
@@ -295,7 +303,8 @@ impl<'a> Converter<'a> {
         };
         let (sum, count) = (format!("{name}_sum"), format!("{name}_count"));
         for p in points {
-            let Some(base) = self.point_labels(&p.attributes, scope, res) else { continue };
+            let Some(attrs) = self.point_attributes(&p.attributes) else { continue };
+            let base = layered(&attrs, scope, res);
             let t = to_millis(p.time_unix_nano);
             let is_stale = no_recorded_value(p.flags);
             let val = |v: f64| if is_stale { stale() } else { v };
@@ -325,7 +334,7 @@ impl<'a> Converter<'a> {
             self.dropped.invalid_name_points += 1;
             return Ok(());
         };
-        let pairs = merge(pairs, job_instance, true);
+        let pairs = merge(as_refs(&pairs), as_refs(job_instance), true);
         if !self.metadata_seen.contains(TARGET_INFO) {
             self.metadata_seen.insert(TARGET_INFO.to_string());
             self.batch.metadata.push(MetricMetadata {
@@ -343,7 +352,7 @@ impl<'a> Converter<'a> {
         Ok(())
     }
 
-    fn push(&mut self, base: &Pairs, name: &str, extra: Option<(&str, &str)>, sample: Sample) -> Result<()> {
+    fn push(&mut self, base: &[(&str, &str)], name: &str, extra: Option<(&str, &str)>, sample: Sample) -> Result<()> {
         let labels = self.labels(base, name, extra)?;
         self.count_samples(1, name)?;
         self.batch.push_sample(labels, sample);
@@ -359,30 +368,18 @@ impl<'a> Converter<'a> {
         Ok(())
     }
 
-    fn labels(&self, base: &Pairs, name: &str, extra: Option<(&str, &str)>) -> Result<Labels> {
-        let mut b = LabelsBuilder::new();
-        for (n, v) in base {
-            b.push(n, v);
-        }
-        b.set(METRIC_NAME, name);
-        if let Some((n, v)) = extra {
-            b.set(n, v);
-        }
-        // Names are unique and non-empty by construction (deduplicated pairs, translated names
-        // checked), so building cannot fail; an error here would be a bug, reported as a limit-free
-        // drop rather than a panic.
-        let labels = b.build().unwrap_or_else(|_| {
-            debug_assert!(false, "label pairs for {name} were not unique");
-            Labels::empty()
-        });
+    fn labels(&self, base: &[(&str, &str)], name: &str, extra: Option<(&str, &str)>) -> Result<Labels> {
+        let mut extras = [(METRIC_NAME, name), extra.unwrap_or(("", ""))];
+        extras.sort_unstable();
+        let extras = extras.into_iter().filter(|(n, _)| !n.is_empty());
+        let mut all = merge(base.iter().copied(), extras, true);
+        // Empty values mean "no label" in Prometheus's model (and in `LabelsBuilder`).
+        all.retain(|(_, v)| !v.is_empty());
         let l = self.limits;
-        if l.max_labels_per_series > 0 {
-            let n = labels.len();
-            if n > l.max_labels_per_series {
-                return Err(limit("max_labels_per_series", n, l.max_labels_per_series, name));
-            }
+        if l.max_labels_per_series > 0 && all.len() > l.max_labels_per_series {
+            return Err(limit("max_labels_per_series", all.len(), l.max_labels_per_series, name));
         }
-        for (n, v) in labels.iter() {
+        for (n, v) in &all {
             if l.max_label_name_length > 0 && n.len() > l.max_label_name_length {
                 return Err(limit("max_label_name_length", n.len(), l.max_label_name_length, name));
             }
@@ -390,27 +387,50 @@ impl<'a> Converter<'a> {
                 return Err(limit("max_label_value_length", v.len(), l.max_label_value_length, name));
             }
         }
-        Ok(labels)
+        let mut b = LabelsBuilder::new();
+        for (n, v) in all {
+            b.push(n, v);
+        }
+        // Names are sorted, unique and non-empty by construction (merged sorted lists of
+        // translated, checked names), so building cannot fail; if it did, that is a bug.
+        Ok(b.build().unwrap_or_else(|e| {
+            debug_assert!(false, "label pairs for {name}: {e}");
+            Labels::empty()
+        }))
     }
 }
 
+/// The labels every series of one data point shares (all but `__name__`, `le`, `quantile`), by
+/// precedence: attributes, then promoted resource attributes where no attribute has the name,
+/// overridden by scope labels, overridden by `job`/`instance`.
+fn layered<'x>(attrs: &'x AttrPairs<'_>, scope: &'x Pairs, res: &'x ResourceCtx) -> Refs<'x> {
+    let pairs = merge(as_refs(attrs), as_refs(&res.promoted), false);
+    let pairs = merge(pairs, as_refs(scope), true);
+    merge(pairs, as_refs(&res.job_instance), true)
+}
+
+fn as_refs<'x, N: AsRef<str>, V: AsRef<str>>(p: &'x [(N, V)]) -> impl Iterator<Item = (&'x str, &'x str)> + 'x {
+    p.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
+}
+
 /// Merges two name-sorted pair lists with unique names; on equal names `b` wins if `b_wins`.
-fn merge(a: Pairs, b: &Pairs, b_wins: bool) -> Pairs {
-    if b.is_empty() {
-        return a;
-    }
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let mut b = b.iter().peekable();
+fn merge<'x>(
+    a: impl IntoIterator<Item = (&'x str, &'x str)>,
+    b: impl IntoIterator<Item = (&'x str, &'x str)>,
+    b_wins: bool,
+) -> Refs<'x> {
+    let (a, mut b) = (a.into_iter(), b.into_iter().peekable());
+    let mut out = Vec::with_capacity(a.size_hint().0 + b.size_hint().0);
     for (n, v) in a {
-        while let Some((bn, bv)) = b.next_if(|(bn, _)| *bn < n) {
-            out.push((bn.clone(), bv.clone()));
+        while let Some(p) = b.next_if(|(bn, _)| *bn < n) {
+            out.push(p);
         }
         match b.next_if(|(bn, _)| *bn == n) {
-            Some((_, bv)) if b_wins => out.push((n, bv.clone())),
+            Some(p) if b_wins => out.push(p),
             _ => out.push((n, v)),
         }
     }
-    out.extend(b.cloned());
+    out.extend(b);
     out
 }
 
@@ -437,7 +457,7 @@ fn limit(limit: &'static str, value: usize, max: usize, name: &str) -> Error {
 /// `job` from `service.namespace/service.name` (or `service.name`), `instance` from
 /// `service.instance.id`, as the compatibility spec requires.
 fn job_instance(attrs: &[KeyValue]) -> Pairs {
-    let get = |key: &str| attrs.iter().find(|kv| kv.key == key).map(|kv| value_string(kv.value.as_ref()));
+    let get = |key: &str| attrs.iter().find(|kv| kv.key == key).map(|kv| value_string(kv.value.as_ref()).into_owned());
     let mut pairs = Vec::new();
     if let Some(name) = get(SERVICE_NAME) {
         let job = match get(SERVICE_NAMESPACE).filter(|ns| !ns.is_empty()) {
@@ -491,17 +511,17 @@ fn widen(span: Option<(Timestamp, Timestamp)>, t: Timestamp) -> Option<(Timestam
 /// An attribute value as a label value, following the attribute spec's string conversion as
 /// the Collector's `pcommon.Value.AsString` does: numbers as JavaScript prints them, bytes as
 /// base64, arrays and maps as JSON.
-pub(crate) fn value_string(v: Option<&AnyValue>) -> String {
+pub(crate) fn value_string(v: Option<&AnyValue>) -> Cow<'_, str> {
     match v.and_then(|v| v.value.as_ref()) {
-        None => String::new(),
-        Some(any_value::Value::StringValue(s)) => s.clone(),
-        Some(any_value::Value::BoolValue(b)) => b.to_string(),
-        Some(any_value::Value::IntValue(i)) => i.to_string(),
-        Some(any_value::Value::DoubleValue(d)) => js_number(*d),
-        Some(any_value::Value::BytesValue(b)) => base64(b),
+        None => Cow::Borrowed(""),
+        Some(any_value::Value::StringValue(s)) => Cow::Borrowed(s),
+        Some(any_value::Value::BoolValue(b)) => Cow::Borrowed(if *b { "true" } else { "false" }),
+        Some(any_value::Value::IntValue(i)) => Cow::Owned(i.to_string()),
+        Some(any_value::Value::DoubleValue(d)) => Cow::Owned(js_number(*d)),
+        Some(any_value::Value::BytesValue(b)) => Cow::Owned(base64(b)),
         // An index into a profiles dictionary: meaningless outside the profiles signal.
-        Some(any_value::Value::StringValueStrindex(_)) => String::new(),
-        Some(other) => json_value(other).to_string(),
+        Some(any_value::Value::StringValueStrindex(_)) => Cow::Borrowed(""),
+        Some(other) => Cow::Owned(json_value(other).to_string()),
     }
 }
 
@@ -572,7 +592,7 @@ mod tests {
     #[test]
     fn attribute_values_as_strings() {
         use any_value::Value as V;
-        let s = |v: V| value_string(Some(&AnyValue { value: Some(v) }));
+        let s = |v: V| value_string(Some(&AnyValue { value: Some(v) })).into_owned();
         assert_eq!(s(V::StringValue("x".into())), "x");
         assert_eq!(s(V::BoolValue(true)), "true");
         assert_eq!(s(V::IntValue(-42)), "-42");
@@ -605,13 +625,12 @@ mod tests {
 
     #[test]
     fn merge_keeps_order_and_precedence() {
-        let p = |v: &[(&str, &str)]| -> Pairs { v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect() };
-        let a = p(&[("b", "1"), ("d", "1")]);
-        let b = p(&[("a", "2"), ("b", "2"), ("c", "2"), ("e", "2")]);
-        assert_eq!(merge(a.clone(), &b, false), p(&[("a", "2"), ("b", "1"), ("c", "2"), ("d", "1"), ("e", "2")]));
-        assert_eq!(merge(a.clone(), &b, true), p(&[("a", "2"), ("b", "2"), ("c", "2"), ("d", "1"), ("e", "2")]));
-        assert_eq!(merge(Vec::new(), &b, true), b);
-        assert_eq!(merge(a.clone(), &Vec::new(), true), a);
+        let a = vec![("b", "1"), ("d", "1")];
+        let b = vec![("a", "2"), ("b", "2"), ("c", "2"), ("e", "2")];
+        assert_eq!(merge(a.clone(), b.clone(), false), [("a", "2"), ("b", "1"), ("c", "2"), ("d", "1"), ("e", "2")]);
+        assert_eq!(merge(a.clone(), b.clone(), true), [("a", "2"), ("b", "2"), ("c", "2"), ("d", "1"), ("e", "2")]);
+        assert_eq!(merge(Vec::new(), b.clone(), true), b);
+        assert_eq!(merge(a.clone(), Vec::new(), true), a);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! does (its `otlptranslator` package), which implements
 //! <https://opentelemetry.io/docs/specs/otel/compatibility/prometheus_and_openmetrics/#metric-metadata-1>.
 
+use std::borrow::Cow;
+
 use super::options::TranslationStrategy;
 
 /// The kind of metric a name is built for: it decides the `_total` and `_ratio` suffixes.
@@ -235,12 +237,15 @@ fn utf8_with_suffixes(name: &str, unit: &str, kind: NameKind) -> String {
 
 /// The Prometheus label name for an attribute key; `None` when it cannot be one (empty, or
 /// only underscores after escaping, which would be a reserved `__` name).
-pub(crate) fn label_name(key: &str, strategy: TranslationStrategy) -> Option<String> {
+pub(crate) fn label_name(key: &str, strategy: TranslationStrategy) -> Option<Cow<'_, str>> {
     if key.is_empty() {
         return None;
     }
-    if !strategy.escapes() {
-        return Some(key.to_string());
+    let valid_start =
+        |k: &str| !k.starts_with(|c: char| c.is_ascii_digit()) && (!k.starts_with('_') || k.starts_with("__"));
+    if !strategy.escapes() || (key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && valid_start(key)) {
+        // Most keys after the first few (`queue`, `state`, `http_route`) need no work: borrow them.
+        return Some(Cow::Borrowed(key));
     }
     // Each invalid character becomes `_`; unlike metric names, Prometheus does not collapse runs.
     let mut out: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
@@ -249,10 +254,10 @@ pub(crate) fn label_name(key: &str, strategy: TranslationStrategy) -> Option<Str
     } else if out.starts_with('_') && !out.starts_with("__") {
         out.insert_str(0, "key");
     }
-    if out != key && out.chars().all(|c| c == '_') {
+    if out.chars().all(|c| c == '_') {
         return None;
     }
-    Some(out)
+    Some(Cow::Owned(out))
 }
 
 /// Go's `strconv.FormatFloat(f, 'f', -1, 64)`, which Prometheus uses for `le` and `quantile`:
@@ -334,7 +339,7 @@ mod tests {
 
     #[test]
     fn label_names() {
-        let l = |k: &str| label_name(k, UnderscoreEscapingWithSuffixes);
+        let l = |k: &str| label_name(k, UnderscoreEscapingWithSuffixes).map(|c| c.into_owned());
         assert_eq!(l("http.method").as_deref(), Some("http_method"));
         assert_eq!(l("0key").as_deref(), Some("key_0key"));
         assert_eq!(l("_private").as_deref(), Some("key_private"));
