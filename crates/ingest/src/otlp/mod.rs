@@ -17,6 +17,22 @@
 //! series (`_total`, `_bucket{le}`, `_sum`, `_count`, `{quantile}`), resource attributes become
 //! `job`/`instance` plus one `target_info` series per resource, and nothing is kept between
 //! requests (so delta temporality cannot be accumulated and is dropped by default).
+//!
+//! ```
+//! use telltale_ingest::otlp::{decode_metrics_json, OtlpLimits, OtlpOptions};
+//!
+//! let body = br#"{"resourceMetrics": [{
+//!   "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]},
+//!   "scopeMetrics": [{"metrics": [{"name": "http.server.active_requests", "unit": "{request}",
+//!     "sum": {"aggregationTemporality": 2, "isMonotonic": false,
+//!       "dataPoints": [{"asInt": "3", "timeUnixNano": "1700000000000000000"}]}}]}]}]}"#;
+//! let decoded = decode_metrics_json(body, &OtlpOptions::default(), &OtlpLimits::default())?;
+//! let (labels, samples) = decoded.batch.iter().next().unwrap();
+//! assert_eq!(labels.to_string(), r#"http_server_active_requests{job="api"}"#);
+//! assert_eq!((samples[0].t, samples[0].v), (1_700_000_000_000, 3.0));
+//! assert!(decoded.dropped.message().is_none());
+//! # Ok::<(), telltale_ingest::otlp::Error>(())
+//! ```
 
 mod convert;
 mod error;

@@ -17,6 +17,8 @@ Setup (versions used for the committed files are printed into versions.txt):
       @opentelemetry/resources @opentelemetry/exporter-metrics-otlp-http @opentelemetry/exporter-metrics-otlp-proto)
   /tmp/otelvenv/bin/python make_fixtures.py [--js-dir /tmp/oteljs]
 
+Every *.pb / *.json body in this folder is checked against its <name>.snap by the test
+`every_fixture_matches_its_snapshot`: adding a captured body plus its snapshot adds a case.
 After regenerating, refresh the snapshots with
   UPDATE_SNAPSHOTS=1 cargo test -p telltale-ingest --test otlp
 and review the diff of the `*.snap` files by hand.
