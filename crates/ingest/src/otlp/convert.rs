@@ -44,9 +44,11 @@ pub(super) struct Converter<'a> {
 
 /// What a resource contributes to each of its series, and the time span of its samples.
 struct ResourceCtx {
-    /// `job`, `instance` and promoted attributes.
+    /// Resource attributes promoted to labels (translated).
     promoted: Pairs,
+    /// `job` and `instance`, from the `service.*` attributes.
     job_instance: Pairs,
+    /// First and last timestamp of the resource's samples, for `target_info`.
     span: Option<(Timestamp, Timestamp)>,
 }
 
