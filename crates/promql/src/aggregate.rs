@@ -63,8 +63,17 @@ pub(crate) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr) -> Result<EV
         return Err(Error::exec(format!("invalid label name {label_param:?}")));
     }
 
+    if matches!(op, T_TOPK | T_BOTTOMK | T_LIMITK) && param.iter().any(|p| p.is_nan()) {
+        return Err(Error::exec("Parameter value is NaN"));
+    }
+    if op == T_LIMIT_RATIO && param.iter().any(|p| p.is_nan()) {
+        return Err(Error::exec("Ratio value is NaN"));
+    }
+
     let mut group_of: Vec<usize> = Vec::with_capacity(input.len());
     let mut groups: Vec<Labels> = Vec::new();
+    // A group keeps a to-be-dropped name if any of its series drops it (delayed name removal).
+    let mut group_drop: Vec<bool> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
     for s in &input {
         let g = group_labels(&s.labels, modifier);
@@ -72,7 +81,9 @@ pub(crate) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr) -> Result<EV
         let gi = *index.entry(g.clone()).or_insert(next);
         if gi == next {
             groups.push(g);
+            group_drop.push(false);
         }
+        group_drop[gi] |= s.drop_name;
         group_of.push(gi);
     }
 
@@ -137,6 +148,7 @@ pub(crate) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr) -> Result<EV
                     count: 1.0,
                     value: match op {
                         T_GROUP => 1.0,
+                        T_STDDEV | T_STDVAR if v.is_nan() || v.is_infinite() => f64::NAN,
                         T_STDDEV | T_STDVAR => 0.0,
                         _ => v,
                     },
@@ -176,20 +188,21 @@ pub(crate) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr) -> Result<EV
         for &g in &touched {
             let Some(acc) = accs[g].take() else { continue };
             let gl = &groups[g];
+            let gd = group_drop[g];
             match op {
-                T_SUM => out.push(gl, false, t, acc.value + acc.kahan),
+                T_SUM => out.push(gl, gd, t, acc.value + acc.kahan),
                 T_AVG => {
                     let v = if acc.incremental { acc.mean + acc.kahan } else { (acc.value + acc.kahan) / acc.count };
-                    out.push(gl, false, t, v)
+                    out.push(gl, gd, t, v)
                 }
-                T_COUNT => out.push(gl, false, t, acc.count),
-                T_GROUP => out.push(gl, false, t, 1.0),
-                T_MAX | T_MIN => out.push(gl, false, t, acc.value),
-                T_STDVAR => out.push(gl, false, t, acc.value / acc.count),
-                T_STDDEV => out.push(gl, false, t, (acc.value / acc.count).sqrt()),
+                T_COUNT => out.push(gl, gd, t, acc.count),
+                T_GROUP => out.push(gl, gd, t, 1.0),
+                T_MAX | T_MIN => out.push(gl, gd, t, acc.value),
+                T_STDVAR => out.push(gl, gd, t, acc.value / acc.count),
+                T_STDDEV => out.push(gl, gd, t, (acc.value / acc.count).sqrt()),
                 T_QUANTILE => {
                     let mut vals: Vec<f64> = acc.values.iter().map(|x| x.1).collect();
-                    out.push(gl, false, t, quantile(p, &mut vals))
+                    out.push(gl, gd, t, quantile(p, &mut vals))
                 }
                 T_COUNT_VALUES => {
                     let mut counts: Vec<(String, f64)> = Vec::new();

@@ -211,8 +211,8 @@ fn vector_vector(ev: &Evaluator<'_>, lhs: Vec<ESeries>, rhs: Vec<ESeries>, b: &B
                 return Err(Error::exec(format!(
                     "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                     match_labels_string(&one[j].labels, matching),
-                    one[j].labels,
-                    one[dup].labels
+                    prom_labels(&one[dup].labels),
+                    prom_labels(&one[j].labels)
                 )));
             }
             one_sigs.insert(&osig[j], (j, v));
@@ -220,13 +220,6 @@ fn vector_vector(ev: &Evaluator<'_>, lhs: Vec<ESeries>, rhs: Vec<ESeries>, b: &B
         let mut matched: HashMap<&Labels, HashSet<Labels>> = HashMap::new();
         for &(j, mv) in m {
             let Some(&(k, ov)) = one_sigs.get(&msig[j]) else { continue };
-            let (l, r) = if one_to_many { (ov, mv) } else { (mv, ov) };
-            let (mut v, keep) = float_binop(op, l, r);
-            if return_bool {
-                v = if keep { 1.0 } else { 0.0 };
-            } else if !keep {
-                continue;
-            }
             let labels = label_cache
                 .entry((j, k))
                 .or_insert_with(|| result_labels(&many[j].labels, &one[k].labels, op, matching, one_to_one, include))
@@ -241,6 +234,14 @@ fn vector_vector(ev: &Evaluator<'_>, lhs: Vec<ESeries>, rhs: Vec<ESeries>, b: &B
                 entry.insert(Labels::empty());
             } else if !entry.insert(labels.clone()) {
                 return Err(Error::exec("multiple matches for labels: grouping labels must ensure unique matches"));
+            }
+            // Matching errors are raised even for pairs a comparison then filters out.
+            let (l, r) = if one_to_many { (ov, mv) } else { (mv, ov) };
+            let (mut v, keep) = float_binop(op, l, r);
+            if return_bool {
+                v = if keep { 1.0 } else { 0.0 };
+            } else if !keep {
+                continue;
             }
             let drop = return_bool || (!drops_name(op) && many[j].drop_name);
             out.push(&labels, drop, t, v);
@@ -260,7 +261,7 @@ fn match_labels_string(l: &Labels, matching: Option<&LabelModifier>) -> String {
         }
         None => {}
     }
-    b.build().unwrap_or_default().to_string()
+    prom_labels(&b.build().unwrap_or_default())
 }
 
 fn result_labels(
@@ -302,4 +303,10 @@ fn result_labels(
     } else {
         out
     }
+}
+
+/// Labels as Prometheus prints them in messages: `{__name__="x", a="b"}`.
+pub(crate) fn prom_labels(l: &Labels) -> String {
+    let pairs: Vec<String> = l.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+    format!("{{{}}}", pairs.join(", "))
 }

@@ -143,7 +143,7 @@ impl Engine {
         at_ms: i64,
     ) -> Result<QueryOutput> {
         let text = expr.to_string();
-        let ctx = self.ctx(reader, query_text.unwrap_or(&text), at_ms, at_ms);
+        let ctx = self.ctx(reader, query_text.unwrap_or(&text), at_ms, at_ms, 0);
         let steps = Steps { start: at_ms, end: at_ms, step: 1 };
         let val = Evaluator::new(&ctx, steps).eval(expr)?;
         let value = match val {
@@ -189,7 +189,7 @@ impl Engine {
             }
         }
         let text = expr.to_string();
-        let ctx = self.ctx(reader, query_text.unwrap_or(&text), start_ms, end_ms);
+        let ctx = self.ctx(reader, query_text.unwrap_or(&text), start_ms, end_ms, step_ms);
         let steps = Steps { start: start_ms, end: end_ms, step: step_ms };
         let val = Evaluator::new(&ctx, steps).eval(expr)?;
         let mut series = match val {
@@ -207,7 +207,7 @@ impl Engine {
         Ok(QueryOutput { value: Value::Matrix(series), annotations: ctx.annotations.into_inner() })
     }
 
-    fn ctx<'a>(&'a self, reader: &'a dyn MetricReader, query: &'a str, start: i64, end: i64) -> Ctx<'a> {
+    fn ctx<'a>(&'a self, reader: &'a dyn MetricReader, query: &'a str, start: i64, end: i64, step: i64) -> Ctx<'a> {
         Ctx {
             reader,
             opts: &self.opts,
@@ -218,6 +218,7 @@ impl Engine {
             annotations: RefCell::new(Annotations::default()),
             query_start: start,
             query_end: end,
+            query_step: step,
             query,
         }
     }

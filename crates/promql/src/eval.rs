@@ -29,6 +29,8 @@ pub(crate) struct Ctx<'a> {
     /// The query's own start and end, which `@ start()` and `@ end()` refer to at any depth.
     pub(crate) query_start: i64,
     pub(crate) query_end: i64,
+    /// The query's step (0 for an instant query), for `step()`.
+    pub(crate) query_step: i64,
     /// The query text, to point annotations at a position as Prometheus does.
     pub(crate) query: &'a str,
 }

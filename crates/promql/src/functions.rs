@@ -56,6 +56,17 @@ pub(crate) fn eval_call(ev: &Evaluator<'_>, call: &Call) -> Result<EVal> {
     match name {
         "time" => Ok(EVal::Scalar((0..n).map(|i| ev.steps.ts(i) as f64 / 1000.0).collect())),
         "pi" => Ok(EVal::Scalar(vec![std::f64::consts::PI; n])),
+        // Experimental: the query's own parameters, in seconds.
+        "step" => Ok(EVal::Scalar(vec![ev.ctx.query_step as f64 / 1000.0; n])),
+        "range" => Ok(EVal::Scalar(vec![(ev.ctx.query_end - ev.ctx.query_start) as f64 / 1000.0; n])),
+        "start" => Ok(EVal::Scalar(vec![ev.ctx.query_start as f64 / 1000.0; n])),
+        "end" => Ok(EVal::Scalar(vec![ev.ctx.query_end as f64 / 1000.0; n])),
+        "min_of" | "max_of" => {
+            let x = ev.eval_scalar(a[0])?;
+            let y = ev.eval_scalar(a[1])?;
+            let f = if name == "min_of" { go_min } else { go_max };
+            Ok(EVal::Scalar(x.into_iter().zip(y).map(|(x, y)| f(x, y)).collect()))
+        }
         "vector" => {
             let s = ev.eval_scalar(a[0])?;
             let points = s.into_iter().enumerate().map(|(i, v)| Sample::new(ev.steps.ts(i), v)).collect();
@@ -172,6 +183,7 @@ pub(crate) fn eval_call(ev: &Evaluator<'_>, call: &Call) -> Result<EVal> {
         "label_replace" => eval_label_replace(ev, &a),
         "label_join" => eval_label_join(ev, &a),
         "histogram_quantile" => crate::histogram::histogram_quantile(ev, call, &a),
+        "histogram_quantiles" => crate::histogram::histogram_quantiles(ev, call, &a),
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_fraction" | "histogram_stddev"
         | "histogram_stdvar" => {
             // These read native histograms only; float samples are ignored.
@@ -712,6 +724,9 @@ fn range_value(
         }
         "mad_over_time" => {
             let mut vals: Vec<f64> = w.iter().map(|p| p.v).collect();
+            if vals.iter().any(|v| v.is_nan()) {
+                return Ok(Some(f64::NAN));
+            }
             let median = quantile(0.5, &mut vals);
             let mut dev: Vec<f64> = vals.iter().map(|v| (v - median).abs()).collect();
             Some(quantile(0.5, &mut dev))

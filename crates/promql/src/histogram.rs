@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 
 use promql_parser::parser::{Call, Expr};
-use telltale_model::{Labels, METRIC_NAME};
+use telltale_model::Labels;
 
 use crate::aggregate::format_go;
 use crate::error::Result;
 use crate::eval::{by_step, EVal, Evaluator, SeriesBuilder};
+use crate::value::format_float;
 
 /// Bucket counts within this relative difference are treated as equal (float noise).
 const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
@@ -21,10 +22,64 @@ struct Bucket {
 
 pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, call: &Call, a: &[&Expr]) -> Result<EVal> {
     let q = ev.eval_scalar(a[0])?;
-    let input = ev.eval_vector(a[1])?;
-    let pos = ev.ctx.pos(&Expr::Call(call.clone()));
-    let arg_pos = ev.ctx.pos(a[1]);
-    // Group series by their labels without `le`; the output drops `le` and the name.
+    quantiles(ev, call, a[1], vec![(None, q)], ev.ctx.pos(a[0]))
+}
+
+/// `histogram_quantiles(v, "label", q1, q2, ...)`: one output series per quantile, told
+/// apart by `label`.
+pub(crate) fn histogram_quantiles(ev: &Evaluator<'_>, call: &Call, a: &[&Expr]) -> Result<EVal> {
+    let label = match crate::eval::unwrap_parens(a[1]) {
+        Expr::StringLiteral(s) => s.val.clone(),
+        _ => {
+            return Err(crate::error::Error::bad("expected a string literal as second argument of histogram_quantiles"))
+        }
+    };
+    let mut qs = Vec::new();
+    for e in &a[2..] {
+        let v = ev.eval_scalar(e)?;
+        let text = quantile_label(v.first().copied().unwrap_or(f64::NAN));
+        qs.push((Some((label.clone(), text)), v));
+    }
+    let pos = a.get(2).map(|e| ev.ctx.pos(e)).unwrap_or_default();
+    quantiles(ev, call, a[0], qs, pos)
+}
+
+/// A quantile as a label value: always with a decimal point (`0.0`, `1.0`, `0.25`).
+fn quantile_label(q: f64) -> String {
+    let s = format_float(q);
+    if q.is_finite() && !s.contains('.') {
+        format!("{s}.0")
+    } else {
+        s
+    }
+}
+
+type QuantileSpec = (Option<(String, String)>, Vec<f64>);
+
+fn quantiles(ev: &Evaluator<'_>, call: &Call, input: &Expr, qs: Vec<QuantileSpec>, q_pos: String) -> Result<EVal> {
+    let _ = call;
+    let arg_pos = ev.ctx.pos(input);
+    let input = ev.eval_vector(input)?;
+    for (label, _) in &qs {
+        if let Some((n, _)) = label {
+            if let Some(s) = input.iter().find(|s| s.labels.get(n).is_some()) {
+                return Err(crate::error::Error::exec(format!(
+                    "label {n:?} already exists in series {}",
+                    crate::binary::prom_labels(&s.labels)
+                )));
+            }
+        }
+    }
+    for (_, q) in &qs {
+        if let Some(bad) = q.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+            ev.ctx.warn(format!(
+                "PromQL warning: quantile value should be between 0 and 1, got {}{q_pos}",
+                format_go(*bad)
+            ));
+        }
+    }
+    // Group series by their labels without `le`; the output drops `le` and (at the end of
+    // the query) the name, so two histograms differing only by name collide as in Prometheus.
     let mut group_of: Vec<Option<usize>> = Vec::with_capacity(input.len());
     let mut uppers: Vec<f64> = Vec::with_capacity(input.len());
     let mut groups: Vec<Labels> = Vec::new();
@@ -49,9 +104,7 @@ pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, call: &Call, a: &[&Expr]) -
         let next = groups.len();
         let g = *index.entry(key.clone()).or_insert(next);
         if g == next {
-            let mut b = key.to_builder();
-            b.remove(METRIC_NAME);
-            groups.push(b.build().unwrap_or_default());
+            groups.push(key);
         }
         group_of.push(Some(g));
         uppers.push(upper);
@@ -61,11 +114,6 @@ pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, call: &Call, a: &[&Expr]) -
     let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); groups.len()];
     for (i, points) in steps.iter().enumerate() {
         let t = ev.steps.ts(i);
-        let qv = q[i];
-        if !points.is_empty() && !(0.0..=1.0).contains(&qv) {
-            ev.ctx
-                .warn(format!("PromQL warning: quantile value should be between 0 and 1, got {}{pos}", format_go(qv)));
-        }
         let mut touched = Vec::new();
         for &(j, v) in points {
             if let Some(g) = group_of[j] {
@@ -76,15 +124,26 @@ pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, call: &Call, a: &[&Expr]) -
             }
         }
         for g in touched {
-            let mut b = std::mem::take(&mut buckets[g]);
-            let (v, forced) = bucket_quantile(qv, &mut b);
-            if forced {
-                ev.ctx.info(format!(
-                    "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?}{arg_pos}",
-                    input.iter().zip(&group_of).find(|(_, x)| **x == Some(g)).and_then(|(s, _)| s.labels.metric_name()).unwrap_or("")
-                ));
+            let b = std::mem::take(&mut buckets[g]);
+            for (label, q) in &qs {
+                let mut b = b.clone();
+                let (v, forced) = bucket_quantile(q[i], &mut b);
+                if forced {
+                    ev.ctx.info(format!(
+                        "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?}{arg_pos}",
+                        groups[g].metric_name().unwrap_or("")
+                    ));
+                }
+                let labels = match label {
+                    Some((n, val)) => {
+                        let mut lb = groups[g].to_builder();
+                        lb.set(n, val);
+                        lb.build().unwrap_or_default()
+                    }
+                    None => groups[g].clone(),
+                };
+                out.push(&labels, true, t, v);
             }
-            out.push(&groups[g], false, t, v);
         }
     }
     Ok(EVal::Vector(out.finish()))
