@@ -179,6 +179,13 @@ impl Engine {
         if end_ms < start_ms {
             return Err(Error::bad("end timestamp must not be before start time"));
         }
+        // Prometheus's API refuses more points per series; the engine does too, so a bad
+        // request cannot allocate unboundedly.
+        if (end_ms - start_ms) / step_ms > 11_000 {
+            return Err(Error::bad(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+            ));
+        }
         match expr.value_type() {
             ValueType::Scalar | ValueType::Vector => {}
             t => {

@@ -168,8 +168,8 @@ pub(crate) struct RangeArg {
 impl RangeArg {
     /// The (exclusive start, inclusive end) window at evaluation time `ts`.
     pub(crate) fn window(&self, ts: i64) -> (i64, i64) {
-        let end = self.at.unwrap_or(ts) - self.offset;
-        (end - self.range, end)
+        let end = self.at.unwrap_or(ts).saturating_sub(self.offset);
+        (end.saturating_sub(self.range), end)
     }
 }
 
@@ -319,7 +319,7 @@ impl<'a> Evaluator<'a> {
         let at = self.at_ms(&vs.at);
         let offset = offset_ms(&vs.offset);
         let lookback = duration_ms(&self.ctx.opts.lookback_delta);
-        let eff = |ts: i64| at.unwrap_or(ts) - offset;
+        let eff = |ts: i64| at.unwrap_or(ts).saturating_sub(offset);
         let (lo, hi) = (eff(self.steps.start), eff(self.steps.end));
         let range = TimeRange::new(lo.saturating_sub(lookback) + 1, hi);
         let selected = self.select(vs, range)?;
@@ -356,8 +356,8 @@ impl<'a> Evaluator<'a> {
         let at = self.at_ms(&vs.at);
         let offset = offset_ms(&vs.offset);
         let range = duration_ms(&ms.range);
-        let eff = |ts: i64| at.unwrap_or(ts) - offset;
-        let tr = TimeRange::new(eff(self.steps.start).saturating_sub(range) + 1, eff(self.steps.end));
+        let eff = |ts: i64| at.unwrap_or(ts).saturating_sub(offset);
+        let tr = TimeRange::new(eff(self.steps.start).saturating_sub(range).saturating_add(1), eff(self.steps.end));
         let mut total = 0;
         let series: Vec<ESeries> = self
             .select(vs, tr)?
@@ -386,8 +386,8 @@ impl<'a> Evaluator<'a> {
             Some(t) => (t, t),
             None => (self.steps.start, self.steps.end),
         };
-        let end = outer_end - offset;
-        let lower = outer_start - offset - range;
+        let end = outer_end.saturating_sub(offset);
+        let lower = outer_start.saturating_sub(offset).saturating_sub(range);
         // Go's integer division truncates toward zero; so does Rust's.
         let mut start = step * (lower / step);
         if start <= lower {
@@ -396,7 +396,13 @@ impl<'a> Evaluator<'a> {
         if start > end {
             return Ok(RangeArg { series: Vec::new(), range, at, offset });
         }
-        let inner = Evaluator::new(self.ctx, Steps { start, end, step });
+        let inner_steps = Steps { start, end, step };
+        // The grid alone must fit the sample limit, or a tiny step would allocate unboundedly.
+        let max = self.ctx.opts.max_samples;
+        if max > 0 && (end - start) / step >= max as i64 {
+            return Err(Error::TooManySamples { stage: "subquery evaluation", limit: max });
+        }
+        let inner = Evaluator::new(self.ctx, inner_steps);
         let series = match inner.eval(&sq.expr)? {
             EVal::Vector(v) => v,
             EVal::Scalar(v) => vec![ESeries::new(

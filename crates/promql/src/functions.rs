@@ -53,6 +53,16 @@ pub(crate) fn eval_call(ev: &Evaluator<'_>, call: &Call) -> Result<EVal> {
     let name = call.func.name;
     let a = args(call);
     let n = ev.steps.len();
+    // The parser checks arity; this guards the indexing below against any gap in that.
+    let declared = call.func.arg_types.len();
+    let min = match call.func.variadic {
+        v if v > 0 => declared.saturating_sub(v as usize),
+        v if v < 0 => declared.saturating_sub(1),
+        _ => declared,
+    };
+    if a.len() < min {
+        return Err(Error::bad(format!("expected at least {min} argument(s) in call to {name:?}, got {}", a.len())));
+    }
     match name {
         "time" => Ok(EVal::Scalar((0..n).map(|i| ev.steps.ts(i) as f64 / 1000.0).collect())),
         "pi" => Ok(EVal::Scalar(vec![std::f64::consts::PI; n])),

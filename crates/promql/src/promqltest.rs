@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use promql_parser::parser::Expr;
+use promql_parser::parser::{AtModifier, Expr};
 use regex::Regex;
 use telltale_model::{Labels, LabelsBuilder, Sample, WriteBatch, STALE_NAN_BITS};
 use telltale_storage::{matches_all, MemStore, MetricWriter};
@@ -729,10 +729,106 @@ fn almost_equal(a: f64, b: f64) -> bool {
 type Mismatch = (String, String);
 
 fn run_eval(engine: &Engine, store: &MemStore, ev: &Eval) -> Result<(), Mismatch> {
+    if ev.range.is_some() {
+        return run_one(engine, store, ev, None, ev.at);
+    }
+    run_one(engine, store, ev, None, ev.at)?;
+    // Like Prometheus's runner: with every selector pinned to the evaluation time by `@`,
+    // the query must give the same result at other evaluation times.
+    if let Ok(expr) = promql_parser::parser::parse(&ev.query) {
+        for (variant, t) in at_variants(&expr, ev.at) {
+            run_one(engine, store, ev, Some(&variant), t).map_err(|(e, g)| (e, format!("with @ {}: {g}", ev.at)))?;
+        }
+    }
+    Ok(())
+}
+
+/// Functions whose result depends on the evaluation time even when their arguments do not.
+const AT_UNSAFE: &[&str] = &[
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "time",
+    // Uses the time of its argument's samples.
+    "timestamp",
+    "step",
+    "range",
+    "start",
+    "end",
+];
+
+fn at_variants(expr: &Expr, ts: i64) -> Vec<(Expr, i64)> {
+    let mut unsafe_fn = false;
+    walk(expr, &mut |e| {
+        if let Expr::Call(c) = e {
+            unsafe_fn |= AT_UNSAFE.contains(&c.func.name);
+        }
+    });
+    if unsafe_fn {
+        return Vec::new();
+    }
+    let at = {
+        let d = Duration::from_millis(ts.unsigned_abs());
+        let t = if ts >= 0 { std::time::UNIX_EPOCH.checked_add(d) } else { std::time::UNIX_EPOCH.checked_sub(d) };
+        match t {
+            Some(t) => AtModifier::At(t),
+            None => return Vec::new(),
+        }
+    };
+    let mut pinned = expr.clone();
+    pin(&mut pinned, &at);
+    let times: Vec<i64> = if ts == 0 { vec![-1000, 0, 1000] } else { vec![-10 * ts, 0, ts / 5, ts, 10 * ts] };
+    times.into_iter().map(|t| (pinned.clone(), t)).collect()
+}
+
+/// Sets `@` on every selector and subquery that has none, except inside a pinned subquery.
+fn pin(e: &mut Expr, at: &AtModifier) {
+    match e {
+        Expr::VectorSelector(vs) => {
+            vs.at.get_or_insert_with(|| at.clone());
+        }
+        Expr::MatrixSelector(ms) => {
+            ms.vs.at.get_or_insert_with(|| at.clone());
+        }
+        Expr::Subquery(sq) => {
+            if sq.at.is_none() {
+                sq.at = Some(at.clone());
+            }
+        }
+        Expr::Aggregate(a) => {
+            if let Some(p) = &mut a.param {
+                pin(p, at);
+            }
+            pin(&mut a.expr, at);
+        }
+        Expr::Unary(u) => pin(&mut u.expr, at),
+        Expr::Binary(b) => {
+            pin(&mut b.lhs, at);
+            pin(&mut b.rhs, at);
+        }
+        Expr::Paren(p) => pin(&mut p.expr, at),
+        Expr::Call(c) => {
+            for a in &mut c.args.args {
+                pin(a, at);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Runs the eval's query (or `variant` of it) once, with its checks.
+fn run_one(engine: &Engine, store: &MemStore, ev: &Eval, variant: Option<&Expr>, at: i64) -> Result<(), Mismatch> {
     let expected_text = describe_expected(ev);
-    let out = match ev.range {
-        Some((s, e, st)) => engine.range_query(store, &ev.query, s, e, st),
-        None => engine.instant_query(store, &ev.query, ev.at),
+    let out = match (ev.range, variant) {
+        (Some((s, e, st)), _) => engine.range_query(store, &ev.query, s, e, st),
+        (None, Some(v)) => engine.instant_expr(store, v, at),
+        (None, None) => engine.instant_query(store, &ev.query, at),
     };
     let out = match (out, &ev.expect.fail) {
         (Err(e), Some(m)) => {
@@ -746,7 +842,9 @@ fn run_eval(engine: &Engine, store: &MemStore, ev: &Eval) -> Result<(), Mismatch
         (Ok(o), Some(_)) => return Err(("an error".into(), describe_value(&o.value))),
         (Ok(o), None) => o,
     };
-    check_annotations(ev, &out).map_err(|g| (expected_text.clone(), g))?;
+    if variant.is_none() {
+        check_annotations(ev, &out).map_err(|g| (expected_text.clone(), g))?;
+    }
     compare(ev, &out.value)
         .map_err(|g| (expected_text.clone(), format!("{g}\n  result: {}", describe_value(&out.value))))?;
     // Like Prometheus's runner, an instant query must give the same result in range mode.
@@ -758,16 +856,18 @@ fn run_eval(engine: &Engine, store: &MemStore, ev: &Eval) -> Result<(), Mismatch
         && !matches!(ev.expected, Expected::String(_))
         && !ev.expect.ordered
     {
-        let r = engine
-            .range_query(store, &ev.query, ev.at - 60_000, ev.at + 60_000, 60_000)
-            .map_err(|e| (expected_text.clone(), format!("range mode error: {e}")))?;
+        let r = match variant {
+            Some(v) => engine.range_expr(store, v, at - 60_000, at + 60_000, 60_000),
+            None => engine.range_query(store, &ev.query, at - 60_000, at + 60_000, 60_000),
+        }
+        .map_err(|e| (expected_text.clone(), format!("range mode error: {e}")))?;
         let Value::Matrix(m) = r.value else {
             return Err((expected_text, "range mode did not return a matrix".into()));
         };
         let vec: Vec<crate::value::InstantSample> = m
             .iter()
             .filter_map(|s| {
-                s.samples.iter().find(|p| p.t == ev.at).map(|p| crate::value::InstantSample {
+                s.samples.iter().find(|p| p.t == at).map(|p| crate::value::InstantSample {
                     labels: s.labels.clone(),
                     t: p.t,
                     v: p.v,
@@ -775,7 +875,7 @@ fn run_eval(engine: &Engine, store: &MemStore, ev: &Eval) -> Result<(), Mismatch
             })
             .collect();
         let as_value = match out.value {
-            Value::Scalar { .. } => Value::Scalar { t: ev.at, v: vec.first().map_or(f64::NAN, |s| s.v) },
+            Value::Scalar { .. } => Value::Scalar { t: at, v: vec.first().map_or(f64::NAN, |s| s.v) },
             _ => Value::Vector(vec),
         };
         compare(ev, &as_value)
