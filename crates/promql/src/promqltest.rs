@@ -797,9 +797,7 @@ fn pin(e: &mut Expr, at: &AtModifier) {
             ms.vs.at.get_or_insert_with(|| at.clone());
         }
         Expr::Subquery(sq) => {
-            if sq.at.is_none() {
-                sq.at = Some(at.clone());
-            }
+            sq.at.get_or_insert_with(|| at.clone());
         }
         Expr::Aggregate(a) => {
             if let Some(p) = &mut a.param {
