@@ -90,6 +90,7 @@ pub(crate) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr) -> Result<EV
     let steps = by_step(&input, &ev.steps);
     let mut out = SeriesBuilder::new();
     let mut accs: Vec<Option<Acc>> = vec![None; groups.len()];
+    let mut group_slot: Vec<Option<usize>> = vec![None; groups.len()];
     let mut touched: Vec<usize> = Vec::new();
     for (i, points) in steps.iter().enumerate() {
         ev.ctx.check_deadline()?;
@@ -189,20 +190,43 @@ pub(crate) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr) -> Result<EV
             let Some(acc) = accs[g].take() else { continue };
             let gl = &groups[g];
             let gd = group_drop[g];
+            let mut slot = || *group_slot[g].get_or_insert_with(|| out.slot(gl, gd));
             match op {
-                T_SUM => out.push(gl, gd, t, acc.value + acc.kahan),
+                T_SUM => {
+                    let k = slot();
+                    out.push_slot(k, t, acc.value + acc.kahan)
+                }
                 T_AVG => {
                     let v = if acc.incremental { acc.mean + acc.kahan } else { (acc.value + acc.kahan) / acc.count };
-                    out.push(gl, gd, t, v)
+                    {
+                        let k = slot();
+                        out.push_slot(k, t, v)
+                    }
                 }
-                T_COUNT => out.push(gl, gd, t, acc.count),
-                T_GROUP => out.push(gl, gd, t, 1.0),
-                T_MAX | T_MIN => out.push(gl, gd, t, acc.value),
-                T_STDVAR => out.push(gl, gd, t, acc.value / acc.count),
-                T_STDDEV => out.push(gl, gd, t, (acc.value / acc.count).sqrt()),
+                T_COUNT => {
+                    let k = slot();
+                    out.push_slot(k, t, acc.count)
+                }
+                T_GROUP => {
+                    let k = slot();
+                    out.push_slot(k, t, 1.0)
+                }
+                T_MAX | T_MIN => {
+                    let k = slot();
+                    out.push_slot(k, t, acc.value)
+                }
+                T_STDVAR => {
+                    let k = slot();
+                    out.push_slot(k, t, acc.value / acc.count)
+                }
+                T_STDDEV => {
+                    let k = slot();
+                    out.push_slot(k, t, (acc.value / acc.count).sqrt())
+                }
                 T_QUANTILE => {
                     let mut vals: Vec<f64> = acc.values.iter().map(|x| x.1).collect();
-                    out.push(gl, gd, t, quantile(p, &mut vals))
+                    let k = slot();
+                    out.push_slot(k, t, quantile(p, &mut vals))
                 }
                 T_COUNT_VALUES => {
                     let mut counts: Vec<(String, f64)> = Vec::new();

@@ -2,7 +2,7 @@
 //! vector matching (`on`, `ignoring`, `group_left`, `group_right`).
 //! See <https://prometheus.io/docs/prometheus/latest/querying/operators/>.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use promql_parser::label::Labels as NameList;
 use promql_parser::parser::token::*;
@@ -73,7 +73,7 @@ pub(crate) fn eval_binary(ev: &Evaluator<'_>, b: &BinaryExpr) -> Result<EVal> {
         (EVal::Scalar(s), EVal::Vector(v)) => Ok(EVal::Vector(vector_scalar(ev, v, &s, op, true, return_bool))),
         (EVal::Vector(l), EVal::Vector(r)) => {
             if is_set(op) {
-                Ok(EVal::Vector(set_op(ev, l, r, op, b.modifier.as_ref().and_then(|m| m.matching.as_ref()))))
+                set_op(ev, l, r, op, b.modifier.as_ref().and_then(|m| m.matching.as_ref())).map(EVal::Vector)
             } else {
                 vector_vector(ev, l, r, b).map(EVal::Vector)
             }
@@ -138,46 +138,58 @@ fn set_op(
     rhs: Vec<ESeries>,
     op: TokenId,
     matching: Option<&LabelModifier>,
-) -> Vec<ESeries> {
-    let lsig: Vec<Labels> = lhs.iter().map(|s| signature(&s.labels, matching)).collect();
-    let rsig: Vec<Labels> = rhs.iter().map(|s| signature(&s.labels, matching)).collect();
+) -> Result<Vec<ESeries>> {
+    let mut sig_ids: HashMap<Labels, usize> = HashMap::new();
+    let mut sig_id = |l: Labels| {
+        let next = sig_ids.len();
+        *sig_ids.entry(l).or_insert(next)
+    };
+    let lsig: Vec<usize> = lhs.iter().map(|s| sig_id(signature(&s.labels, matching))).collect();
+    let rsig: Vec<usize> = rhs.iter().map(|s| sig_id(signature(&s.labels, matching))).collect();
+    let mut present = vec![false; sig_ids.len()];
     let lsteps = by_step(&lhs, &ev.steps);
     let rsteps = by_step(&rhs, &ev.steps);
     let mut out = SeriesBuilder::new();
-    // Reserve output slots in input order so that results keep a stable order.
+    let lslot: Vec<usize> = lhs.iter().map(|s| out.slot(&s.labels, s.drop_name)).collect();
+    let rslot: Vec<usize> = rhs.iter().map(|s| out.slot(&s.labels, s.drop_name)).collect();
     for (i, (l, r)) in lsteps.iter().zip(&rsteps).enumerate() {
         let t = ev.steps.ts(i);
+        // The side whose signatures are looked up: rhs for `and`/`unless`, lhs for `or`.
+        let (probe, probe_sig) = if op == T_LOR { (l, &lsig) } else { (r, &rsig) };
+        for (j, _) in probe {
+            present[probe_sig[*j]] = true;
+        }
         match op {
             T_LAND => {
-                let rs: HashSet<&Labels> = r.iter().map(|(j, _)| &rsig[*j]).collect();
                 for (j, v) in l {
-                    if rs.contains(&lsig[*j]) {
-                        out.push(&lhs[*j].labels, lhs[*j].drop_name, t, *v);
+                    if present[lsig[*j]] {
+                        out.push_slot(lslot[*j], t, *v);
                     }
                 }
             }
             T_LOR => {
-                let ls: HashSet<&Labels> = l.iter().map(|(j, _)| &lsig[*j]).collect();
                 for (j, v) in l {
-                    out.push(&lhs[*j].labels, lhs[*j].drop_name, t, *v);
+                    out.push_slot(lslot[*j], t, *v);
                 }
                 for (j, v) in r {
-                    if !ls.contains(&rsig[*j]) {
-                        out.push(&rhs[*j].labels, rhs[*j].drop_name, t, *v);
+                    if !present[rsig[*j]] {
+                        out.push_slot(rslot[*j], t, *v);
                     }
                 }
             }
             _ => {
-                let rs: HashSet<&Labels> = r.iter().map(|(j, _)| &rsig[*j]).collect();
                 for (j, v) in l {
-                    if !rs.contains(&lsig[*j]) {
-                        out.push(&lhs[*j].labels, lhs[*j].drop_name, t, *v);
+                    if !present[lsig[*j]] {
+                        out.push_slot(lslot[*j], t, *v);
                     }
                 }
             }
         }
+        for (j, _) in probe {
+            present[probe_sig[*j]] = false;
+        }
     }
-    out.finish()
+    Ok(out.finish())
 }
 
 fn vector_vector(ev: &Evaluator<'_>, lhs: Vec<ESeries>, rhs: Vec<ESeries>, b: &BinaryExpr) -> Result<Vec<ESeries>> {
@@ -195,18 +207,29 @@ fn vector_vector(ev: &Evaluator<'_>, lhs: Vec<ESeries>, rhs: Vec<ESeries>, b: &B
     let one_to_one = matches!(card, VectorMatchCardinality::OneToOne | VectorMatchCardinality::ManyToMany);
     // For one-to-many, swap sides and account for the swap when computing values.
     let (many, one) = if one_to_many { (&rhs, &lhs) } else { (&lhs, &rhs) };
-    let msig: Vec<Labels> = many.iter().map(|s| signature(&s.labels, matching)).collect();
-    let osig: Vec<Labels> = one.iter().map(|s| signature(&s.labels, matching)).collect();
+    // Signatures become small integers once per series, so the per-step work is array
+    // indexing rather than hashing label sets.
+    let mut sig_ids: HashMap<Labels, usize> = HashMap::new();
+    let mut sig_id = |l: Labels| {
+        let next = sig_ids.len();
+        *sig_ids.entry(l).or_insert(next)
+    };
+    let msig: Vec<usize> = many.iter().map(|s| sig_id(signature(&s.labels, matching))).collect();
+    let osig: Vec<usize> = one.iter().map(|s| sig_id(signature(&s.labels, matching))).collect();
+    let nsigs = sig_ids.len();
     let msteps = by_step(many, &ev.steps);
     let osteps = by_step(one, &ev.steps);
     let mut out = SeriesBuilder::new();
-    let mut label_cache: HashMap<(usize, usize), Labels> = HashMap::new();
+    // Output slot of each (many, one) pair, computed on first use.
+    let mut slots: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut one_at: Vec<Option<(usize, f64)>> = vec![None; nsigs];
+    let mut matched: Vec<bool> = vec![false; nsigs];
+    let mut slot_used: HashMap<(usize, usize), ()> = HashMap::new();
     for (i, (m, o)) in msteps.iter().zip(&osteps).enumerate() {
         ev.ctx.check_deadline()?;
         let t = ev.steps.ts(i);
-        let mut one_sigs: HashMap<&Labels, (usize, f64)> = HashMap::with_capacity(o.len());
         for &(j, v) in o {
-            if let Some(&(dup, _)) = one_sigs.get(&osig[j]) {
+            if let Some((dup, _)) = one_at[osig[j]] {
                 let side = if one_to_many { "left" } else { "right" };
                 return Err(Error::exec(format!(
                     "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
@@ -215,25 +238,29 @@ fn vector_vector(ev: &Evaluator<'_>, lhs: Vec<ESeries>, rhs: Vec<ESeries>, b: &B
                     prom_labels(&one[j].labels)
                 )));
             }
-            one_sigs.insert(&osig[j], (j, v));
+            one_at[osig[j]] = Some((j, v));
         }
-        let mut matched: HashMap<&Labels, HashSet<Labels>> = HashMap::new();
+        slot_used.clear();
+        let mut result = Ok(());
         for &(j, mv) in m {
-            let Some(&(k, ov)) = one_sigs.get(&msig[j]) else { continue };
-            let labels = label_cache
-                .entry((j, k))
-                .or_insert_with(|| result_labels(&many[j].labels, &one[k].labels, op, matching, one_to_one, include))
-                .clone();
-            let entry = matched.entry(&msig[j]).or_default();
+            let sig = msig[j];
+            let Some((k, ov)) = one_at[sig] else { continue };
+            let slot = *slots.entry((j, k)).or_insert_with(|| {
+                let labels = result_labels(&many[j].labels, &one[k].labels, op, matching, one_to_one, include);
+                let drop = return_bool || (!drops_name(op) && many[j].drop_name);
+                out.slot(&labels, drop)
+            });
             if one_to_one {
-                if !entry.is_empty() {
-                    return Err(Error::exec(
+                if matched[sig] {
+                    result = Err(Error::exec(
                         "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
                     ));
+                    break;
                 }
-                entry.insert(Labels::empty());
-            } else if !entry.insert(labels.clone()) {
-                return Err(Error::exec("multiple matches for labels: grouping labels must ensure unique matches"));
+                matched[sig] = true;
+            } else if slot_used.insert((sig, slot), ()).is_some() {
+                result = Err(Error::exec("multiple matches for labels: grouping labels must ensure unique matches"));
+                break;
             }
             // Matching errors are raised even for pairs a comparison then filters out.
             let (l, r) = if one_to_many { (ov, mv) } else { (mv, ov) };
@@ -243,8 +270,14 @@ fn vector_vector(ev: &Evaluator<'_>, lhs: Vec<ESeries>, rhs: Vec<ESeries>, b: &B
             } else if !keep {
                 continue;
             }
-            let drop = return_bool || (!drops_name(op) && many[j].drop_name);
-            out.push(&labels, drop, t, v);
+            out.push_slot(slot, t, v);
+        }
+        result?;
+        for &(j, _) in o {
+            one_at[osig[j]] = None;
+        }
+        for &(j, _) in m {
+            matched[msig[j]] = false;
         }
     }
     Ok(out.finish())

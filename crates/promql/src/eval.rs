@@ -479,7 +479,13 @@ impl SeriesBuilder {
         self.series[i].points.push(Sample::new(t, v));
     }
 
+    /// Appends a point to a series obtained from [`SeriesBuilder::slot`].
+    pub(crate) fn push_slot(&mut self, slot: usize, t: i64, v: f64) {
+        self.series[slot].points.push(Sample::new(t, v));
+    }
+
+    /// The series that received points, in order of first appearance.
     pub(crate) fn finish(self) -> Vec<ESeries> {
-        self.series
+        self.series.into_iter().filter(|s| !s.points.is_empty()).collect()
     }
 }
