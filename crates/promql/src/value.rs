@@ -1,0 +1,146 @@
+//! Query results as callers see them, and their Prometheus JSON form.
+
+use serde_json::{json, Map, Value as Json};
+use telltale_model::Labels;
+pub use telltale_storage::Series;
+
+/// One element of an instant vector: a series' labels with one sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstantSample {
+    /// The series' labels (the metric name may have been dropped by the query).
+    pub labels: Labels,
+    /// Evaluation time in milliseconds.
+    pub t: i64,
+    /// The value.
+    pub v: f64,
+}
+
+/// The result of a query, as in Prometheus's `resultType`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A single number at the evaluation time.
+    Scalar {
+        /// Evaluation time in milliseconds.
+        t: i64,
+        /// The number.
+        v: f64,
+    },
+    /// A string literal at the evaluation time.
+    String {
+        /// Evaluation time in milliseconds.
+        t: i64,
+        /// The string.
+        v: String,
+    },
+    /// An instant vector: at most one sample per series, all at the evaluation time.
+    Vector(Vec<InstantSample>),
+    /// A range vector, or the result of a range query: series with their points, sorted by labels
+    /// for range queries.
+    Matrix(Vec<Series>),
+}
+
+impl Value {
+    /// Prometheus's `resultType`: `scalar`, `string`, `vector` or `matrix`.
+    pub fn result_type(&self) -> &'static str {
+        match self {
+            Value::Scalar { .. } => "scalar",
+            Value::String { .. } => "string",
+            Value::Vector(_) => "vector",
+            Value::Matrix(_) => "matrix",
+        }
+    }
+
+    /// The `data` object of Prometheus's `/api/v1/query` response:
+    /// `{"resultType": ..., "result": ...}`, with timestamps as float seconds and values as
+    /// strings (`"+Inf"`, `"NaN"`, shortest round-trip decimals).
+    pub fn to_prometheus_json(&self) -> Json {
+        let result = match self {
+            Value::Scalar { t, v } => point_json(*t, *v),
+            Value::String { t, v } => json!([timestamp_json(*t), v]),
+            Value::Vector(samples) => Json::Array(
+                samples
+                    .iter()
+                    .map(|s| json!({"metric": labels_json(&s.labels), "value": point_json(s.t, s.v)}))
+                    .collect(),
+            ),
+            Value::Matrix(series) => Json::Array(
+                series
+                    .iter()
+                    .map(|s| {
+                        let values: Vec<Json> = s.samples.iter().map(|p| point_json(p.t, p.v)).collect();
+                        json!({"metric": labels_json(&s.labels), "values": values})
+                    })
+                    .collect(),
+            ),
+        };
+        json!({"resultType": self.result_type(), "result": result})
+    }
+}
+
+/// A label set as a JSON object.
+pub fn labels_json(labels: &Labels) -> Json {
+    let mut m = Map::new();
+    for (n, v) in labels.iter() {
+        m.insert(n.to_string(), Json::String(v.to_string()));
+    }
+    Json::Object(m)
+}
+
+fn point_json(t: i64, v: f64) -> Json {
+    json!([timestamp_json(t), format_float(v)])
+}
+
+/// Milliseconds as Prometheus's float seconds.
+pub fn timestamp_json(t: i64) -> Json {
+    if t % 1000 == 0 {
+        Json::from(t / 1000)
+    } else {
+        Json::from(t as f64 / 1000.0)
+    }
+}
+
+/// Formats a float as Prometheus does (Go's `strconv.FormatFloat(v, 'f', -1, 64)`):
+/// the shortest decimal that round-trips, never an exponent, and `+Inf`, `-Inf`, `NaN`.
+pub fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v == f64::INFINITY {
+        "+Inf".to_string()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        // Rust's Display is the shortest round-trip form and never uses an exponent.
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use telltale_model::Sample;
+
+    #[test]
+    fn floats_format_like_go() {
+        assert_eq!(format_float(1.0), "1");
+        assert_eq!(format_float(0.1), "0.1");
+        assert_eq!(format_float(1e21), "1000000000000000000000");
+        assert_eq!(format_float(1e-7), "0.0000001");
+        assert_eq!(format_float(f64::INFINITY), "+Inf");
+        assert_eq!(format_float(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(format_float(f64::NAN), "NaN");
+        assert_eq!(format_float(-0.0), "-0");
+    }
+
+    #[test]
+    fn json_shapes() {
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "a")]).unwrap();
+        let v = Value::Vector(vec![InstantSample { labels: l.clone(), t: 1500, v: 2.0 }]);
+        assert_eq!(
+            v.to_prometheus_json(),
+            json!({"resultType": "vector", "result": [{"metric": {"__name__": "up", "job": "a"}, "value": [1.5, "2"]}]})
+        );
+        let m = Value::Matrix(vec![Series { labels: l, samples: vec![Sample::new(1000, f64::INFINITY)] }]);
+        assert_eq!(m.to_prometheus_json()["result"][0]["values"], json!([[1, "+Inf"]]));
+        assert_eq!(Value::Scalar { t: 0, v: 1.0 }.to_prometheus_json()["result"], json!([0, "1"]));
+    }
+}
