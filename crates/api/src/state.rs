@@ -103,7 +103,8 @@ impl AppState {
             .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "starting up: the store is still opening"))
     }
 
-    pub(crate) fn reloader(&self) -> Option<Reloader> {
+    /// The reload function, if the binary installed one.
+    pub fn reloader(&self) -> Option<Reloader> {
         self.inner.reloader.get().cloned()
     }
 
