@@ -4,7 +4,7 @@
 //!
 //! | ErrorKind       | HTTP | why |
 //! |-----------------|------|-----|
-//! | InvalidInput    | 400  | malformed body or parameter |
+//! | InvalidInput    | 400  | malformed body or parameter (415 for a Content-Type we cannot decode, see [`ApiError::unsupported_media_type`]) |
 //! | NotFound        | 404  | |
 //! | TooLarge        | 413  | body over `server.max_body_size` (compressed or decompressed) |
 //! | LimitExceeded   | 400  | per-request limits (labels per series, label length, series/samples per request): the request will never succeed as sent, and Prometheus's remote write retries 429 and 5xx forever but drops 4xx. Rate limits, when they exist, need their own kind and 429. |
@@ -25,6 +25,8 @@ use telltale_model::ErrorKind;
 pub struct ApiError {
     kind: ErrorKind,
     message: String,
+    /// Remote write 2.0 asks for 415 when the Content-Type names a message we cannot decode.
+    unsupported_media: bool,
 }
 
 impl ApiError {
@@ -35,7 +37,12 @@ impl ApiError {
         if message.contains('\n') {
             message = message.split_whitespace().collect::<Vec<_>>().join(" ");
         }
-        Self { kind, message }
+        Self { kind, message, unsupported_media: false }
+    }
+
+    /// A 415: the body's media type is not one this endpoint decodes.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self { unsupported_media: true, ..Self::new(ErrorKind::InvalidInput, message) }
     }
 
     /// A 400 for a malformed request.
@@ -60,6 +67,9 @@ impl ApiError {
 
     /// The HTTP status for this error (see the table in this module's docs).
     pub fn status(&self) -> StatusCode {
+        if self.unsupported_media {
+            return StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        }
         match self.kind {
             ErrorKind::InvalidInput | ErrorKind::LimitExceeded => StatusCode::BAD_REQUEST,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
@@ -177,6 +187,7 @@ mod tests {
         for (kind, code) in cases {
             assert_eq!(ApiError::new(kind, "x").status().as_u16(), code, "{kind:?}");
         }
+        assert_eq!(ApiError::unsupported_media_type("x").status().as_u16(), 415);
     }
 
     #[test]

@@ -131,3 +131,17 @@ fn unknown_paths_are_404() {
     let s = start("");
     assert_eq!(s.get("/nope").status, 404);
 }
+
+#[test]
+fn bodies_over_max_body_size_get_413_naming_the_limit() {
+    let s = start("server:\n  max_body_size: 1KiB\n");
+    let form = format!("match[]=up&x={}", "a".repeat(2000));
+    let r = s.post("/api/v1/series", "application/x-www-form-urlencoded", form.as_bytes());
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(json(&r)["error"], "request body exceeds server.max_body_size (1KiB)");
+    // Reloading raises the limit without a restart.
+    std::fs::write(s.config_path(), "server:\n  max_body_size: 1MiB\n").unwrap();
+    assert_eq!(s.request("POST", "/-/reload", &[], &[]).status, 200);
+    let r = s.post("/api/v1/series", "application/x-www-form-urlencoded", form.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+}
