@@ -51,7 +51,8 @@ pub struct TestServer {
     binary: PathBuf,
     dir: tempfile::TempDir,
     child: Option<Child>,
-    lines: Option<Receiver<String>>,
+    /// Log lines as they come; behind a mutex so `&TestServer` can be shared with writer threads.
+    lines: Option<Mutex<Receiver<String>>>,
     log: Arc<Mutex<String>>,
     url: String,
     agent: ureq::Agent,
@@ -62,8 +63,16 @@ impl TestServer {
     /// `127.0.0.1:0` with a data directory under a fresh temp dir; returns once `/-/ready`
     /// answers 200. Panics (failing the test) with the server's log if it does not start.
     pub fn start(binary: impl AsRef<Path>, config_yaml: &str) -> TestServer {
+        Self::start_with(binary, config_yaml, |_| {})
+    }
+
+    /// Like [`TestServer::start`], calling `prepare` with the (created, empty) data directory
+    /// first, e.g. to mount a small tmpfs there.
+    pub fn start_with(binary: impl AsRef<Path>, config_yaml: &str, prepare: impl FnOnce(&Path)) -> TestServer {
         let dir = tempfile::Builder::new().prefix("telltale-test-").tempdir().expect("create temp dir");
         std::fs::write(dir.path().join("telltale.yml"), config_yaml).expect("write config");
+        std::fs::create_dir_all(dir.path().join("data")).expect("create data dir");
+        prepare(&dir.path().join("data"));
         let config = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(PATIENCE)).build();
         let mut server = TestServer {
             binary: binary.as_ref().to_path_buf(),
@@ -107,7 +116,7 @@ impl TestServer {
             }
         });
         self.child = Some(child);
-        self.lines = Some(rx);
+        self.lines = Some(Mutex::new(rx));
         self.wait_for_log(|l| l.contains(" listening"));
         let addr = std::fs::read_to_string(&addr_file).unwrap_or_else(|e| self.fail(&format!("no address file: {e}")));
         self.url = format!("http://{}", addr.trim());
@@ -122,6 +131,7 @@ impl TestServer {
     /// process ends first (its log is in the message).
     pub fn wait_for_log(&self, pred: impl Fn(&str) -> bool) -> String {
         let rx = self.lines.as_ref().unwrap_or_else(|| self.fail("the server is not running"));
+        let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             match rx.recv_timeout(PATIENCE) {
                 Ok(line) if pred(&line) => return line,
@@ -182,6 +192,7 @@ impl TestServer {
         // The reader thread ends when the process closes stderr; draining it first means the
         // log is complete when this returns.
         if let Some(rx) = self.lines.take() {
+            let rx = rx.into_inner().unwrap_or_else(|p| p.into_inner());
             while rx.recv_timeout(PATIENCE).is_ok() {}
         }
         child.wait().expect("wait for telltale")
@@ -216,19 +227,31 @@ impl TestServer {
 
     /// Any request. Panics only on transport errors (connection refused, timeouts).
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        self.try_request(method, path, headers, body).unwrap_or_else(|e| self.fail(&format!("{method} {path}: {e}")))
+    }
+
+    /// Any request; transport errors (the server is gone, the connection was reset) are
+    /// returned instead of failing the test, for crash tests.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, String> {
         let uri = format!("{}{path}", self.url);
         let mut req = ureq::http::Request::builder().method(method).uri(&uri);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(body.to_vec()).unwrap_or_else(|e| panic!("bad request {method} {uri}: {e}"));
-        let mut res = self.agent.run(req).unwrap_or_else(|e| self.fail(&format!("{method} {path}: {e}")));
+        let req = req.body(body.to_vec()).map_err(|e| format!("bad request {method} {uri}: {e}"))?;
+        let mut res = self.agent.run(req).map_err(|e| e.to_string())?;
         let status = res.status().as_u16();
         let headers =
             res.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
         let mut body = Vec::new();
-        let _ = res.body_mut().as_reader().read_to_end(&mut body);
-        Response { status, headers, body }
+        res.body_mut().as_reader().read_to_end(&mut body).map_err(|e| e.to_string())?;
+        Ok(Response { status, headers, body })
     }
 }
 
