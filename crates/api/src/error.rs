@@ -1,0 +1,206 @@
+//! `ApiError`: the one place that knows HTTP status codes.
+//!
+//! Status mapping (decided here, nowhere else):
+//!
+//! | ErrorKind       | HTTP | why |
+//! |-----------------|------|-----|
+//! | InvalidInput    | 400  | malformed body or parameter (415 for a Content-Type we cannot decode, see [`ApiError::unsupported_media_type`]) |
+//! | NotFound        | 404  | |
+//! | TooLarge        | 413  | body over `server.max_body_size` (compressed or decompressed) |
+//! | LimitExceeded   | 400  | per-request limits (labels per series, label length, series/samples per request): the request will never succeed as sent, and Prometheus's remote write retries 429 and 5xx forever but drops 4xx. Rate limits, when they exist, need their own kind and 429. |
+//! | Timeout         | 503  | as Prometheus's `errorType: timeout` |
+//! | Unavailable     | 503  | disk full, starting up, shutting down: retry later |
+//! | Internal        | 500  | |
+//!
+//! The body shape belongs to the API family, chosen per router by [`Shape`]: the handler
+//! returns an `ApiError`, whose response carries the error as an extension, and the
+//! family's layer ([`reshape`]) renders it. Default (no layer): the Prometheus JSON shape.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use telltale_model::ErrorKind;
+
+/// An error on its way to becoming an HTTP response.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    kind: ErrorKind,
+    message: String,
+    /// Remote write 2.0 asks for 415 when the Content-Type names a message we cannot decode.
+    unsupported_media: bool,
+}
+
+impl ApiError {
+    /// An error of `kind` with a one-line, lowercase `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let mut message: String = message.into();
+        // One line, always: clients log the body, and multi-line bodies break log parsers.
+        if message.contains('\n') {
+            message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        }
+        Self { kind, message, unsupported_media: false }
+    }
+
+    /// A 415: the body's media type is not one this endpoint decodes.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self { unsupported_media: true, ..Self::new(ErrorKind::InvalidInput, message) }
+    }
+
+    /// A 400 for a malformed request.
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidInput, message)
+    }
+
+    /// A 500 for a bug or unexpected failure.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    /// The error's category.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The one-line reason.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The HTTP status for this error (see the table in this module's docs).
+    pub fn status(&self) -> StatusCode {
+        if self.unsupported_media {
+            return StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        }
+        match self.kind {
+            ErrorKind::InvalidInput | ErrorKind::LimitExceeded => StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::Timeout | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<telltale_storage::Error> for ApiError {
+    fn from(e: telltale_storage::Error) -> Self {
+        Self::new(e.kind(), error_chain(&e))
+    }
+}
+
+/// `e: cause: cause`, one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+/// How an API family renders errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `{"status":"error","errorType":"bad_data","error":"..."}` (Prometheus HTTP API).
+    Prometheus,
+    /// A plain-text one-line reason, as Prometheus's own remote-write receiver answers.
+    Text,
+    /// InfluxDB 1.x: `{"error":"..."}`.
+    InfluxV1,
+    /// InfluxDB 2.x: `{"code":"invalid","message":"..."}`.
+    InfluxV2,
+}
+
+impl Shape {
+    fn render(self, e: &ApiError) -> (HeaderValue, String) {
+        let json = HeaderValue::from_static("application/json");
+        match self {
+            Shape::Prometheus => {
+                #[derive(serde::Serialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Body<'a> {
+                    status: &'a str,
+                    error_type: &'a str,
+                    error: &'a str,
+                }
+                let body = Body { status: "error", error_type: e.kind.as_str(), error: &e.message };
+                (json, serde_json::to_string(&body).unwrap_or_default())
+            }
+            Shape::Text => (HeaderValue::from_static("text/plain; charset=utf-8"), format!("{}\n", e.message)),
+            Shape::InfluxV1 => (json, serde_json::json!({"error": e.message}).to_string()),
+            Shape::InfluxV2 => {
+                // Influx 2's codes: https://docs.influxdata.com/influxdb/v2/api/#operation/PostWrite
+                let code = match e.kind {
+                    ErrorKind::InvalidInput | ErrorKind::LimitExceeded => "invalid",
+                    ErrorKind::TooLarge => "request too large",
+                    ErrorKind::NotFound => "not found",
+                    ErrorKind::Timeout | ErrorKind::Unavailable => "unavailable",
+                    _ => "internal error",
+                };
+                (json, serde_json::json!({"code": code, "message": e.message}).to_string())
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (ctype, body) = Shape::Prometheus.render(&self);
+        let mut res = (self.status(), [(header::CONTENT_TYPE, ctype)], body).into_response();
+        res.extensions_mut().insert(self);
+        res
+    }
+}
+
+/// Re-renders an [`ApiError`] response in `shape`; other responses pass unchanged.
+/// Used as `axum::middleware::map_response` on each family's router.
+pub(crate) fn reshape(shape: Shape, mut res: Response) -> Response {
+    let Some(e) = res.extensions_mut().remove::<ApiError>() else { return res };
+    let (ctype, body) = shape.render(&e);
+    let mut res = (e.status(), [(header::CONTENT_TYPE, ctype)], body).into_response();
+    // Kept for the request logger.
+    res.extensions_mut().insert(e);
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_map_to_statuses() {
+        let cases = [
+            (ErrorKind::InvalidInput, 400),
+            (ErrorKind::NotFound, 404),
+            (ErrorKind::TooLarge, 413),
+            (ErrorKind::LimitExceeded, 400),
+            (ErrorKind::Timeout, 503),
+            (ErrorKind::Unavailable, 503),
+            (ErrorKind::Internal, 500),
+        ];
+        for (kind, code) in cases {
+            assert_eq!(ApiError::new(kind, "x").status().as_u16(), code, "{kind:?}");
+        }
+        assert_eq!(ApiError::unsupported_media_type("x").status().as_u16(), 415);
+    }
+
+    #[test]
+    fn messages_stay_on_one_line() {
+        assert_eq!(ApiError::bad_input("a\n  b\nc").message(), "a b c");
+    }
+
+    #[test]
+    fn shapes() {
+        let e = ApiError::bad_input("bad thing");
+        assert_eq!(Shape::Prometheus.render(&e).1, r#"{"status":"error","errorType":"bad_data","error":"bad thing"}"#);
+        assert_eq!(Shape::Text.render(&e).1, "bad thing\n");
+        assert_eq!(Shape::InfluxV1.render(&e).1, r#"{"error":"bad thing"}"#);
+        assert_eq!(Shape::InfluxV2.render(&e).1, r#"{"code":"invalid","message":"bad thing"}"#);
+    }
+}

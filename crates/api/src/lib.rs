@@ -1,0 +1,195 @@
+//! Telltale's HTTP APIs: one axum [`Router`] serving every protocol family on one listener.
+//!
+//! Inputs: HTTP requests. Outputs: calls into the storage seam
+//! ([`telltale_storage::MetricStore`], always through `spawn_blocking`) and responses in the
+//! shape each family's clients expect. Decoding lives in `telltale_ingest` (pure functions);
+//! this crate is the glue: read the body (size-limited, decompressed), decode, write, answer.
+//!
+//! The one design decision to know: [`ApiError`] is the only place that maps an
+//! [`telltale_model::ErrorKind`] to an HTTP status; each family's router picks only the
+//! body *shape* of its errors ([`Shape`]), so status codes cannot drift between handlers.
+#![warn(missing_docs)]
+
+mod admin;
+#[allow(dead_code)] // decompression is used by the write handlers, wired with the ingest decoders
+mod body;
+mod error;
+pub mod metrics;
+mod params;
+mod read;
+mod selector;
+mod state;
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{from_fn_with_state, map_response, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use error::{ApiError, Shape};
+pub use selector::parse_selector;
+pub use state::{system_now_ms, AppState, Clock, Limits, Reloader};
+
+/// Every endpoint, wired to `state`.
+pub fn router(state: AppState) -> Router {
+    let prom_read = Router::new()
+        .route("/api/v1/series", get(read::series).post(read::series))
+        .route("/api/v1/labels", get(read::labels).post(read::labels))
+        .route("/api/v1/label/{name}/values", get(read::label_values).post(read::label_values))
+        .route("/api/v1/export", get(read::export).post(read::export));
+    let admin = Router::new()
+        .route("/-/healthy", get(admin::healthy).head(admin::healthy))
+        .route("/-/ready", get(admin::ready).head(admin::ready))
+        .route("/-/reload", post(admin::reload).put(admin::reload))
+        .route("/metrics", get(admin::metrics))
+        .route("/internal/force_flush", get(admin::force_flush).post(admin::force_flush))
+        .route("/ping", get(admin::ping).head(admin::ping))
+        .layer(map_response(|r: Response| async move { error::reshape(Shape::Text, r) }));
+    Router::new()
+        .merge(prom_read)
+        .merge(admin)
+        .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(telltale_model::ErrorKind::NotFound, format!("no endpoint at {}", uri.path()))
+}
+
+/// Counts and times every request by route (not raw path, to bound the label's values).
+async fn track(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let handler = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_string();
+    let start = Instant::now();
+    let res = next.run(req).await;
+    let took = start.elapsed();
+    let code = res.status().as_u16();
+    app.metrics().observe_request(&handler, code, took);
+    tracing::debug!(handler, code, took_ms = took.as_millis() as u64, "request");
+    if let Some(e) = res.extensions().get::<ApiError>() {
+        if code >= 500 {
+            tracing::warn!(handler, code, error = %e, "request failed");
+        } else {
+            tracing::debug!(handler, code, error = %e, "request refused");
+        }
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use telltale_model::{Labels, Sample, WriteBatch};
+    use telltale_storage::{MemStore, MetricWriter};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn app() -> Router {
+        let store = MemStore::new();
+        let mut b = WriteBatch::new();
+        for (name, job, t) in [("up", "a", 1000), ("up", "b", 2000), ("load", "a", 3000)] {
+            let l = Labels::from_pairs([("__name__", name), ("job", job)]).unwrap();
+            b.push(l, &[Sample::new(t, 1.0), Sample::new(t + 1000, 2.5)]);
+        }
+        store.write(&b).unwrap();
+        router(AppState::with_store(Arc::new(store), Limits::default()))
+    }
+
+    async fn call(app: Router, req: Request<Body>) -> (StatusCode, String) {
+        let res = app.oneshot(req).await.unwrap();
+        let status = res.status();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn get(uri: &str) -> (StatusCode, String) {
+        call(app(), Request::get(uri).body(Body::empty()).unwrap()).await
+    }
+
+    #[tokio::test]
+    async fn series_and_labels() {
+        let (s, body) = get("/api/v1/series?match[]=up").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(body, r#"{"status":"success","data":[{"__name__":"up","job":"a"},{"__name__":"up","job":"b"}]}"#);
+        let (_, body) = get("/api/v1/series?match[]=up&start=2.5&end=1970-01-01T00:00:10Z").await;
+        assert_eq!(body, r#"{"status":"success","data":[{"__name__":"up","job":"b"}]}"#);
+        let (_, body) = get("/api/v1/series?match[]=up&match[]=%7Bjob%3D%22a%22%7D&limit=2").await;
+        assert_eq!(body, r#"{"status":"success","data":[{"__name__":"load","job":"a"},{"__name__":"up","job":"a"}]}"#);
+        let (_, body) = get("/api/v1/labels").await;
+        assert_eq!(body, r#"{"status":"success","data":["__name__","job"]}"#);
+        let (_, body) = get("/api/v1/label/__name__/values").await;
+        assert_eq!(body, r#"{"status":"success","data":["load","up"]}"#);
+        let (_, body) = get("/api/v1/label/job/values?match[]=load").await;
+        assert_eq!(body, r#"{"status":"success","data":["a"]}"#);
+    }
+
+    #[tokio::test]
+    async fn form_posts_are_read() {
+        let req = Request::post("/api/v1/label/job/values")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("match[]=up&start=1.5"))
+            .unwrap();
+        let (s, body) = call(app(), req).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, r#"{"status":"success","data":["a","b"]}"#));
+    }
+
+    #[tokio::test]
+    async fn read_errors_have_the_prometheus_shape() {
+        let (s, body) = get("/api/v1/series").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(body, r#"{"status":"error","errorType":"bad_data","error":"no match[] parameter provided"}"#);
+        let (s, body) = get("/api/v1/series?match[]=up&start=yesterday").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(body.contains(r#"cannot parse \"yesterday\" to a valid timestamp"#), "{body}");
+        let (s, _) = get("/nope").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn export_streams_json_lines() {
+        let (s, body) = get("/api/v1/export?match[]=%7Bjob%3D%22a%22%7D&end=3").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            body,
+            "{\"metric\":{\"__name__\":\"load\",\"job\":\"a\"},\"values\":[1.0],\"timestamps\":[3000]}\n\
+             {\"metric\":{\"__name__\":\"up\",\"job\":\"a\"},\"values\":[1.0,2.5],\"timestamps\":[1000,2000]}\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn ready_is_503_until_the_store_is_set() {
+        let state = AppState::new(Limits::default(), Arc::new(|| 0));
+        let app = router(state.clone());
+        let (s, body) = call(app.clone(), Request::get("/-/ready").body(Body::empty()).unwrap()).await;
+        assert_eq!((s, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "starting up\n"));
+        let (s, body) = call(app.clone(), Request::get("/api/v1/labels").body(Body::empty()).unwrap()).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("\"errorType\":\"unavailable\""), "{body}");
+        state.set_store(Arc::new(MemStore::new()));
+        let (s, body) = call(app, Request::get("/-/ready").body(Body::empty()).unwrap()).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "ready\n"));
+    }
+
+    #[tokio::test]
+    async fn metrics_count_requests_by_route() {
+        let app = app();
+        for uri in ["/api/v1/label/job/values", "/api/v1/label/__name__/values", "/nope"] {
+            call(app.clone(), Request::get(uri).body(Body::empty()).unwrap()).await;
+        }
+        let (s, body) = call(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            body.contains("telltale_http_requests_total{handler=\"/api/v1/label/{name}/values\",code=\"200\"} 2\n"),
+            "{body}"
+        );
+        assert!(body.contains("telltale_http_requests_total{handler=\"unmatched\",code=\"404\"} 1\n"), "{body}");
+        assert!(body.contains("telltale_storage_series 3\n"), "{body}");
+    }
+}

@@ -1,0 +1,144 @@
+//! `AppState`: what every handler shares. The store is set once it is open, so the server
+//! can listen (and answer `/-/ready` with 503) while the store replays its WAL.
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+use telltale_model::{ErrorKind, Timestamp, WriteBatch};
+use telltale_storage::{MetricStore, WriteStats};
+
+use crate::metrics::Metrics;
+use crate::ApiError;
+
+/// Milliseconds since the epoch, injectable so tests are exact.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Re-reads the configuration and applies what can change live; returns a one-line summary
+/// or the reason it failed. Provided by the binary, called by `POST /-/reload`.
+pub type Reloader = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+
+/// Limits the API enforces itself; they can change on reload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes, before and after decompression
+    /// (`server.max_body_size`).
+    pub max_body_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_body_size: 64 << 20 }
+    }
+}
+
+/// Shared state of all handlers; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: OnceLock<Arc<dyn MetricStore>>,
+    limits: RwLock<Arc<Limits>>,
+    clock: Clock,
+    metrics: Metrics,
+    reloader: OnceLock<Reloader>,
+}
+
+impl AppState {
+    /// A state without a store yet: data endpoints answer 503 until [`AppState::set_store`].
+    pub fn new(limits: Limits, clock: Clock) -> Self {
+        let inner = Inner {
+            store: OnceLock::new(),
+            limits: RwLock::new(Arc::new(limits)),
+            clock,
+            metrics: Metrics::default(),
+            reloader: OnceLock::new(),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// A state with `store` already open and the system clock; for tests and simple setups.
+    pub fn with_store(store: Arc<dyn MetricStore>, limits: Limits) -> Self {
+        let state = Self::new(limits, Arc::new(system_now_ms));
+        state.set_store(store);
+        state
+    }
+
+    /// Makes the store available; the server is ready from now on. Later calls are ignored.
+    pub fn set_store(&self, store: Arc<dyn MetricStore>) {
+        let _ = self.inner.store.set(store);
+    }
+
+    /// Installs the function `POST /-/reload` calls.
+    pub fn set_reloader(&self, reloader: Reloader) {
+        let _ = self.inner.reloader.set(reloader);
+    }
+
+    /// Replaces the limits (on reload).
+    pub fn set_limits(&self, limits: Limits) {
+        *self.inner.limits.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(limits);
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Arc<Limits> {
+        self.inner.limits.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Now, in milliseconds.
+    pub fn now_ms(&self) -> Timestamp {
+        (self.inner.clock)()
+    }
+
+    /// The self-metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The store, or 503 while it is still opening.
+    pub fn store(&self) -> Result<Arc<dyn MetricStore>, ApiError> {
+        self.inner
+            .store
+            .get()
+            .cloned()
+            .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "starting up: the store is still opening"))
+    }
+
+    /// The reload function, if the binary installed one.
+    pub fn reloader(&self) -> Option<Reloader> {
+        self.inner.reloader.get().cloned()
+    }
+
+    /// Runs `f` with the store on the blocking pool (storage calls are synchronous).
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn MetricStore) -> Result<T, ApiError> + Send + 'static,
+    {
+        let store = self.store()?;
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))?
+    }
+
+    /// Writes `batch` and counts the stored and refused samples under `protocol`.
+    pub fn write_counted(
+        &self,
+        store: &dyn MetricStore,
+        protocol: &'static str,
+        batch: &WriteBatch,
+    ) -> Result<WriteStats, ApiError> {
+        let stats = store.write(batch)?;
+        let m = self.metrics();
+        m.add_ingested(protocol, stats.samples);
+        m.add_rejected("out_of_order", stats.rejected.out_of_order);
+        m.add_rejected("too_old", stats.rejected.too_old);
+        m.add_rejected("duplicate_timestamp", stats.rejected.duplicate_timestamp);
+        Ok(stats)
+    }
+}
+
+/// The system clock in milliseconds since the epoch.
+pub fn system_now_ms() -> Timestamp {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    d.as_millis() as Timestamp
+}

@@ -1,0 +1,309 @@
+//! The YAML configuration: its sections, defaults, and the one loader used by `serve`,
+//! `check config` and reload.
+//!
+//! Precedence: file < environment (`TELLTALE_*`) < command-line flags. The loader takes the
+//! environment as a map so tests control it. Unknown keys are errors naming the key's path.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use telltale_model::units;
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    /// The HTTP listener and request limits.
+    pub(crate) server: ServerConfig,
+    /// Where and how data is kept.
+    pub(crate) storage: StorageConfig,
+}
+
+/// `server:`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ServerConfig {
+    /// Address to listen on, `host:port` or `:port` (all interfaces). Env `TELLTALE_LISTEN`.
+    pub(crate) listen: String,
+    /// Largest request body, before and after decompression (`"64MiB"`). Env `TELLTALE_MAX_BODY_SIZE`.
+    #[serde(with = "units::size")]
+    pub(crate) max_body_size: u64,
+    /// How often Telltale writes its own metrics into its store (`"0s"` turns it off).
+    #[serde(with = "units::duration")]
+    pub(crate) self_scrape_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:7070".into(), max_body_size: 64 << 20, self_scrape_interval: Duration::from_secs(15) }
+    }
+}
+
+/// `storage:`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StorageConfig {
+    /// The data directory; everything Telltale keeps lives under it. Env `TELLTALE_DATA_DIR`.
+    pub(crate) data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { data_dir: PathBuf::from("./telltale-data") }
+    }
+}
+
+/// Values given on the command line; `None` keeps the file's or the environment's.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Overrides {
+    /// `--listen`
+    pub(crate) listen: Option<String>,
+    /// `--data-dir`
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+/// Why a configuration was refused, naming the file or variable and the key path.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Bad YAML, an unknown key or a bad value; `key` is the path (`server.listen`).
+    #[error("{origin}: {key}: {message}")]
+    Invalid {
+        /// The file name or the environment variable.
+        origin: String,
+        /// Dotted path of the offending key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(origin: &str, key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { origin: origin.to_string(), key: key.to_string(), message: message.into() }
+}
+
+/// Parses YAML `text` (from `origin`, for messages). An empty document is all defaults.
+pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let blank = text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---"
+    });
+    if blank {
+        return Ok(Config::default());
+    }
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        // A syntax error has no known key: `server.?` means "somewhere in server".
+        let key = key.trim_end_matches(".?").trim_end_matches('?').to_string();
+        let key = if key.is_empty() || key == "." { "(top level)".to_string() } else { key };
+        invalid(origin, &key, tidy_message(&key, &e.into_inner().to_string()))
+    })?;
+    validate(&config, origin)?;
+    Ok(config)
+}
+
+/// The YAML library prefixes its own path (`server: `) and names our Rust types; the key
+/// path is already in front, so drop the one and say "a mapping" for the other.
+fn tidy_message(key: &str, message: &str) -> String {
+    let mut m = message;
+    let mut prefix = String::new();
+    for part in key.split('.') {
+        if !prefix.is_empty() {
+            prefix.push('.');
+        }
+        prefix.push_str(part);
+        if let Some(rest) = message.strip_prefix(&format!("{prefix}: ")) {
+            m = rest;
+        }
+    }
+    let mut out = m.to_string();
+    if let Some(i) = out.find("expected struct ") {
+        let end = out[i + 16..].find(' ').map_or(out.len(), |j| i + 16 + j);
+        out.replace_range(i..end, "expected a mapping");
+    }
+    out
+}
+
+/// Loads the file (if any), then applies `env` and `flags`, then validates.
+pub(crate) fn load(
+    file: Option<&Path>,
+    env: &BTreeMap<String, String>,
+    flags: &Overrides,
+) -> Result<Config, ConfigError> {
+    let mut config = match file {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+            parse(&text, &path.display().to_string())?
+        }
+        None => Config::default(),
+    };
+    if let Some(v) = env.get("TELLTALE_LISTEN") {
+        config.server.listen = v.clone();
+    }
+    if let Some(v) = env.get("TELLTALE_DATA_DIR") {
+        config.storage.data_dir = PathBuf::from(v);
+    }
+    if let Some(v) = env.get("TELLTALE_MAX_BODY_SIZE") {
+        config.server.max_body_size =
+            units::parse_size(v).map_err(|e| invalid("TELLTALE_MAX_BODY_SIZE", "server.max_body_size", e))?;
+    }
+    if let Some(v) = &flags.listen {
+        config.server.listen = v.clone();
+    }
+    if let Some(v) = &flags.data_dir {
+        config.storage.data_dir = v.clone();
+    }
+    validate(&config, "configuration")?;
+    Ok(config)
+}
+
+fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
+    listen_addr(&c.server.listen).map_err(|e| invalid(origin, "server.listen", e))?;
+    if c.server.max_body_size == 0 {
+        return Err(invalid(origin, "server.max_body_size", "must be greater than zero"));
+    }
+    if c.storage.data_dir.as_os_str().is_empty() {
+        return Err(invalid(origin, "storage.data_dir", "must not be empty"));
+    }
+    Ok(())
+}
+
+/// `host:port`, or `:port` for every interface, as Prometheus's `--web.listen-address`.
+pub(crate) fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') { format!("0.0.0.0{s}") } else { s.to_string() };
+    let full = if let Some(rest) = full.strip_prefix("localhost:") { format!("127.0.0.1:{rest}") } else { full };
+    full.parse().map_err(|_| format!("{s:?} is not an address like 127.0.0.1:7070 or :7070"))
+}
+
+/// Dotted paths of every leaf value that differs between `a` and `b`.
+pub(crate) fn changed_keys(a: &Config, b: &Config) -> Vec<String> {
+    fn walk(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                let null = serde_json::Value::Null;
+                for k in keys {
+                    let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    walk(&path, x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null), out);
+                }
+            }
+            _ if a != b => out.push(prefix.to_string()),
+            _ => {}
+        }
+    }
+    let (a, b) = (serde_json::to_value(a), serde_json::to_value(b));
+    let mut out = Vec::new();
+    if let (Ok(a), Ok(b)) = (a, b) {
+        walk("", &a, &b, &mut out);
+    }
+    out
+}
+
+/// Keys a reload applies without a restart.
+pub(crate) fn is_live(key: &str) -> bool {
+    key == "server.max_body_size" || key.starts_with("limits.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse("# nothing\n", "t.yml").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.server.listen, "127.0.0.1:7070");
+        assert_eq!(c.storage.data_dir, PathBuf::from("./telltale-data"));
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.yml");
+        std::fs::write(&path, "server:\n  listen: 127.0.0.1:1\n  max_body_size: 1MiB\nstorage:\n  data_dir: /a\n")
+            .unwrap();
+        let c = load(Some(&path), &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!((c.server.listen.as_str(), c.server.max_body_size), ("127.0.0.1:1", 1 << 20));
+        let e =
+            env(&[("TELLTALE_LISTEN", "127.0.0.1:2"), ("TELLTALE_DATA_DIR", "/b"), ("TELLTALE_MAX_BODY_SIZE", "2KiB")]);
+        let c = load(Some(&path), &e, &Overrides::default()).unwrap();
+        assert_eq!((c.server.listen.as_str(), c.storage.data_dir.to_str()), ("127.0.0.1:2", Some("/b")));
+        assert_eq!(c.server.max_body_size, 2048);
+        let flags = Overrides { listen: Some("127.0.0.1:3".into()), data_dir: Some("/c".into()) };
+        let c = load(Some(&path), &e, &flags).unwrap();
+        assert_eq!((c.server.listen.as_str(), c.storage.data_dir.to_str()), ("127.0.0.1:3", Some("/c")));
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let e = load(None, &env(&[("TELLTALE_MAX_BODY_SIZE", "lots")]), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().starts_with("TELLTALE_MAX_BODY_SIZE: server.max_body_size: "), "{e}");
+        let e = load(None, &env(&[("TELLTALE_LISTEN", "nowhere")]), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().starts_with("configuration: server.listen: "), "{e}");
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(listen_addr(":7070").unwrap().to_string(), "0.0.0.0:7070");
+        assert_eq!(listen_addr("localhost:1").unwrap().to_string(), "127.0.0.1:1");
+        assert_eq!(listen_addr("[::1]:1").unwrap().to_string(), "[::1]:1");
+        assert!(listen_addr("7070").is_err());
+    }
+
+    #[test]
+    fn changed_keys_are_leaf_paths() {
+        let a = Config::default();
+        let mut b = a.clone();
+        b.server.max_body_size = 1;
+        b.storage.data_dir = "/x".into();
+        assert_eq!(changed_keys(&a, &b), ["server.max_body_size", "storage.data_dir"]);
+        assert!(is_live("server.max_body_size") && !is_live("storage.data_dir"));
+    }
+}
+
+#[cfg(test)]
+mod testdata {
+    use super::*;
+
+    /// Every `testdata/config/*.bad.yml` fails with the text of its sibling `.err` file.
+    #[test]
+    fn bad_configs_fail_with_their_expected_error() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".bad.yml")) else {
+                continue;
+            };
+            let want = std::fs::read_to_string(dir.join(format!("{name}.bad.err"))).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let got = parse(&text, "f.yml").map(|_| "parsed".to_string()).unwrap_or_else(|e| e.to_string());
+            assert_eq!(got, format!("f.yml: {}", want.trim_end()), "{}", path.display());
+            seen += 1;
+        }
+        assert!(seen >= 5, "only {seen} bad configs found");
+    }
+
+    #[test]
+    fn example_config_parses_to_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../telltale.example.yml");
+        let c = load(Some(&path), &BTreeMap::new(), &Overrides::default()).unwrap();
+        assert_eq!(c, Config::default(), "the example documents the defaults");
+    }
+}

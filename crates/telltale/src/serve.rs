@@ -1,0 +1,216 @@
+//! `telltale serve`: open the listener, then the store, serve until SIGTERM/SIGINT, reload
+//! on SIGHUP or `POST /-/reload`, and close the store after the last request.
+
+use std::collections::BTreeMap;
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use telltale_api::{metrics, system_now_ms, AppState, Limits};
+use telltale_storage::MetricStore;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::config::{self, changed_keys, is_live, Config, Overrides};
+
+/// How long shutdown waits for in-flight requests before closing the store anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The file, under the data directory, holding the address actually bound (useful with
+/// port 0; the test kit reads it).
+pub(crate) const ADDR_FILE: &str = "telltale.addr";
+
+/// Runs the server until a terminating signal. Errors are startup failures.
+pub(crate) fn run(config_path: Option<PathBuf>, flags: Overrides) -> anyhow::Result<()> {
+    init_tracing();
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let config = config::load(config_path.as_deref(), &env, &flags)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start runtime")?;
+    runtime.block_on(serve(config, Source { path: config_path, env, flags }))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+}
+
+/// Where the configuration came from, to read it again on reload.
+struct Source {
+    path: Option<PathBuf>,
+    env: BTreeMap<String, String>,
+    flags: Overrides,
+}
+
+fn api_limits(c: &Config) -> Limits {
+    Limits { max_body_size: c.server.max_body_size }
+}
+
+async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
+    let data_dir = config.storage.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let addr = config::listen_addr(&config.server.listen).map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    write_addr_file(&data_dir, bound)?;
+
+    let state = AppState::new(api_limits(&config), Arc::new(system_now_ms));
+    state.set_reloader(reloader(source, config.clone(), state.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut stop = stop_rx.clone();
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let server = tokio::spawn(
+        axum::serve(listener, telltale_api::router(state.clone())).with_graceful_shutdown(shutdown).into_future(),
+    );
+    info!(addr = %bound, data_dir = %data_dir.display(), "listening");
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+
+    let open_dir = data_dir.clone();
+    let store = tokio::select! {
+        s = tokio::task::spawn_blocking(move || open_store(&open_dir)) => s.context("store open task failed")??,
+        _ = term.recv() => return stop_early(stop_tx, server).await,
+        _ = int.recv() => return stop_early(stop_tx, server).await,
+    };
+    state.set_store(store.clone());
+    let every = config.server.self_scrape_interval;
+    if !every.is_zero() {
+        // One scrape before announcing readiness, so own metrics are queryable from the start.
+        let (st, sto) = (state.clone(), store.clone());
+        let _ = tokio::task::spawn_blocking(move || scrape_once(&st, sto.as_ref(), bound)).await;
+        tokio::spawn(self_scrape(state.clone(), store.clone(), bound, every, stop_rx.clone()));
+    }
+    info!("ready");
+
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!(signal = "SIGTERM", "shutting down"); break }
+            _ = int.recv() => { info!(signal = "SIGINT", "shutting down"); break }
+            _ = hup.recv() => reload_now(&state).await,
+        }
+    }
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
+        Ok(Ok(Ok(()))) => info!("in-flight requests finished"),
+        Ok(Ok(Err(e))) => error!(error = %e, "http server failed"),
+        Ok(Err(e)) => error!(error = %e, "http server task failed"),
+        Err(_) => {
+            warn!(timeout_s = DRAIN_TIMEOUT.as_secs(), "requests still running at shutdown; closing the store anyway")
+        }
+    }
+    tokio::task::spawn_blocking(move || close_store(store)).await.context("store close task failed")??;
+    info!("stopped");
+    Ok(())
+}
+
+async fn stop_early(
+    stop_tx: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> anyhow::Result<()> {
+    info!("shutting down before the store was open");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, server).await;
+    Ok(())
+}
+
+/// Opens the metrics store under `data_dir`.
+fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn MetricStore>> {
+    // The in-memory reference store until the tsdb engine is wired in; data does not
+    // survive a restart with it.
+    let _ = data_dir;
+    Ok(Arc::new(telltale_storage::MemStore::new()))
+}
+
+/// Flushes and closes the store.
+fn close_store(store: Arc<dyn MetricStore>) -> anyhow::Result<()> {
+    store.flush().context("cannot flush the store at shutdown")?;
+    Ok(())
+}
+
+fn write_addr_file(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<()> {
+    let tmp = data_dir.join(format!("{ADDR_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{addr}\n")).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, data_dir.join(ADDR_FILE)).with_context(|| format!("cannot write {ADDR_FILE}"))?;
+    Ok(())
+}
+
+/// The function `/-/reload` and SIGHUP run: load the config again the same way, apply what
+/// can change live, and name what needs a restart.
+fn reloader(source: Source, running: Config, state: AppState) -> telltale_api::Reloader {
+    let running = Mutex::new(running);
+    Arc::new(move || {
+        let new = config::load(source.path.as_deref(), &source.env, &source.flags).map_err(|e| e.to_string())?;
+        let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+        let (live, restart): (Vec<String>, Vec<String>) =
+            changed_keys(&running, &new).into_iter().partition(|k| is_live(k));
+        state.set_limits(api_limits(&new));
+        running.server.max_body_size = new.server.max_body_size;
+        if !restart.is_empty() {
+            warn!(settings = %restart.join(", "), "changed settings need a restart to apply");
+        }
+        info!(applied = %live.join(", "), "config reloaded");
+        let mut summary = String::from("config reloaded");
+        if live.is_empty() && restart.is_empty() {
+            summary.push_str("; nothing changed");
+        }
+        if !live.is_empty() {
+            summary.push_str(&format!("; applied: {}", live.join(", ")));
+        }
+        if !restart.is_empty() {
+            summary.push_str(&format!("; needs a restart: {}", restart.join(", ")));
+        }
+        Ok(summary)
+    })
+}
+
+async fn reload_now(state: &AppState) {
+    info!(signal = "SIGHUP", "reloading config");
+    let Some(reload) = state.reloader() else { return };
+    match tokio::task::spawn_blocking(move || reload()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(reason)) => error!(error = %reason, "config not reloaded"),
+        Err(e) => error!(error = %e, "reload task failed"),
+    }
+}
+
+/// Writes Telltale's own metrics into its store every `every`, as a scrape would, so they
+/// can be queried (`{job="telltale"}`).
+async fn self_scrape(
+    state: AppState,
+    store: Arc<dyn MetricStore>,
+    instance: SocketAddr,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let (state, store) = (state.clone(), store.clone());
+        if let Err(e) = tokio::task::spawn_blocking(move || scrape_once(&state, store.as_ref(), instance)).await {
+            warn!(error = %e, "self-scrape task failed");
+        }
+    }
+}
+
+fn scrape_once(state: &AppState, store: &dyn MetricStore, instance: SocketAddr) {
+    let instance = instance.to_string();
+    let families = state.metrics().families(&store.stats());
+    let batch = metrics::to_batch(&families, state.now_ms(), &[("job", "telltale"), ("instance", &instance)]);
+    if let Err(e) = store.write(&batch) {
+        warn!(error = %e, "cannot store own metrics");
+    }
+}
