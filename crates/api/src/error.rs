@@ -92,6 +92,21 @@ impl From<telltale_storage::Error> for ApiError {
     }
 }
 
+impl From<telltale_ingest::Error> for ApiError {
+    fn from(e: telltale_ingest::Error) -> Self {
+        match e {
+            telltale_ingest::Error::UnsupportedContentType(_) => Self::unsupported_media_type(e.to_string()),
+            _ => Self::new(e.kind(), error_chain(&e)),
+        }
+    }
+}
+
+impl From<telltale_ingest::otlp::Error> for ApiError {
+    fn from(e: telltale_ingest::otlp::Error) -> Self {
+        Self::new(e.kind(), error_chain(&e))
+    }
+}
+
 /// `e: cause: cause`, one line.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();

@@ -11,7 +11,6 @@
 #![warn(missing_docs)]
 
 mod admin;
-#[allow(dead_code)] // decompression is used by the write handlers, wired with the ingest decoders
 mod body;
 mod error;
 pub mod metrics;
@@ -19,6 +18,7 @@ mod params;
 mod read;
 mod selector;
 mod state;
+mod write;
 
 use std::time::Instant;
 
@@ -39,6 +39,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/labels", get(read::labels).post(read::labels))
         .route("/api/v1/label/{name}/values", get(read::label_values).post(read::label_values))
         .route("/api/v1/export", get(read::export).post(read::export));
+    let text_errors = |r: Response| async move { error::reshape(Shape::Text, r) };
+    let prom_write = Router::new()
+        .route("/api/v1/write", post(write::remote_write))
+        .route("/api/v1/import/prometheus", post(write::import_prometheus))
+        .layer(map_response(text_errors));
+    let influx_v1 = Router::new()
+        .route("/write", post(write::influx_write))
+        .layer(map_response(|r: Response| async move { error::reshape(Shape::InfluxV1, r) }));
+    let influx_v2 = Router::new()
+        .route("/api/v2/write", post(write::influx_write))
+        .layer(map_response(|r: Response| async move { error::reshape(Shape::InfluxV2, r) }));
+    // OTLP renders its own errors (google.rpc.Status in the request's encoding).
+    let otlp = Router::new().route("/v1/metrics", post(write::otlp_metrics));
     let admin = Router::new()
         .route("/-/healthy", get(admin::healthy).head(admin::healthy))
         .route("/-/ready", get(admin::ready).head(admin::ready))
@@ -46,8 +59,12 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(admin::metrics))
         .route("/internal/force_flush", get(admin::force_flush).post(admin::force_flush))
         .route("/ping", get(admin::ping).head(admin::ping))
-        .layer(map_response(|r: Response| async move { error::reshape(Shape::Text, r) }));
+        .layer(map_response(text_errors));
     Router::new()
+        .merge(prom_write)
+        .merge(influx_v1)
+        .merge(influx_v2)
+        .merge(otlp)
         .merge(prom_read)
         .merge(admin)
         .fallback(not_found)

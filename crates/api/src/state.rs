@@ -16,17 +16,36 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 /// or the reason it failed. Provided by the binary, called by `POST /-/reload`.
 pub type Reloader = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
 
-/// Limits the API enforces itself; they can change on reload.
+/// What the write paths enforce and how they decode; replaced whole on reload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Largest request body accepted, in bytes, before and after decompression
     /// (`server.max_body_size`).
     pub max_body_size: u64,
+    /// Per-request limits every decoder enforces (`limits:`).
+    pub ingest: telltale_ingest::Limits,
+    /// How OTLP metrics become series (`otlp:`).
+    pub otlp: telltale_ingest::otlp::OtlpOptions,
+    /// The OTLP decoder's limits, derived from [`Limits::ingest`] so one `limits:` section rules all.
+    pub otlp_limits: telltale_ingest::otlp::OtlpLimits,
+}
+
+impl Limits {
+    /// Limits from the config's parts, the OTLP ones derived from `ingest`.
+    pub fn new(max_body_size: u64, ingest: telltale_ingest::Limits, otlp: telltale_ingest::otlp::OtlpOptions) -> Self {
+        let otlp_limits = telltale_ingest::otlp::OtlpLimits {
+            max_samples_per_request: ingest.max_samples_per_request,
+            max_labels_per_series: ingest.max_labels_per_series,
+            max_label_name_length: ingest.max_label_name_length,
+            max_label_value_length: ingest.max_label_value_length,
+        };
+        Self { max_body_size, ingest, otlp, otlp_limits }
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_size: 64 << 20 }
+        Self::new(64 << 20, Default::default(), Default::default())
     }
 }
 

@@ -56,7 +56,9 @@ fn rejection(stats: &WriteStats, total: usize) -> Option<ApiError> {
 
 fn rejection_text(r: &Rejected, stored: usize, total: usize) -> String {
     let mut parts = Vec::new();
-    for (n, why) in [(r.out_of_order, "out of order"), (r.too_old, "too old"), (r.duplicate_timestamp, "duplicate timestamp")] {
+    for (n, why) in
+        [(r.out_of_order, "out of order"), (r.too_old, "too old"), (r.duplicate_timestamp, "duplicate timestamp")]
+    {
         if n > 0 {
             parts.push(format!("{n} {why}"));
         }
@@ -272,7 +274,10 @@ mod tests {
         };
         let e = rejection(&stats, 10).unwrap();
         assert_eq!(e.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(e.message(), "stored 7 of 10 samples, rejected 3: 2 out of order, 1 duplicate timestamp (first: up at 5)");
+        assert_eq!(
+            e.message(),
+            "stored 7 of 10 samples, rejected 3: 2 out of order, 1 duplicate timestamp (first: up at 5)"
+        );
         assert!(rejection(&WriteStats::default(), 1).is_none());
     }
 }

@@ -20,6 +20,13 @@ pub(crate) struct Config {
     pub(crate) server: ServerConfig,
     /// Where and how data is kept.
     pub(crate) storage: StorageConfig,
+    /// Per-request limits of every write path (labels per series, label lengths, series and
+    /// samples per request). Reloadable.
+    #[serde(skip_serializing)]
+    pub(crate) limits: telltale_ingest::Limits,
+    /// How OTLP metrics become Prometheus series (resource attribute promotion, name
+    /// translation, delta temporality). Reloadable.
+    pub(crate) otlp: telltale_ingest::otlp::OtlpOptions,
 }
 
 /// `server:`
@@ -48,11 +55,21 @@ impl Default for ServerConfig {
 pub(crate) struct StorageConfig {
     /// The data directory; everything Telltale keeps lives under it. Env `TELLTALE_DATA_DIR`.
     pub(crate) data_dir: PathBuf,
+    /// The metrics engine: retention, out-of-order window, block duration, WAL (kept in
+    /// `DATA_DIR/metrics`). Changes need a restart.
+    pub(crate) tsdb: telltale_tsdb::Options,
+    /// How often the engine's upkeep runs (cut blocks, compact, retention, WAL truncation).
+    #[serde(with = "units::duration")]
+    pub(crate) maintenance_interval: Duration,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("./telltale-data") }
+        Self {
+            data_dir: PathBuf::from("./telltale-data"),
+            tsdb: telltale_tsdb::Options::default(),
+            maintenance_interval: Duration::from_secs(60),
+        }
     }
 }
 
@@ -174,6 +191,10 @@ fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
     if c.server.max_body_size == 0 {
         return Err(invalid(origin, "server.max_body_size", "must be greater than zero"));
     }
+    c.otlp.validate().map_err(|e| invalid(origin, "otlp", e.to_string()))?;
+    if c.storage.maintenance_interval.is_zero() {
+        return Err(invalid(origin, "storage.maintenance_interval", "must be greater than zero"));
+    }
     if c.storage.data_dir.as_os_str().is_empty() {
         return Err(invalid(origin, "storage.data_dir", "must not be empty"));
     }
@@ -203,17 +224,21 @@ pub(crate) fn changed_keys(a: &Config, b: &Config) -> Vec<String> {
             _ => {}
         }
     }
-    let (a, b) = (serde_json::to_value(a), serde_json::to_value(b));
     let mut out = Vec::new();
-    if let (Ok(a), Ok(b)) = (a, b) {
-        walk("", &a, &b, &mut out);
+    if let (Ok(x), Ok(y)) = (serde_json::to_value(a), serde_json::to_value(b)) {
+        walk("", &x, &y, &mut out);
     }
+    // Sections from other crates that do not serialize are compared whole.
+    if a.limits != b.limits {
+        out.push("limits".to_string());
+    }
+    out.sort();
     out
 }
 
 /// Keys a reload applies without a restart.
 pub(crate) fn is_live(key: &str) -> bool {
-    key == "server.max_body_size" || key.starts_with("limits.")
+    key == "server.max_body_size" || key == "limits" || key.starts_with("otlp")
 }
 
 #[cfg(test)]
@@ -274,6 +299,11 @@ mod tests {
         b.storage.data_dir = "/x".into();
         assert_eq!(changed_keys(&a, &b), ["server.max_body_size", "storage.data_dir"]);
         assert!(is_live("server.max_body_size") && !is_live("storage.data_dir"));
+        let mut c = a.clone();
+        c.limits.max_labels_per_series = 1;
+        c.otlp.target_info = false;
+        assert_eq!(changed_keys(&a, &c), ["limits", "otlp.target_info"]);
+        assert!(is_live("limits") && is_live("otlp.target_info"));
     }
 }
 

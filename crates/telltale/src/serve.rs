@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use telltale_api::{metrics, system_now_ms, AppState, Limits};
-use telltale_storage::MetricStore;
+use telltale_storage::{Maintenance, MetricStore};
+use telltale_tsdb::Tsdb;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -49,7 +50,7 @@ struct Source {
 }
 
 fn api_limits(c: &Config) -> Limits {
-    Limits { max_body_size: c.server.max_body_size }
+    Limits::new(c.server.max_body_size, c.limits.clone(), c.otlp.clone())
 }
 
 async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
@@ -76,19 +77,38 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
 
-    let open_dir = data_dir.clone();
-    let store = tokio::select! {
-        s = tokio::task::spawn_blocking(move || open_store(&open_dir)) => s.context("store open task failed")??,
+    let (open_dir, opts) = (data_dir.join("metrics"), config.storage.tsdb.clone());
+    let tsdb = tokio::select! {
+        s = tokio::task::spawn_blocking(move || Tsdb::open(&open_dir, &opts)) => {
+            let dir = data_dir.join("metrics");
+            Arc::new(s.context("store open task failed")?.with_context(|| format!("cannot open the metrics store in {}", dir.display()))?)
+        }
         _ = term.recv() => return stop_early(stop_tx, server).await,
         _ = int.recv() => return stop_early(stop_tx, server).await,
     };
+    for problem in tsdb.problems() {
+        warn!(problem = %problem, "storage problem found on open");
+    }
+    let store: Arc<dyn MetricStore> = tsdb.clone();
     state.set_store(store.clone());
+    let mut tasks = Vec::new();
     let every = config.server.self_scrape_interval;
     if !every.is_zero() {
         // One scrape before announcing readiness, so own metrics are queryable from the start.
         let (st, sto) = (state.clone(), store.clone());
         let _ = tokio::task::spawn_blocking(move || scrape_once(&st, sto.as_ref(), bound)).await;
-        tokio::spawn(self_scrape(state.clone(), store.clone(), bound, every, stop_rx.clone()));
+        tasks.push(tokio::spawn(self_scrape(state.clone(), store.clone(), bound, every, stop_rx.clone())));
+    }
+    let every = config.storage.maintenance_interval;
+    tasks.push(tokio::spawn(periodic(every, stop_rx.clone(), "maintenance", {
+        let tsdb = tsdb.clone();
+        move || tsdb.maintain(system_now_ms())
+    })));
+    if let Some(every) = config.storage.tsdb.wal.fsync.interval() {
+        tasks.push(tokio::spawn(periodic(every, stop_rx.clone(), "wal sync", {
+            let tsdb = tsdb.clone();
+            move || tsdb.sync_wal()
+        })));
     }
     info!("ready");
 
@@ -108,7 +128,11 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
             warn!(timeout_s = DRAIN_TIMEOUT.as_secs(), "requests still running at shutdown; closing the store anyway")
         }
     }
-    tokio::task::spawn_blocking(move || close_store(store)).await.context("store close task failed")??;
+    for task in tasks {
+        let _ = task.await;
+    }
+    drop(store);
+    tokio::task::spawn_blocking(move || close_store(tsdb)).await.context("store close task failed")??;
     info!("stopped");
     Ok(())
 }
@@ -123,18 +147,38 @@ async fn stop_early(
     Ok(())
 }
 
-/// Opens the metrics store under `data_dir`.
-fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn MetricStore>> {
-    // The in-memory reference store until the tsdb engine is wired in; data does not
-    // survive a restart with it.
-    let _ = data_dir;
-    Ok(Arc::new(telltale_storage::MemStore::new()))
+/// Syncs the WAL and closes the store. Every acknowledged write is already in the WAL; this
+/// makes sure it is on disk too.
+fn close_store(tsdb: Arc<Tsdb>) -> anyhow::Result<()> {
+    match Arc::try_unwrap(tsdb) {
+        Ok(tsdb) => tsdb.close().context("cannot close the metrics store")?,
+        // The reload closure still holds the state (and so the store); syncing is what closing does.
+        Err(tsdb) => tsdb.sync_wal().context("cannot sync the WAL at shutdown")?,
+    }
+    Ok(())
 }
 
-/// Flushes and closes the store.
-fn close_store(store: Arc<dyn MetricStore>) -> anyhow::Result<()> {
-    store.flush().context("cannot flush the store at shutdown")?;
-    Ok(())
+/// Runs `job` on the blocking pool every `every` until shutdown, logging failures.
+async fn periodic<E: std::fmt::Display + Send + 'static>(
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+    name: &'static str,
+    job: impl Fn() -> Result<(), E> + Send + Sync + Clone + 'static,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let job = job.clone();
+        match tokio::task::spawn_blocking(job).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(task = name, error = %e, "periodic task failed"),
+            Err(e) => warn!(task = name, error = %e, "periodic task panicked"),
+        }
+    }
 }
 
 fn write_addr_file(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<()> {
@@ -155,6 +199,8 @@ fn reloader(source: Source, running: Config, state: AppState) -> telltale_api::R
             changed_keys(&running, &new).into_iter().partition(|k| is_live(k));
         state.set_limits(api_limits(&new));
         running.server.max_body_size = new.server.max_body_size;
+        running.limits = new.limits.clone();
+        running.otlp = new.otlp.clone();
         if !restart.is_empty() {
             warn!(settings = %restart.join(", "), "changed settings need a restart to apply");
         }

@@ -5,6 +5,8 @@ use std::process::Command;
 
 use telltale_testkit::TestServer;
 
+mod write;
+
 const BIN: &str = env!("CARGO_BIN_EXE_telltale");
 
 fn start(config: &str) -> TestServer {
@@ -27,7 +29,7 @@ fn ready_healthy_and_own_metrics() {
     let text = m.text();
     assert!(text.contains("telltale_http_requests_total{handler=\"/-/healthy\",code=\"200\"} 1\n"), "{text}");
     assert!(text.contains("# TYPE telltale_http_request_duration_seconds histogram\n"), "{text}");
-    assert!(text.contains("\ntelltale_storage_series "), "{text}");
+    assert!(text.contains("\ntelltale_storage_corrupt_files 0\n"), "{text}");
 }
 
 #[test]
@@ -37,7 +39,10 @@ fn own_metrics_are_stored_with_job_and_instance() {
     assert_eq!(r.status, 200, "{}", r.text());
     let data = json(&r)["data"].as_array().cloned().unwrap();
     let instance = s.url().trim_start_matches("http://");
-    assert!(data.iter().any(|l| l["__name__"] == "telltale_storage_series" && l["instance"] == instance), "{data:?}");
+    assert!(
+        data.iter().any(|l| l["__name__"] == "telltale_storage_corrupt_files" && l["instance"] == instance),
+        "{data:?}"
+    );
 }
 
 #[test]
@@ -145,3 +150,5 @@ fn bodies_over_max_body_size_get_413_naming_the_limit() {
     let r = s.post("/api/v1/series", "application/x-www-form-urlencoded", form.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+mod durability;

@@ -21,7 +21,9 @@ fn field_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
 
 /// A remote write 1.0 `WriteRequest`, hand-encoded
 /// (<https://prometheus.io/docs/specs/prw/remote_write_spec/#protocol>), snappy-compressed.
-fn remote_write_body(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Vec<u8> {
+type Pairs<'a> = &'a [(&'a str, &'a str)];
+
+fn remote_write_body(series: &[(Pairs<'_>, &[(i64, f64)])]) -> Vec<u8> {
     let mut req = Vec::new();
     for (labels, samples) in series {
         let mut ts = Vec::new();
@@ -60,7 +62,13 @@ fn export(s: &telltale_testkit::TestServer, selector: &str) -> String {
 
 fn form_urlencode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -141,14 +149,18 @@ fn otlp_json_stores_a_gauge() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), "{}");
     let out = export(&s, "queue_size");
-    assert!(out.contains("\"job\":\"shop\"") && out.contains("\"instance\":\"i1\"") && out.contains("\"q\":\"a\""), "{out}");
+    assert!(
+        out.contains("\"job\":\"shop\"") && out.contains("\"instance\":\"i1\"") && out.contains("\"q\":\"a\""),
+        "{out}"
+    );
     assert!(out.contains("\"values\":[3.5],\"timestamps\":[1700000000000]"), "{out}");
 }
 
 #[test]
 fn malformed_bodies_get_400_with_a_one_line_reason() {
     let s = start(QUIET);
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>);
+    let cases: Vec<Case> = vec![
         ("/api/v1/write", RW.to_vec(), b"not snappy at all".to_vec()),
         ("/api/v1/write", RW.to_vec(), snap::raw::Encoder::new().compress_vec(&[0x0a, 0xff, 0x01]).unwrap()),
         ("/api/v1/import/prometheus", vec![("content-type", "text/plain")], b"up{job=\"a\" 1\n".to_vec()),
