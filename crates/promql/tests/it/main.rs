@@ -113,7 +113,8 @@ const CORE: &[&str] = &[
 /// count drops below it.
 const CORE_PASS_THRESHOLD: usize = 904;
 
-/// `shared/conformance/promql` beside the project (or any ancestor), or `TELLTALE_CONFORMANCE_DIR`.
+/// `TELLTALE_CONFORMANCE_DIR`, else `shared/conformance/promql` beside the project (or any
+/// ancestor), else the copy of the core set in `testdata/prometheus`.
 fn conformance_dir() -> PathBuf {
     if let Ok(d) = std::env::var("TELLTALE_CONFORMANCE_DIR") {
         return PathBuf::from(d);
@@ -123,7 +124,7 @@ fn conformance_dir() -> PathBuf {
         .ancestors()
         .map(|a| a.join("shared/conformance/promql"))
         .find(|d| d.try_exists().unwrap_or(false))
-        .unwrap_or_else(|| manifest.join("../../../shared/conformance/promql"))
+        .unwrap_or_else(|| manifest.join("testdata/prometheus"))
 }
 
 #[test]
