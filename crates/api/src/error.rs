@@ -12,6 +12,9 @@
 //! | Unavailable     | 503  | disk full, starting up, shutting down: retry later |
 //! | Internal        | 500  | |
 //!
+//! One exception, from Prometheus's query API: a query that parses but fails while it runs
+//! (see [`ApiError::execution`]) is 422 with `errorType: execution`.
+//!
 //! The body shape belongs to the API family, chosen per router by [`Shape`]: the handler
 //! returns an `ApiError`, whose response carries the error as an extension, and the
 //! family's layer ([`reshape`]) renders it. Default (no layer): the Prometheus JSON shape.
@@ -25,8 +28,16 @@ use telltale_model::ErrorKind;
 pub struct ApiError {
     kind: ErrorKind,
     message: String,
+    /// A status and `errorType` that differ from the kind's usual ones.
+    special: Option<Special>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Special {
     /// Remote write 2.0 asks for 415 when the Content-Type names a message we cannot decode.
-    unsupported_media: bool,
+    UnsupportedMedia,
+    /// Prometheus answers 422 `execution` for queries that fail while evaluating.
+    Execution,
 }
 
 impl ApiError {
@@ -37,12 +48,18 @@ impl ApiError {
         if message.contains('\n') {
             message = message.split_whitespace().collect::<Vec<_>>().join(" ");
         }
-        Self { kind, message, unsupported_media: false }
+        Self { kind, message, special: None }
     }
 
     /// A 415: the body's media type is not one this endpoint decodes.
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
-        Self { unsupported_media: true, ..Self::new(ErrorKind::InvalidInput, message) }
+        Self { special: Some(Special::UnsupportedMedia), ..Self::new(ErrorKind::InvalidInput, message) }
+    }
+
+    /// A 422 `execution` error: the query is valid but failed while it ran (Prometheus's
+    /// `errorExec`, e.g. duplicate series after dropping the metric name, too many samples).
+    pub fn execution(message: impl Into<String>) -> Self {
+        Self { special: Some(Special::Execution), ..Self::new(ErrorKind::InvalidInput, message) }
     }
 
     /// A 400 for a malformed request.
@@ -67,8 +84,10 @@ impl ApiError {
 
     /// The HTTP status for this error (see the table in this module's docs).
     pub fn status(&self) -> StatusCode {
-        if self.unsupported_media {
-            return StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        match self.special {
+            Some(Special::UnsupportedMedia) => return StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some(Special::Execution) => return StatusCode::UNPROCESSABLE_ENTITY,
+            None => {}
         }
         match self.kind {
             ErrorKind::InvalidInput | ErrorKind::LimitExceeded => StatusCode::BAD_REQUEST,
@@ -104,6 +123,17 @@ impl From<telltale_ingest::Error> for ApiError {
 impl From<telltale_ingest::otlp::Error> for ApiError {
     fn from(e: telltale_ingest::otlp::Error) -> Self {
         Self::new(e.kind(), error_chain(&e))
+    }
+}
+
+impl From<telltale_promql::Error> for ApiError {
+    fn from(e: telltale_promql::Error) -> Self {
+        use telltale_promql::Error as E;
+        match e {
+            E::BadQuery(_) => Self::bad_input(e.to_string()),
+            E::Execution(_) | E::TooManySamples { .. } | E::TooManySeries { .. } => Self::execution(e.to_string()),
+            _ => Self::new(e.kind(), error_chain(&e)),
+        }
     }
 }
 
@@ -144,7 +174,8 @@ impl Shape {
                     error_type: &'a str,
                     error: &'a str,
                 }
-                let body = Body { status: "error", error_type: e.kind.as_str(), error: &e.message };
+                let error_type = if e.special == Some(Special::Execution) { "execution" } else { e.kind.as_str() };
+                let body = Body { status: "error", error_type, error: &e.message };
                 (json, serde_json::to_string(&body).unwrap_or_default())
             }
             Shape::Text => (HeaderValue::from_static("text/plain; charset=utf-8"), format!("{}\n", e.message)),
@@ -203,6 +234,7 @@ mod tests {
             assert_eq!(ApiError::new(kind, "x").status().as_u16(), code, "{kind:?}");
         }
         assert_eq!(ApiError::unsupported_media_type("x").status().as_u16(), 415);
+        assert_eq!(ApiError::execution("x").status().as_u16(), 422);
     }
 
     #[test]
@@ -217,5 +249,10 @@ mod tests {
         assert_eq!(Shape::Text.render(&e).1, "bad thing\n");
         assert_eq!(Shape::InfluxV1.render(&e).1, r#"{"error":"bad thing"}"#);
         assert_eq!(Shape::InfluxV2.render(&e).1, r#"{"code":"invalid","message":"bad thing"}"#);
+        let e = ApiError::execution("vector cannot contain metrics with the same labelset");
+        assert_eq!(
+            Shape::Prometheus.render(&e).1,
+            r#"{"status":"error","errorType":"execution","error":"vector cannot contain metrics with the same labelset"}"#
+        );
     }
 }

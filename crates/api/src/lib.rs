@@ -13,11 +13,14 @@
 mod admin;
 mod body;
 mod error;
+mod metadata;
 pub mod metrics;
 mod params;
+mod query;
 mod read;
 mod selector;
 mod state;
+mod status;
 mod write;
 
 use std::time::Instant;
@@ -30,16 +33,24 @@ use axum::Router;
 
 pub use error::{ApiError, Shape};
 pub use selector::parse_selector;
-pub use state::{system_now_ms, AppState, Clock, Limits, Reloader};
+pub use state::{system_now_ms, AppState, Clock, Limits, Reloader, RuntimeInfo};
 
 /// Every endpoint, wired to `state`.
 pub fn router(state: AppState) -> Router {
+    let text_errors = |r: Response| async move { error::reshape(Shape::Text, r) };
     let prom_read = Router::new()
         .route("/api/v1/series", get(read::series).post(read::series))
         .route("/api/v1/labels", get(read::labels).post(read::labels))
         .route("/api/v1/label/{name}/values", get(read::label_values).post(read::label_values))
-        .route("/api/v1/export", get(read::export).post(read::export));
-    let text_errors = |r: Response| async move { error::reshape(Shape::Text, r) };
+        .route("/api/v1/export", get(read::export).post(read::export))
+        .route("/api/v1/query", get(query::instant).post(query::instant))
+        .route("/api/v1/query_range", get(query::range).post(query::range))
+        .route("/api/v1/format_query", get(query::format).post(query::format))
+        .route("/api/v1/query_exemplars", get(query::exemplars).post(query::exemplars))
+        .route("/api/v1/metadata", get(status::metadata))
+        .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo));
+    let federate = Router::new().route("/federate", get(query::federate)).layer(map_response(text_errors));
     let prom_write = Router::new()
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
@@ -66,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(influx_v2)
         .merge(otlp)
         .merge(prom_read)
+        .merge(federate)
         .merge(admin)
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), track))
@@ -177,6 +189,85 @@ mod tests {
             body,
             "{\"metric\":{\"__name__\":\"load\",\"job\":\"a\"},\"values\":[1.0],\"timestamps\":[3000]}\n\
              {\"metric\":{\"__name__\":\"up\",\"job\":\"a\"},\"values\":[1.0,2.5],\"timestamps\":[1000,2000]}\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn instant_and_range_queries_answer_like_prometheus() {
+        let (s, body) = get("/api/v1/query?query=sum(up)&time=2").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            body,
+            r#"{"status":"success","data":{"result":[{"metric":{},"value":[2,"3.5"]}],"resultType":"vector"}}"#
+        );
+        let (_, body) = get("/api/v1/query_range?query=up%7Bjob%3D%22a%22%7D&start=1&end=3&step=1s").await;
+        assert_eq!(
+            body,
+            r#"{"status":"success","data":{"result":[{"metric":{"__name__":"up","job":"a"},"values":[[1,"1"],[2,"2.5"],[3,"2.5"]]}],"resultType":"matrix"}}"#
+        );
+        let req = Request::post("/api/v1/query")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("query=1%2B1&time=10"))
+            .unwrap();
+        let (_, body) = call(app(), req).await;
+        assert_eq!(body, r#"{"status":"success","data":{"result":[10,"2"],"resultType":"scalar"}}"#);
+    }
+
+    #[tokio::test]
+    async fn query_errors_have_prometheus_types_and_statuses() {
+        let (s, body) = get("/api/v1/query?query=sum(").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(body.starts_with(r#"{"status":"error","errorType":"bad_data","error":"parse error"#), "{body}");
+        let (s, body) = get("/api/v1/query").await;
+        assert_eq!(
+            (s, body.as_str()),
+            (
+                StatusCode::BAD_REQUEST,
+                r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": missing"}"#
+            )
+        );
+        // Two series become one label set once the name is dropped: an execution error.
+        let (s, body) = get("/api/v1/query?query=%7Bjob%3D%22a%22%7D%2A1&time=3").await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.contains(r#""errorType":"execution""#), "{body}");
+        let (s, body) = get("/api/v1/query_range?query=up&start=1&end=3&step=0").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(body.contains("zero or negative query resolution step widths are not accepted"), "{body}");
+        let (s, _) = get("/api/v1/query_range?query=up&start=1&end=3").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn format_query_buildinfo_and_exemplars() {
+        let (_, body) = get("/api/v1/format_query?query=sum(rate(x%5B5m%5D))by(job)").await;
+        assert_eq!(body, r#"{"status":"success","data":"sum by (job) (rate(x[5m]))"}"#);
+        let (s, body) = get("/api/v1/status/buildinfo").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(body.contains(r#""version":"3.0.0""#), "{body}");
+        let (_, body) = get("/api/v1/status/runtimeinfo").await;
+        assert!(body.contains(r#""reloadConfigSuccess":true"#), "{body}");
+        let (_, body) = get("/api/v1/query_exemplars?query=up&start=0&end=10").await;
+        assert_eq!(body, r#"{"status":"success","data":[]}"#);
+    }
+
+    #[tokio::test]
+    async fn federate_gives_the_latest_samples_as_exposition_text() {
+        let store = MemStore::new();
+        let mut b = WriteBatch::new();
+        for (name, job, v) in [("up", "a", 1.0), ("up", "b", 0.0), ("load", "a", 0.25)] {
+            let l = Labels::from_pairs([("__name__", name), ("job", job)]).unwrap();
+            b.push(l, &[Sample::new(100_000, 9.0), Sample::new(200_000, v)]);
+        }
+        store.write(&b).unwrap();
+        let state = AppState::new(Limits::default(), Arc::new(|| 250_000));
+        state.set_store(Arc::new(store));
+        let app = router(state);
+        let req = Request::get("/federate?match[]=%7Bjob%3D~%22.%2B%22%7D").body(Body::empty()).unwrap();
+        let (s, body) = call(app, req).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            body,
+            "# TYPE load untyped\nload{job=\"a\"} 0.25 200000\n# TYPE up untyped\nup{job=\"a\"} 1 200000\nup{job=\"b\"} 0 200000\n"
         );
     }
 

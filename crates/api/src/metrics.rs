@@ -160,21 +160,25 @@ pub fn render(families: &[Family]) -> String {
         for (suffix, labels, v) in &f.points {
             out.push_str(&f.name);
             out.push_str(suffix);
-            if !labels.is_empty() {
-                out.push('{');
-                for (i, (k, val)) in labels.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let escaped = val.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
-                    let _ = write!(out, "{k}=\"{escaped}\"");
-                }
-                out.push('}');
-            }
+            write_labels(&mut out, labels.iter().map(|(k, v)| (&k[..], &v[..])));
             let _ = writeln!(out, " {}", fmt_float(*v));
         }
     }
     out
+}
+
+/// Appends `{a="1",b="2"}` (nothing for no labels) with the exposition format's escaping.
+pub(crate) fn write_labels<'a>(out: &mut String, labels: impl Iterator<Item = (&'a str, &'a str)>) {
+    let mut first = true;
+    for (k, val) in labels {
+        out.push(if first { '{' } else { ',' });
+        first = false;
+        let escaped = val.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let _ = write!(out, "{k}=\"{escaped}\"");
+    }
+    if !first {
+        out.push('}');
+    }
 }
 
 /// The same numbers as a batch at time `t`, every series carrying `extra` labels

@@ -30,7 +30,7 @@ impl Serialize for LabelsJson<'_> {
     }
 }
 
-fn success<T: Serialize>(data: T) -> Response {
+pub(crate) fn success<T: Serialize>(data: T) -> Response {
     #[derive(serde::Serialize)]
     struct Ok<T> {
         status: &'static str,

@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use telltale_model::{ErrorKind, Timestamp, WriteBatch};
 use telltale_storage::{MetricStore, WriteStats};
 
+use crate::metadata::MetadataRegistry;
 use crate::metrics::Metrics;
 use crate::ApiError;
 
@@ -28,6 +29,8 @@ pub struct Limits {
     pub otlp: telltale_ingest::otlp::OtlpOptions,
     /// The OTLP decoder's limits, derived from [`Limits::ingest`] so one `limits:` section rules all.
     pub otlp_limits: telltale_ingest::otlp::OtlpLimits,
+    /// PromQL's lookback, timeout and sample limits (`query:`).
+    pub query: telltale_promql::EngineOptions,
 }
 
 impl Limits {
@@ -39,7 +42,12 @@ impl Limits {
             max_label_name_length: ingest.max_label_name_length,
             max_label_value_length: ingest.max_label_value_length,
         };
-        Self { max_body_size, ingest, otlp, otlp_limits }
+        Self { max_body_size, ingest, otlp, otlp_limits, query: Default::default() }
+    }
+
+    /// These limits with PromQL's options replaced.
+    pub fn with_query(self, query: telltale_promql::EngineOptions) -> Self {
+        Self { query, ..self }
     }
 }
 
@@ -60,7 +68,22 @@ struct Inner {
     limits: RwLock<Arc<Limits>>,
     clock: Clock,
     metrics: Metrics,
+    metadata: MetadataRegistry,
     reloader: OnceLock<Reloader>,
+    runtime: RwLock<RuntimeInfo>,
+}
+
+/// What `/api/v1/status/runtimeinfo` reports beyond the process's own facts.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeInfo {
+    /// When this state was made (the server started), milliseconds since the epoch.
+    pub start_time_ms: Timestamp,
+    /// Whether the last reload succeeded (true before any).
+    pub reload_config_success: bool,
+    /// When the configuration was last loaded, milliseconds since the epoch.
+    pub last_config_time_ms: Timestamp,
+    /// The storage retention in force, as the configuration says it (`"15d"`).
+    pub storage_retention: String,
 }
 
 impl AppState {
@@ -71,9 +94,16 @@ impl AppState {
             limits: RwLock::new(Arc::new(limits)),
             clock,
             metrics: Metrics::default(),
+            metadata: MetadataRegistry::default(),
             reloader: OnceLock::new(),
+            runtime: RwLock::default(),
         };
-        Self { inner: Arc::new(inner) }
+        let state = Self { inner: Arc::new(inner) };
+        let now = state.now_ms();
+        state.update_runtime(|r| {
+            *r = RuntimeInfo { start_time_ms: now, reload_config_success: true, last_config_time_ms: now, ..r.clone() }
+        });
+        state
     }
 
     /// A state with `store` already open and the system clock; for tests and simple setups.
@@ -88,9 +118,38 @@ impl AppState {
         let _ = self.inner.store.set(store);
     }
 
-    /// Installs the function `POST /-/reload` calls.
+    /// Installs the function `POST /-/reload` and SIGHUP call; its outcome is recorded for
+    /// `/api/v1/status/runtimeinfo`.
     pub fn set_reloader(&self, reloader: Reloader) {
-        let _ = self.inner.reloader.set(reloader);
+        let state = Arc::downgrade(&self.inner);
+        let recorded: Reloader = Arc::new(move || {
+            let result = reloader();
+            if let Some(inner) = state.upgrade() {
+                let now = (inner.clock)();
+                let mut r = inner.runtime.write().unwrap_or_else(|p| p.into_inner());
+                r.reload_config_success = result.is_ok();
+                if result.is_ok() {
+                    r.last_config_time_ms = now;
+                }
+            }
+            result
+        });
+        let _ = self.inner.reloader.set(recorded);
+    }
+
+    /// Changes the runtime facts (the binary sets the retention in force).
+    pub fn update_runtime(&self, f: impl FnOnce(&mut RuntimeInfo)) {
+        f(&mut self.inner.runtime.write().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// The runtime facts.
+    pub fn runtime(&self) -> RuntimeInfo {
+        self.inner.runtime.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Metric family descriptions seen by the write paths.
+    pub(crate) fn metadata(&self) -> &MetadataRegistry {
+        &self.inner.metadata
     }
 
     /// Replaces the limits (on reload).
@@ -147,6 +206,7 @@ impl AppState {
         batch: &WriteBatch,
     ) -> Result<WriteStats, ApiError> {
         let stats = store.write(batch)?;
+        self.metadata().record(&batch.metadata);
         let m = self.metrics();
         m.add_ingested(protocol, stats.samples);
         m.add_rejected("out_of_order", stats.rejected.out_of_order);

@@ -14,7 +14,7 @@ use crate::eval::{Ctx, ESeries, EVal, Evaluator, Steps};
 use crate::value::{InstantSample, Value};
 
 /// Limits and defaults of an [`Engine`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EngineOptions {
     /// How far back an instant selector looks for a sample (Prometheus's `--query.lookback-delta`).
     pub lookback_delta: Duration,

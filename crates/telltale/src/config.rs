@@ -27,6 +27,49 @@ pub(crate) struct Config {
     /// How OTLP metrics become Prometheus series (resource attribute promotion, name
     /// translation, delta temporality). Reloadable.
     pub(crate) otlp: telltale_ingest::otlp::OtlpOptions,
+    /// PromQL's lookback and limits. Reloadable.
+    pub(crate) query: QueryConfig,
+}
+
+/// `query:`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct QueryConfig {
+    /// How far back an instant selector looks for a sample (Prometheus's `--query.lookback-delta`).
+    #[serde(with = "units::duration")]
+    pub(crate) lookback_delta: Duration,
+    /// Longest a query may run; a request's `timeout=` can only shorten it ("0s": no limit).
+    #[serde(with = "units::duration")]
+    pub(crate) timeout: Duration,
+    /// Most samples one query may hold in memory (Prometheus's `--query.max-samples`; 0: no limit).
+    pub(crate) max_samples: usize,
+    /// Most series one query may select from storage (0: no limit).
+    pub(crate) max_series: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        let e = telltale_promql::EngineOptions::default();
+        Self {
+            lookback_delta: e.lookback_delta,
+            timeout: e.timeout,
+            max_samples: e.max_samples,
+            max_series: e.max_series,
+        }
+    }
+}
+
+impl QueryConfig {
+    /// The engine options these settings give.
+    pub(crate) fn engine_options(&self) -> telltale_promql::EngineOptions {
+        telltale_promql::EngineOptions {
+            lookback_delta: self.lookback_delta,
+            timeout: self.timeout,
+            max_samples: self.max_samples,
+            max_series: self.max_series,
+            ..Default::default()
+        }
+    }
 }
 
 /// `server:`
@@ -192,6 +235,9 @@ fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
         return Err(invalid(origin, "server.max_body_size", "must be greater than zero"));
     }
     c.otlp.validate().map_err(|e| invalid(origin, "otlp", e.to_string()))?;
+    if c.query.lookback_delta.is_zero() {
+        return Err(invalid(origin, "query.lookback_delta", "must be greater than zero"));
+    }
     if c.storage.maintenance_interval.is_zero() {
         return Err(invalid(origin, "storage.maintenance_interval", "must be greater than zero"));
     }
@@ -238,7 +284,7 @@ pub(crate) fn changed_keys(a: &Config, b: &Config) -> Vec<String> {
 
 /// Keys a reload applies without a restart.
 pub(crate) fn is_live(key: &str) -> bool {
-    key == "server.max_body_size" || key == "limits" || key.starts_with("otlp")
+    key == "server.max_body_size" || key == "limits" || key.starts_with("otlp") || key.starts_with("query")
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use telltale_api::{metrics, system_now_ms, AppState, Limits};
+use telltale_model::units;
 use telltale_storage::{Maintenance, MetricStore};
 use telltale_tsdb::Tsdb;
 use tokio::signal::unix::{signal, SignalKind};
@@ -50,7 +51,7 @@ struct Source {
 }
 
 fn api_limits(c: &Config) -> Limits {
-    Limits::new(c.server.max_body_size, c.limits.clone(), c.otlp.clone())
+    Limits::new(c.server.max_body_size, c.limits.clone(), c.otlp.clone()).with_query(c.query.engine_options())
 }
 
 async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
@@ -63,6 +64,8 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
 
     let state = AppState::new(api_limits(&config), Arc::new(system_now_ms));
     state.set_reloader(reloader(source, config.clone(), state.clone()));
+    let retention = units::format_duration(config.storage.tsdb.retention_time);
+    state.update_runtime(|r| r.storage_retention = retention);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut stop = stop_rx.clone();
     let shutdown = async move {
@@ -201,6 +204,7 @@ fn reloader(source: Source, running: Config, state: AppState) -> telltale_api::R
         running.server.max_body_size = new.server.max_body_size;
         running.limits = new.limits.clone();
         running.otlp = new.otlp.clone();
+        running.query = new.query.clone();
         if !restart.is_empty() {
             warn!(settings = %restart.join(", "), "changed settings need a restart to apply");
         }

@@ -1,0 +1,91 @@
+//! `/api/v1/status/buildinfo`, `/api/v1/status/runtimeinfo` and `/api/v1/metadata`, in
+//! Prometheus's shapes, so Grafana's Prometheus data source can detect and browse Telltale.
+
+use axum::extract::State;
+use axum::response::Response;
+use serde_json::json;
+
+use crate::params::Params;
+use crate::read::success;
+use crate::{ApiError, AppState};
+
+/// The Prometheus API version Telltale answers like. Grafana reads `version` from buildinfo
+/// to decide which query features to offer, so it gets the Prometheus release whose
+/// semantics Telltale follows; Telltale's own version is in `telltaleVersion`.
+const PROMETHEUS_COMPAT_VERSION: &str = "3.0.0";
+
+/// `GET /api/v1/status/buildinfo`
+pub(crate) async fn buildinfo() -> Response {
+    success(json!({
+        "version": PROMETHEUS_COMPAT_VERSION,
+        "telltaleVersion": env!("CARGO_PKG_VERSION"),
+        "revision": option_env!("TELLTALE_GIT_REVISION").unwrap_or(""),
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "",
+    }))
+}
+
+/// `GET /api/v1/status/runtimeinfo`. Prometheus's Go-runtime fields (goroutines, GOGC) have
+/// no meaning here and are left out; `GOMAXPROCS` is the number of CPUs Telltale may use.
+pub(crate) async fn runtimeinfo(State(app): State<AppState>) -> Response {
+    let r = app.runtime();
+    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    success(json!({
+        "startTime": rfc3339(r.start_time_ms),
+        "CWD": cwd,
+        "reloadConfigSuccess": r.reload_config_success,
+        "lastConfigTime": rfc3339(r.last_config_time_ms),
+        "GOMAXPROCS": threads,
+        "storageRetention": r.storage_retention,
+    }))
+}
+
+/// `GET /api/v1/metadata?metric=&limit=&limit_per_metric=`
+pub(crate) async fn metadata(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
+    let limit = p.limit()?;
+    let per_metric = match p.get("limit_per_metric") {
+        None => 0,
+        Some(s) => s.parse().map_err(|_| {
+            ApiError::bad_input(format!("invalid parameter \"limit_per_metric\": {s:?} is not a non-negative integer"))
+        })?,
+    };
+    let metric = p.get("metric").filter(|m| !m.is_empty());
+    Ok(success(app.metadata().query(metric, limit, per_metric)))
+}
+
+/// Milliseconds since the epoch as RFC 3339 with milliseconds, in UTC.
+fn rfc3339(ms: i64) -> String {
+    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let (y, m, d) = civil_from_days(days);
+    let (h, min, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_format_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
+    }
+}
