@@ -260,3 +260,69 @@ impl Drop for TestServer {
         self.kill9();
     }
 }
+
+/// A port on loopback that was free a moment ago, for peers (Prometheus) that cannot report
+/// the port they bound. The small race with other processes is accepted in tests.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local address").port()
+}
+
+/// Retries `probe` until it returns `Some`, pausing `every` between tries, and panics with
+/// `what` after [`PATIENCE`]. Only for waiting on outside processes (a real Prometheus
+/// sending remote write) that give no event to wait on.
+pub fn eventually<T>(what: &str, every: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let (_keep, pause) = mpsc::channel::<()>();
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("gave up after {PATIENCE:?} waiting for {what}");
+        }
+        let _ = pause.recv_timeout(every);
+    }
+}
+
+/// An outside program (a real Prometheus, node_exporter) run for a test, killed on drop.
+/// Its stderr is kept for failure messages.
+pub struct Peer {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Peer {
+    /// Starts `program` with `args`.
+    pub fn start(program: &str, args: &[String]) -> Peer {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e} (is it installed? scripts/test.sh installs it)"));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap_or_else(|p| p.into_inner()).push_str(&format!("{line}\n"));
+            }
+        });
+        Peer { child, log }
+    }
+
+    /// What the program wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
