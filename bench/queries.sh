@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Range-query latency: Telltale against Prometheus 2.42 on the data `bench/metrics.sh` ingested, every
+# query of ../shared/bench/queries.txt as a range query (the whole data set, 60 s step), each run RUNS
+# times in turn on both servers; reports each query's median per server and the ratio.
+#
+#   bench/queries.sh OUTDIR            # OUTDIR of a finished bench/metrics.sh run; RUNS=5 by default
+#
+# Results: OUTDIR/query-latency.md. Both servers run and are queried alternately, so
+# machine noise hits both alike; nothing else should run meanwhile.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SHARED=$ROOT/../shared/bench
+OUT=$(cd "${1:?usage: bench/queries.sh OUTDIR (of bench/metrics.sh)}" && pwd)
+RUNS=${RUNS:-5}
+PY=${PY:-$SHARED/.venv/bin/python}
+BIN=$ROOT/target/release/telltale
+PROM_PORT=19090 TT_PORT=19100
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_ready() {  # url pid
+  until curl -fsS -o /dev/null "$1/api/v1/query?query=1" 2>/dev/null; do
+    kill -0 "$2" 2>/dev/null || { echo "server exited, see $OUT/*.queries.log"; exit 1; }
+    sleep 0.2
+  done
+}
+
+printf 'global:\n  scrape_interval: 15s\n' >"$OUT/prometheus-queries.yml"
+prometheus --config.file="$OUT/prometheus-queries.yml" --storage.tsdb.path="$OUT/prom-data" \
+  --web.listen-address=127.0.0.1:$PROM_PORT >"$OUT/prometheus.queries.log" 2>&1 &
+PIDS+=($!); wait_ready http://127.0.0.1:$PROM_PORT $!
+"$BIN" serve --config "$OUT/telltale.yml" --listen 127.0.0.1:$TT_PORT --data-dir "$OUT/telltale-data" \
+  >"$OUT/telltale.queries.log" 2>&1 &
+PIDS+=($!); wait_ready http://127.0.0.1:$TT_PORT $!
+
+for i in $(seq 1 "$RUNS"); do
+  echo "run $i of $RUNS"
+  "$PY" "$SHARED/promcompare.py" --a http://127.0.0.1:$PROM_PORT --b http://127.0.0.1:$TT_PORT \
+    --name-a prometheus --name-b telltale --queries "$SHARED/queries.txt" --manifest "$OUT/prometheus.manifest.json" \
+    --step 60s --mode range --quiet --json "$OUT/latency-run$i.json" | tail -1
+done
+
+"$PY" - "$OUT" "$RUNS" >"$OUT/query-latency.md" <<'EOF'
+import json, statistics, sys
+out, runs = sys.argv[1], int(sys.argv[2])
+per = {}
+for i in range(1, runs + 1):
+    for r in json.load(open(f"{out}/latency-run{i}.json")):
+        if "t_a" in r:
+            per.setdefault(r["query"], ([], []))
+            per[r["query"]][0].append(r["t_a"])
+            per[r["query"]][1].append(r["t_b"])
+rows, ratios = [], []
+for q, (a, b) in per.items():
+    ma, mb = statistics.median(a), statistics.median(b)
+    ratios.append(mb / ma)
+    rows.append(f"| `{q}` | {ma*1000:.1f} | {mb*1000:.1f} | {mb/ma:.2f} |")
+print(f"Range queries (60 s step over the data set), median of {runs} runs each, milliseconds.\n")
+print("| query | Prometheus | Telltale | Telltale / Prometheus |\n|---|---:|---:|---:|")
+print("\n".join(rows))
+print(f"\nMedian of the per-query ratios: {statistics.median(ratios):.2f}; worst: {max(ratios):.2f}; "
+      f"queries where Telltale is slower: {sum(r > 1 for r in ratios)} of {len(ratios)}.")
+EOF
+cat "$OUT/query-latency.md"
