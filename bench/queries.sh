@@ -38,7 +38,7 @@ for i in $(seq 1 "$RUNS"); do
   echo "run $i of $RUNS"
   "$PY" "$SHARED/promcompare.py" --a http://127.0.0.1:$PROM_PORT --b http://127.0.0.1:$TT_PORT \
     --name-a prometheus --name-b telltale --queries "$SHARED/queries.txt" --manifest "$OUT/prometheus.manifest.json" \
-    --step 60s --mode range --quiet --json "$OUT/latency-run$i.json" | tail -1
+    --step 60s --mode range --quiet --json "$OUT/latency-run$i.json" | tail -1 || true  # mismatches: see metrics.sh
 done
 
 "$PY" - "$OUT" "$RUNS" >"$OUT/query-latency.md" <<'EOF'
