@@ -198,19 +198,19 @@ mod tests {
         assert_eq!(s, StatusCode::OK);
         assert_eq!(
             body,
-            r#"{"status":"success","data":{"result":[{"metric":{},"value":[2,"3.5"]}],"resultType":"vector"}}"#
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[2,"3.5"]}]}}"#
         );
         let (_, body) = get("/api/v1/query_range?query=up%7Bjob%3D%22a%22%7D&start=1&end=3&step=1s").await;
         assert_eq!(
             body,
-            r#"{"status":"success","data":{"result":[{"metric":{"__name__":"up","job":"a"},"values":[[1,"1"],[2,"2.5"],[3,"2.5"]]}],"resultType":"matrix"}}"#
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up","job":"a"},"values":[[1,"1"],[2,"2.5"],[3,"2.5"]]}]}}"#
         );
         let req = Request::post("/api/v1/query")
             .header("content-type", "application/x-www-form-urlencoded")
             .body(Body::from("query=1%2B1&time=10"))
             .unwrap();
         let (_, body) = call(app(), req).await;
-        assert_eq!(body, r#"{"status":"success","data":{"result":[10,"2"],"resultType":"scalar"}}"#);
+        assert_eq!(body, r#"{"status":"success","data":{"resultType":"scalar","result":[10,"2"]}}"#);
     }
 
     #[tokio::test]

@@ -140,16 +140,16 @@ fn parse_duration(param: &str, s: &str) -> Result<i64, ApiError> {
 /// `{"status":"success","data":...}` with `warnings` and `infos` when there are any.
 fn answer(out: QueryOutput) -> Response {
     #[derive(serde::Serialize)]
-    struct Answer {
+    struct Answer<'a> {
         status: &'static str,
-        data: Json,
+        data: telltale_promql::PrometheusData<'a>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         warnings: Vec<String>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         infos: Vec<String>,
     }
     let a = out.annotations;
-    let body = Answer { status: "success", data: out.value.to_prometheus_json(), warnings: a.warnings, infos: a.infos };
+    let body = Answer { status: "success", data: out.value.prometheus_data(), warnings: a.warnings, infos: a.infos };
     match serde_json::to_vec(&body) {
         Ok(b) => ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
         Err(e) => ApiError::internal(format!("cannot encode response: {e}")).into_response(),

@@ -25,4 +25,4 @@ mod value;
 
 pub use engine::{parse, Annotations, Engine, EngineOptions, QueryOutput};
 pub use error::{Error, Result};
-pub use value::{format_float, labels_json, timestamp_json, InstantSample, Series, Value};
+pub use value::{format_float, labels_json, timestamp_json, InstantSample, PrometheusData, Series, Value};

@@ -1,6 +1,7 @@
 //! Query results as callers see them, and their Prometheus JSON form.
 
-use serde_json::{json, Map, Value as Json};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, SerializeTuple, Serializer};
+use serde_json::{Map, Value as Json};
 use telltale_model::Labels;
 pub use telltale_storage::Series;
 
@@ -54,26 +55,124 @@ impl Value {
     /// `{"resultType": ..., "result": ...}`, with timestamps as float seconds and values as
     /// strings (`"+Inf"`, `"NaN"`, shortest round-trip decimals).
     pub fn to_prometheus_json(&self) -> Json {
-        let result = match self {
-            Value::Scalar { t, v } => point_json(*t, *v),
-            Value::String { t, v } => json!([timestamp_json(*t), v]),
-            Value::Vector(samples) => Json::Array(
-                samples
-                    .iter()
-                    .map(|s| json!({"metric": labels_json(&s.labels), "value": point_json(s.t, s.v)}))
-                    .collect(),
-            ),
-            Value::Matrix(series) => Json::Array(
-                series
-                    .iter()
-                    .map(|s| {
-                        let values: Vec<Json> = s.samples.iter().map(|p| point_json(p.t, p.v)).collect();
-                        json!({"metric": labels_json(&s.labels), "values": values})
-                    })
-                    .collect(),
-            ),
-        };
-        json!({"resultType": self.result_type(), "result": result})
+        serde_json::to_value(self.prometheus_data()).unwrap_or(Json::Null)
+    }
+
+    /// The same `data` object as a [`Serialize`] that writes straight to the output, for
+    /// large results.
+    pub fn prometheus_data(&self) -> PrometheusData<'_> {
+        PrometheusData(self)
+    }
+}
+
+/// Serializes a [`Value`] as Prometheus's `data` object without building a JSON tree.
+#[derive(Debug, Clone, Copy)]
+pub struct PrometheusData<'a>(&'a Value);
+
+impl Serialize for PrometheusData<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("resultType", self.0.result_type())?;
+        match self.0 {
+            Value::Scalar { t, v } => map.serialize_entry("result", &Point(*t, *v))?,
+            Value::String { t, v } => map.serialize_entry("result", &(Ts(*t), v))?,
+            Value::Vector(samples) => map.serialize_entry("result", &VectorJson(samples))?,
+            Value::Matrix(series) => map.serialize_entry("result", &MatrixJson(series))?,
+        }
+        map.end()
+    }
+}
+
+struct Ts(i64);
+
+impl Serialize for Ts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 % 1000 == 0 {
+            s.serialize_i64(self.0 / 1000)
+        } else {
+            s.serialize_f64(self.0 as f64 / 1000.0)
+        }
+    }
+}
+
+struct Point(i64, f64);
+
+impl Serialize for Point {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_tuple(2)?;
+        seq.serialize_element(&Ts(self.0))?;
+        seq.serialize_element(&format_float(self.1))?;
+        seq.end()
+    }
+}
+
+struct LabelsMap<'a>(&'a Labels);
+
+impl Serialize for LabelsMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0.iter() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+struct VectorJson<'a>(&'a [InstantSample]);
+
+impl Serialize for VectorJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for x in self.0 {
+            seq.serialize_element(&SampleJson(x))?;
+        }
+        seq.end()
+    }
+}
+
+struct SampleJson<'a>(&'a InstantSample);
+
+impl Serialize for SampleJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("metric", &LabelsMap(&self.0.labels))?;
+        map.serialize_entry("value", &Point(self.0.t, self.0.v))?;
+        map.end()
+    }
+}
+
+struct MatrixJson<'a>(&'a [Series]);
+
+impl Serialize for MatrixJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for x in self.0 {
+            seq.serialize_element(&SeriesJson(x))?;
+        }
+        seq.end()
+    }
+}
+
+struct SeriesJson<'a>(&'a Series);
+
+impl Serialize for SeriesJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("metric", &LabelsMap(&self.0.labels))?;
+        map.serialize_entry("values", &PointsJson(&self.0.samples))?;
+        map.end()
+    }
+}
+
+struct PointsJson<'a>(&'a [telltale_model::Sample]);
+
+impl Serialize for PointsJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for p in self.0 {
+            seq.serialize_element(&Point(p.t, p.v))?;
+        }
+        seq.end()
     }
 }
 
@@ -84,10 +183,6 @@ pub fn labels_json(labels: &Labels) -> Json {
         m.insert(n.to_string(), Json::String(v.to_string()));
     }
     Json::Object(m)
-}
-
-fn point_json(t: i64, v: f64) -> Json {
-    json!([timestamp_json(t), format_float(v)])
 }
 
 /// Milliseconds as Prometheus's float seconds.
@@ -117,6 +212,7 @@ pub fn format_float(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use telltale_model::Sample;
 
     #[test]

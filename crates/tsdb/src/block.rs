@@ -10,6 +10,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use telltale_model::{Labels, LabelsBuilder, Sample, TimeRange};
@@ -17,8 +18,14 @@ use telltale_model::{Labels, LabelsBuilder, Sample, TimeRange};
 use crate::blockchunk;
 use crate::encoding::{put_uvarint, put_varint, Reader, Truncated};
 use crate::error::{io_err, Error, Result};
+use crate::pagecache::{next_block_uid, PageKey, SharedPages};
 use crate::postings::Postings;
 use crate::wal::sync_dir;
+
+thread_local! {
+    /// One zstd context per reading thread: creating one costs more than decompressing a page.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
 
 /// The block format version this code writes and reads.
 pub(crate) const FORMAT_VERSION: u32 = 1;
@@ -291,13 +298,24 @@ pub(crate) struct Block {
     pub(crate) postings: Postings,
     pages: Vec<(u64, u32)>,
     chunks: File,
+    /// Process-unique number naming this block's pages in [`SharedPages`].
+    pub(crate) uid: u64,
 }
 
-/// The last page read, so series next to each other in a block decode one page once.
+/// The last page a reader used, so series next to each other in a block decode one page
+/// once, and optionally the cache of decompressed pages all readers share.
 #[derive(Debug, Default)]
 pub(crate) struct PageCache {
-    key: Option<(usize, u32)>,
-    data: Vec<u8>,
+    shared: Option<Arc<SharedPages>>,
+    key: Option<PageKey>,
+    data: Option<Arc<[u8]>>,
+}
+
+impl PageCache {
+    /// A reader's cache that also looks in, and fills, `shared`.
+    pub(crate) fn with_shared(shared: Arc<SharedPages>) -> Self {
+        Self { shared: Some(shared), ..Self::default() }
+    }
 }
 
 impl Block {
@@ -328,7 +346,7 @@ impl Block {
         for (i, s) in series.iter().enumerate() {
             postings.add(i as u32, &s.labels);
         }
-        Ok(Block { dir: dir.to_path_buf(), meta, series, postings, pages, chunks })
+        Ok(Block { dir: dir.to_path_buf(), meta, series, postings, pages, chunks, uid: next_block_uid() })
     }
 
     /// Appends series `i`'s samples inside `range` to `out`, in time order.
@@ -357,27 +375,50 @@ impl Block {
     }
 
     fn page<'c>(&self, n: u32, cache: &'c mut PageCache) -> Result<&'c [u8]> {
-        let key = (self as *const Block as usize, n);
+        let key = (self.uid, n);
         if cache.key != Some(key) {
             cache.key = None;
-            let &(off, len) = self.pages.get(n as usize).ok_or_else(|| self.bad("chunk names a missing page"))?;
-            let mut raw = vec![0; PAGE_HEADER + len as usize + 4];
-            let path = self.dir.join("chunks");
-            self.chunks.read_exact_at(&mut raw, off).map_err(io_err("read", &path))?;
-            let word = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes"));
-            let (stored_len, raw_len, crc) = (word(0), word(5) as usize, word(PAGE_HEADER + len as usize));
-            let stored = &raw[PAGE_HEADER..PAGE_HEADER + len as usize];
-            if stored_len != len || raw[4] != 1 || crc32c::crc32c(stored) != crc {
-                return Err(self.bad(&format!("page {n} at byte {off} fails its checksum")));
-            }
-            if raw_len > 64 << 20 {
-                return Err(self.bad(&format!("page {n} at byte {off} claims {raw_len} bytes")));
-            }
-            cache.data = zstd::bulk::decompress(stored, raw_len)
-                .map_err(|e| self.bad(&format!("page {n} at byte {off} does not decompress: {e}")))?;
+            let hit = cache.shared.as_ref().and_then(|s| s.get(key));
+            let data = match hit {
+                Some(page) => page,
+                None => {
+                    let page: Arc<[u8]> = self.read_page(n)?.into();
+                    if let Some(shared) = &cache.shared {
+                        shared.insert(key, page.clone());
+                    }
+                    page
+                }
+            };
+            cache.data = Some(data);
             cache.key = Some(key);
         }
-        Ok(&cache.data)
+        Ok(cache.data.as_deref().unwrap_or_default())
+    }
+
+    /// Reads, checks and decompresses page `n`.
+    fn read_page(&self, n: u32) -> Result<Vec<u8>> {
+        let &(off, len) = self.pages.get(n as usize).ok_or_else(|| self.bad("chunk names a missing page"))?;
+        let mut raw = vec![0; PAGE_HEADER + len as usize + 4];
+        let path = self.dir.join("chunks");
+        self.chunks.read_exact_at(&mut raw, off).map_err(io_err("read", &path))?;
+        let word = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes"));
+        let (stored_len, raw_len, crc) = (word(0), word(5) as usize, word(PAGE_HEADER + len as usize));
+        let stored = &raw[PAGE_HEADER..PAGE_HEADER + len as usize];
+        if stored_len != len || raw[4] != 1 || crc32c::crc32c(stored) != crc {
+            return Err(self.bad(&format!("page {n} at byte {off} fails its checksum")));
+        }
+        if raw_len > 64 << 20 {
+            return Err(self.bad(&format!("page {n} at byte {off} claims {raw_len} bytes")));
+        }
+        DECOMPRESSOR.with(|d| {
+            let mut d = d.borrow_mut();
+            let d = match d.as_mut() {
+                Some(d) => d,
+                None => d.insert(zstd::bulk::Decompressor::new().map_err(io_err("create zstd context for", &path))?),
+            };
+            d.decompress(stored, raw_len)
+                .map_err(|e| self.bad(&format!("page {n} at byte {off} does not decompress: {e}")))
+        })
     }
 
     /// Whether series `i` has a chunk overlapping `range`.

@@ -17,6 +17,7 @@ use crate::block::{Block, BlockWriter, PageCache};
 use crate::error::{io_err, Error, Result};
 use crate::head::{CutSeries, Fit, Head};
 use crate::options::{ms, Fsync, Options};
+use crate::pagecache::SharedPages;
 use crate::wal::{self, Entry, Wal};
 
 /// The metrics engine. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -32,6 +33,8 @@ pub struct Tsdb {
     maint: Mutex<MaintState>,
     problems: Mutex<Vec<String>>,
     counters: Counters,
+    /// Decompressed block pages, shared by readers.
+    pages: Arc<SharedPages>,
 }
 
 #[derive(Default)]
@@ -91,6 +94,7 @@ impl Tsdb {
             maint: Mutex::new(MaintState { next_block: 1, pending: None }),
             problems: Mutex::default(),
             counters: Counters::default(),
+            pages: Arc::new(SharedPages::new(usize::try_from(opts.page_cache_size).unwrap_or(usize::MAX))),
         };
         db.load_blocks()?;
         let needs_flush = db.replay(&listing)?;
@@ -381,6 +385,7 @@ impl Tsdb {
                 sort_blocks(&mut state.blocks);
             }
             for b in &group {
+                self.pages.forget_block(b.uid);
                 let _ = remove_block_dir(&b.dir);
             }
             self.counters.compactions.fetch_add(1, Relaxed);
@@ -448,6 +453,7 @@ impl Tsdb {
         self.state.write().blocks.retain(|b| !doomed.iter().any(|d| Arc::ptr_eq(b, d)));
         for b in doomed {
             info!(block = %b.meta.id, max_time = b.meta.max_time, "retention deletes block");
+            self.pages.forget_block(b.uid);
             let _ = remove_block_dir(&b.dir);
             self.counters.blocks_deleted.fetch_add(1, Relaxed);
         }
@@ -479,7 +485,7 @@ impl Tsdb {
         let mut block_sorted = blocks;
         block_sorted.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
         for b in block_sorted.iter().filter(|b| range.overlaps(b.meta.min_time, b.meta.max_time)) {
-            let mut cache = PageCache::default();
+            let mut cache = PageCache::with_shared(self.pages.clone());
             let n = out.len();
             let mut failed = None;
             for i in b.postings.select(matchers) {
@@ -523,6 +529,7 @@ impl Tsdb {
             before != state.blocks.len()
         };
         if removed {
+            self.pages.forget_block(b.uid);
             self.quarantine(&b.dir, &e.to_string());
         }
     }
@@ -798,6 +805,11 @@ impl Maintenance for Tsdb {
         let gauge = |name, help, v: f64| Stat { name, help, kind: MetricType::Gauge, value: v };
         vec![
             gauge("telltale_storage_head_series", "Series held in the in-memory head.", self.head.live_series() as f64),
+            gauge(
+                "telltale_storage_page_cache_bytes",
+                "Decompressed block pages kept for readers (storage.tsdb.page_cache_size).",
+                self.pages.bytes() as f64,
+            ),
             gauge("telltale_storage_head_bytes", "Bytes of sample data in the head.", self.head.heap_bytes() as f64),
             counter("telltale_storage_samples_appended_total", "Samples stored.", &c.samples_appended),
             counter(

@@ -23,6 +23,7 @@ mod encoding;
 mod error;
 mod head;
 mod options;
+mod pagecache;
 mod postings;
 mod wal;
 

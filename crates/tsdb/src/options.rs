@@ -26,6 +26,10 @@ pub struct Options {
     /// Time span of a block cut from the head (`"2h"`), and the unit of compaction levels.
     #[serde(with = "telltale_model::units::duration")]
     pub block_duration: Duration,
+    /// Memory for decompressed block pages that readers share (`"32MiB"`), so repeated
+    /// queries skip reading and decompressing; 0 turns the cache off.
+    #[serde(with = "telltale_model::units::size")]
+    pub page_cache_size: u64,
     /// Write-ahead log settings.
     pub wal: WalOptions,
 }
@@ -37,6 +41,7 @@ impl Default for Options {
             retention_size: 0,
             out_of_order_window: Duration::from_secs(3600),
             block_duration: Duration::from_secs(2 * 3600),
+            page_cache_size: 32 << 20,
             wal: WalOptions::default(),
         }
     }
