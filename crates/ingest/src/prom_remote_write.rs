@@ -29,10 +29,10 @@ use std::collections::HashSet;
 
 use telltale_model::{MetricMetadata, MetricType, Sample, WriteBatch, METRIC_NAME};
 
-pub use crate::prom_remote_write_encode::{encode, encode_uncompressed};
 use crate::error::{Error, Result};
 use crate::limits::{over, Limits};
 use crate::pb::{Reader, I64, LEN, VARINT};
+pub use crate::prom_remote_write_encode::{encode, encode_uncompressed};
 use crate::series::{check_request, SeriesBuilder};
 
 /// Which remote write message a request carries.
