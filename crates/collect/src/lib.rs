@@ -15,7 +15,6 @@
 pub mod agent;
 mod error;
 pub mod host;
-pub mod remote;
 pub mod scrape;
 mod staleness;
 

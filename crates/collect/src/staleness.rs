@@ -44,9 +44,9 @@ impl Staleness {
                     self.next.insert(h, l);
                 }
                 None => {
-                    if !self.next.contains_key(&h) {
+                    if let std::collections::hash_map::Entry::Vacant(e) = self.next.entry(h) {
                         added += 1;
-                        self.next.insert(h, labels.clone());
+                        e.insert(labels.clone());
                     }
                 }
             }

@@ -107,7 +107,7 @@ pub struct DiskstatsOptions {
 }
 
 /// `collectors.netdev:`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetdevOptions {
     /// Only these devices (a regex; empty: all). Excludes `device_exclude`.
@@ -179,12 +179,6 @@ impl Default for FilesystemOptions {
 impl Default for DiskstatsOptions {
     fn default() -> Self {
         Self { device_exclude: DISK_DEVICE_EXCLUDE.into() }
-    }
-}
-
-impl Default for NetdevOptions {
-    fn default() -> Self {
-        Self { device_include: String::new(), device_exclude: String::new() }
     }
 }
 
@@ -397,6 +391,56 @@ impl Host {
             "processes" => process::top(r, &proc, self.opts.processes.top_n, now, self.page_size, &mut self.procs, out),
             _ => Ok(()),
         }
+    }
+}
+
+/// Runs the collectors every `opts.interval` until `stop` turns true, writing each round
+/// (with stale markers for series that went away) to `sink`; at the end, every series gets a
+/// stale marker. Each round runs on the blocking pool.
+pub async fn run(
+    opts: Options,
+    sink: std::sync::Arc<dyn crate::Sink>,
+    clock: crate::scrape::Clock,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let host = match Host::new(&opts) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "host collectors not started");
+            return;
+        }
+    };
+    tracing::info!(collectors = %host.enabled().join(","), interval = %units::format_duration(opts.interval), "host collectors started");
+    let mut state = Some((host, crate::Staleness::new()));
+    let mut tick = tokio::time::interval(opts.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        let Some((mut host, mut stale)) = state.take() else { break };
+        let (sink, clock) = (sink.clone(), clock.clone());
+        let job = tokio::task::spawn_blocking(move || {
+            let now = clock();
+            let mut batch = host.collect(now);
+            stale.update(&mut batch, now);
+            if let Err(e) = sink.write("collectors", &batch) {
+                tracing::warn!(error = %e, "cannot store host metrics");
+            }
+            (host, stale)
+        });
+        match job.await {
+            Ok(s) => state = Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "host collection panicked; collectors stopped");
+                return;
+            }
+        }
+    }
+    if let Some((_, mut stale)) = state {
+        let batch = stale.end(clock());
+        let _ = tokio::task::spawn_blocking(move || sink.write("collectors", &batch)).await;
     }
 }
 

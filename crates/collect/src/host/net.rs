@@ -129,7 +129,7 @@ pub(crate) fn sockstat(r: &mut Reader, proc: &Path, page_size: u64, out: &mut Ou
         for line in text.lines() {
             let Some((proto, rest)) = line.split_once(':') else { continue };
             let f: Vec<&str> = rest.split_ascii_whitespace().collect();
-            if f.len() % 2 != 0 {
+            if !f.len().is_multiple_of(2) {
                 return Err(Error::parse(&path, format!("odd number of fields in {line:?}")));
             }
             for kv in f.chunks(2) {
