@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # Real peers the integration tests start on loopback: Prometheus (remote write sender),
 # node_exporter (reference for the host collectors), curl for quick probes.
-for pkg in prometheus curl; do
+for pkg in prometheus prometheus-node-exporter curl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -19,6 +19,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   # The Debian packages start system services on well-known ports; the tests start their own.
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     $SUDO systemctl stop prometheus prometheus-node-exporter 2>/dev/null || true
+  fi
+  # Without systemd the packages start nothing; with it, they may still be starting.
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now prometheus-node-exporter 2>/dev/null || true
   fi
 fi
 
