@@ -20,10 +20,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     $SUDO systemctl stop prometheus prometheus-node-exporter 2>/dev/null || true
   fi
-  # Without systemd the packages start nothing; with it, they may still be starting.
-  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    $SUDO systemctl disable --now prometheus-node-exporter 2>/dev/null || true
-  fi
 fi
 
 echo "== cargo fmt --check"
