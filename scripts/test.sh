@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # Real peers the integration tests start on loopback: Prometheus (remote write sender),
 # node_exporter (reference for the host collectors), curl for quick probes.
-for pkg in prometheus curl; do
+for pkg in prometheus prometheus-node-exporter curl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

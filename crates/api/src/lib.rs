@@ -49,7 +49,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/query_exemplars", get(query::exemplars).post(query::exemplars))
         .route("/api/v1/metadata", get(status::metadata))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
-        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo));
+        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
+        .route("/api/v1/targets", get(status::targets));
     let federate = Router::new().route("/federate", get(query::federate)).layer(map_response(text_errors));
     let prom_write = Router::new()
         .route("/api/v1/write", post(write::remote_write))

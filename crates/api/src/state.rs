@@ -71,6 +71,7 @@ struct Inner {
     metadata: MetadataRegistry,
     reloader: OnceLock<Reloader>,
     runtime: RwLock<RuntimeInfo>,
+    targets: OnceLock<telltale_collect::scrape::Targets>,
 }
 
 /// What `/api/v1/status/runtimeinfo` reports beyond the process's own facts.
@@ -97,6 +98,7 @@ impl AppState {
             metadata: MetadataRegistry::default(),
             reloader: OnceLock::new(),
             runtime: RwLock::default(),
+            targets: OnceLock::new(),
         };
         let state = Self { inner: Arc::new(inner) };
         let now = state.now_ms();
@@ -179,6 +181,16 @@ impl AppState {
             .get()
             .cloned()
             .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "starting up: the store is still opening"))
+    }
+
+    /// Makes the scrape manager's targets visible at `/api/v1/targets`. Later calls are ignored.
+    pub fn set_targets(&self, targets: telltale_collect::scrape::Targets) {
+        let _ = self.inner.targets.set(targets);
+    }
+
+    /// The scrape targets, if the binary runs a scrape manager.
+    pub fn targets(&self) -> Option<telltale_collect::scrape::Targets> {
+        self.inner.targets.get().cloned()
     }
 
     /// The reload function, if the binary installed one.
