@@ -7,15 +7,15 @@
 //! shutdown closes the store only after the last in-flight request has finished.
 
 mod agent;
+mod config;
+mod serve;
+
 /// mimalloc instead of glibc's malloc: every write allocates a label set per series and
 /// frees it on another thread; with glibc a fifth of ingest CPU went to malloc and free
 /// (docs/benchmarks.md, "What limits ingest"). Transparent huge pages are off (`no_thp`):
 /// with them peak RSS during ingest doubled.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-mod config;
-mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
