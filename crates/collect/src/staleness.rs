@@ -6,20 +6,24 @@
 //! top-N, a disk is unplugged) and scrapes (a series vanishes, a scrape fails, a target goes
 //! away) use this tracker.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+
+use hashbrown::hash_map::Entry;
+use hashbrown::{DefaultHashBuilder, HashMap};
 
 use telltale_model::{Labels, Sample, Timestamp, WriteBatch, STALE_NAN_BITS};
 
 /// The series of the previous output, to mark the ones that disappear.
 ///
-/// Keyed by a 64-bit hash of the encoded labels; the two maps are swapped each round, so a
-/// steady set of series costs no allocation.
+/// Keyed by a 64-bit hash of the encoded labels (foldhash: a scrape hashes every series, and
+/// SipHash cost a tenth of a 100k-series scrape). Each entry remembers the round it was last
+/// seen in, so a round costs one lookup per series, and the map is walked for vanished
+/// series only when fewer series came than it holds.
 #[derive(Debug, Default)]
 pub struct Staleness {
-    prev: HashMap<u64, Labels>,
-    next: HashMap<u64, Labels>,
-    hasher: RandomState,
+    seen: HashMap<u64, (Labels, u64)>,
+    round: u64,
+    hasher: DefaultHashBuilder,
 }
 
 impl Staleness {
@@ -33,29 +37,37 @@ impl Staleness {
     /// an explicit timestamp other than `t` are not tracked (Prometheus does not mark those).
     /// Returns how many series are new since the previous call.
     pub fn update(&mut self, batch: &mut WriteBatch, t: Timestamp) -> usize {
-        let mut added = 0;
+        self.round += 1;
+        let round = self.round;
+        let (mut added, mut present) = (0, 0);
         for (labels, samples) in batch.iter() {
             if !samples.iter().any(|s| s.t == t) {
                 continue;
             }
-            let h = self.hasher.hash_one(labels.as_bytes());
-            match self.prev.remove(&h) {
-                Some(l) => {
-                    self.next.insert(h, l);
-                }
-                None => {
-                    if let std::collections::hash_map::Entry::Vacant(e) = self.next.entry(h) {
-                        added += 1;
-                        e.insert(labels.clone());
+            match self.seen.entry(self.hasher.hash_one(labels.as_bytes())) {
+                Entry::Occupied(mut e) => {
+                    if e.get().1 != round {
+                        e.get_mut().1 = round;
+                        present += 1;
                     }
+                }
+                Entry::Vacant(e) => {
+                    e.insert((labels.clone(), round));
+                    added += 1;
+                    present += 1;
                 }
             }
         }
-        let stale = Sample::new(t, f64::from_bits(STALE_NAN_BITS));
-        for (_, labels) in self.prev.drain() {
-            batch.push_sample(labels, stale);
+        if present < self.seen.len() {
+            let stale = Sample::new(t, f64::from_bits(STALE_NAN_BITS));
+            self.seen.retain(|_, (labels, last)| {
+                if *last == round {
+                    return true;
+                }
+                batch.push_sample(std::mem::take(labels), stale);
+                false
+            });
         }
-        std::mem::swap(&mut self.prev, &mut self.next);
         added
     }
 
@@ -64,7 +76,7 @@ impl Staleness {
     pub fn end(&mut self, t: Timestamp) -> WriteBatch {
         let mut b = WriteBatch::new();
         let stale = Sample::new(t, f64::from_bits(STALE_NAN_BITS));
-        for (_, labels) in self.prev.drain() {
+        for (_, (labels, _)) in self.seen.drain() {
             b.push_sample(labels, stale);
         }
         b
@@ -72,12 +84,12 @@ impl Staleness {
 
     /// How many series the last round had.
     pub fn len(&self) -> usize {
-        self.prev.len()
+        self.seen.len()
     }
 
     /// Whether the last round had no series.
     pub fn is_empty(&self) -> bool {
-        self.prev.is_empty()
+        self.seen.is_empty()
     }
 }
 

@@ -82,7 +82,13 @@ impl Labels {
 
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        let mut it = RawIter { buf: &self.0 };
+        while let Some((n, v)) = it.next_bytes() {
+            if n == name.as_bytes() {
+                return Some(std::str::from_utf8(v).expect("labels are validated on construction"));
+            }
+        }
+        None
     }
 
     /// The metric name (`__name__`), if present.
@@ -92,7 +98,8 @@ impl Labels {
 
     /// Number of labels.
     pub fn len(&self) -> usize {
-        self.iter().count()
+        let mut it = RawIter { buf: &self.0 };
+        std::iter::from_fn(|| it.next_bytes()).count()
     }
 
     /// Whether there are no labels.
@@ -110,7 +117,8 @@ impl Labels {
 
 impl Ord for Labels {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.iter().cmp(other.iter())
+        let (mut a, mut b) = (RawIter { buf: &self.0 }, RawIter { buf: &other.0 });
+        std::iter::from_fn(|| a.next_bytes()).cmp(std::iter::from_fn(|| b.next_bytes()))
     }
 }
 
@@ -257,14 +265,27 @@ impl<'a> RawIter<'a> {
         Err(LabelsError::Corrupt("bad length"))
     }
 
-    fn str(&mut self) -> Result<&'a str, LabelsError> {
+    fn bytes(&mut self) -> Result<&'a [u8], LabelsError> {
         let len = self.varint()?;
         if len > self.buf.len() {
             return Err(LabelsError::Corrupt("length past end"));
         }
         let (s, rest) = self.buf.split_at(len);
         self.buf = rest;
-        std::str::from_utf8(s).map_err(|_| LabelsError::Corrupt("not utf-8"))
+        Ok(s)
+    }
+
+    fn str(&mut self) -> Result<&'a str, LabelsError> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| LabelsError::Corrupt("not utf-8"))
+    }
+
+    /// The next pair as bytes, unchecked for UTF-8: for comparing and searching, where
+    /// bytes are enough (UTF-8 orders like its code points).
+    fn next_bytes(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        Some((self.bytes().ok()?, self.bytes().ok()?))
     }
 
     fn try_next(&mut self) -> Result<(&'a str, &'a str), LabelsError> {
@@ -324,6 +345,21 @@ mod tests {
             let back: Vec<_> = l.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
             prop_assert_eq!(back, pairs.into_iter().collect::<Vec<_>>());
             prop_assert_eq!(Labels::from_encoded(l.as_bytes()).unwrap(), l);
+        }
+
+        #[test]
+        fn byte_order_get_and_len_agree_with_the_pairs(
+            a in proptest::collection::btree_map("[a-c_]{1,3}", ".{1,4}", 0..5),
+            b in proptest::collection::btree_map("[a-c_]{1,3}", ".{1,4}", 0..5),
+        ) {
+            let la = Labels::from_pairs(a.iter().map(|(n, v)| (n.as_str(), v.as_str()))).unwrap();
+            let lb = Labels::from_pairs(b.iter().map(|(n, v)| (n.as_str(), v.as_str()))).unwrap();
+            prop_assert_eq!(la.cmp(&lb), la.iter().cmp(lb.iter()));
+            prop_assert_eq!(la.len(), a.len());
+            for (n, v) in &a {
+                prop_assert_eq!(la.get(n), Some(v.as_str()));
+            }
+            prop_assert_eq!(la.get("zz"), None);
         }
     }
 }

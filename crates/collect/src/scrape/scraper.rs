@@ -172,9 +172,12 @@ pub(crate) fn samples(
     let tl: Vec<(&str, &str)> = target.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     for (labels, samples) in decoded.iter() {
         let Some(l) = merge(labels, &tl, s.honor_labels, &s.metric_relabel) else { continue };
-        for smp in samples {
-            let ts = if s.honor_timestamps { smp.t } else { t };
-            out.push_sample(l.clone(), Sample::new(ts, smp.v));
+        let at = |smp: &Sample| Sample::new(if s.honor_timestamps { smp.t } else { t }, smp.v);
+        if let [one] = samples {
+            out.push_sample(l, at(one));
+        } else {
+            let all: Vec<Sample> = samples.iter().map(at).collect();
+            out.push(l, &all);
         }
     }
     let kept = out.sample_count();
