@@ -12,6 +12,7 @@
 
 mod admin;
 mod body;
+mod dashboards;
 mod error;
 mod metadata;
 pub mod metrics;
@@ -49,7 +50,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/query_exemplars", get(query::exemplars).post(query::exemplars))
         .route("/api/v1/metadata", get(status::metadata))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
-        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo));
+        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
+        .route("/api/v1/status/config", get(status::config))
+        .route("/api/v1/status/tsdb", get(status::tsdb))
+        .route("/api/v1/dashboards", get(dashboards::list).post(dashboards::create))
+        .route("/api/v1/dashboards/{uid}", get(dashboards::get).put(dashboards::update).delete(dashboards::delete));
     let federate = Router::new().route("/federate", get(query::federate)).layer(map_response(text_errors));
     let prom_write = Router::new()
         .route("/api/v1/write", post(write::remote_write))
@@ -79,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .merge(prom_read)
         .merge(federate)
         .merge(admin)
+        .merge(telltale_ui::router())
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), track))
         .with_state(state)
