@@ -186,8 +186,14 @@ export class Chart {
       if (fill) this.fillArea(ctx, d, a, b, X, Y, gap);
       ctx.strokeStyle = d.s.color;
       ctx.beginPath();
-      this.tracePath(ctx, ts, d.top, a, b, X, Y, gap);
+      const lone = this.tracePath(ctx, ts, d.top, a, b, X, Y, gap);
       ctx.stroke();
+      if (lone.length) {
+        ctx.fillStyle = d.s.color;
+        ctx.beginPath();
+        for (const [x, y] of lone) { ctx.moveTo(x + 2.5, y); ctx.arc(x, y, 2.5, 0, Math.PI * 2); }
+        ctx.fill();
+      }
     }
     // thresholds
     for (const t of this.opts.thresholds || []) {
@@ -208,8 +214,11 @@ export class Chart {
 
   // Adds the series' line to the current path: breaks at NaN and at gaps longer than 2.5
   // steps; with more points than pixels, keeps each pixel column's first, min, max and last.
+  // Returns the points that have no neighbour to join (drawn as dots).
   tracePath(ctx, ts, vs, a, b, X, Y, gap) {
-    let pen = false, prevT = -Infinity;
+    let pen = false, prevT = -Infinity, run = 0, runX = 0, runY = 0;
+    const lone = [];
+    const endRun = () => { if (run === 1) lone.push([runX, runY]); run = 0; };
     const dense = (b - a) > (this.plot.x1 - this.plot.x0) * 2;
     let col = NaN, cmin = 0, cmax = 0, clast = 0;
     const flush = () => {
@@ -218,11 +227,12 @@ export class Chart {
     };
     for (let i = a; i < b; i++) {
       const v = vs[i], t = ts[i];
-      if (Number.isNaN(v) || !Number.isFinite(v)) { if (dense) flush(); col = NaN; pen = false; continue; }
-      if (t - prevT > gap) { if (dense) flush(); col = NaN; pen = false; }
+      if (Number.isNaN(v) || !Number.isFinite(v)) { if (dense) flush(); col = NaN; pen = false; endRun(); continue; }
+      if (t - prevT > gap) { if (dense) flush(); col = NaN; pen = false; endRun(); }
       prevT = t;
       const x = X(t);
-      if (!pen) { ctx.moveTo(x, Y(v)); pen = true; if (dense) { col = Math.round(x); cmin = cmax = clast = v; } continue; }
+      run++;
+      if (!pen) { ctx.moveTo(x, Y(v)); runX = x; runY = Y(v); pen = true; if (dense) { col = Math.round(x); cmin = cmax = clast = v; } continue; }
       if (dense) {
         const cx = Math.round(x);
         if (cx === col) { if (v < cmin) cmin = v; if (v > cmax) cmax = v; clast = v; continue; }
@@ -234,6 +244,8 @@ export class Chart {
       }
     }
     if (dense) flush();
+    endRun();
+    return lone;
   }
 
   fillArea(ctx, d, a, b, X, Y, gap) {

@@ -28,9 +28,9 @@ export async function mount(root) {
     const top = (list, label) => h('div', null, h('h3', { style: { margin: '12px 0 4px' } }, label), h('table', { class: 'tbl' }, h('tbody', null,
       list.map((x) => h('tr', null, h('td', { class: 'mono' }, x.name), h('td', { class: 'num' }, fmt(x.value, 'short')))))));
     storageCard = card('Storage', kv([
-      ['Series', fmt(t.headStats.numSeries, 'short', 0) + ` (${t.headStats.numSeries})`],
+      ['Series', t.headStats.numSeries >= 1e4 ? `${fmt(t.headStats.numSeries, 'short')} (${t.headStats.numSeries})` : String(t.headStats.numSeries)],
       ['Label pairs', String(t.headStats.numLabelPairs)],
-      ['Samples stored (since start)', stats.telltale_storage_samples_appended_total != null ? fmt(stats.telltale_storage_samples_appended_total, 'short') : '–'],
+      ['Samples written since start', stats.telltale_storage_samples_appended_total != null ? fmt(stats.telltale_storage_samples_appended_total, 'short') : '–'],
       ['Disk use', `${fmtBytes(disk)} (blocks ${fmtBytes(stats.telltale_storage_blocks_bytes || 0)}, WAL ${fmtBytes(stats.telltale_storage_wal_bytes || 0)})`],
       ['In memory (head)', fmtBytes(stats.telltale_storage_head_bytes || 0) + ` · ${stats.telltale_storage_head_series ?? '–'} series`],
       ['Blocks', String(stats.telltale_storage_blocks ?? '–')],
