@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # Real peers the integration tests start on loopback: Prometheus (remote write sender),
 # node_exporter (reference for the host collectors, and real host data for the web UI's
-# tests), curl for quick probes, and headless Chromium with its WebDriver for the web UI.
-for pkg in prometheus prometheus-node-exporter curl chromium chromium-driver fonts-dejavu-core; do
+# tests), Alertmanager (the UI's alerts page runs against it and Prometheus), curl for quick
+# probes, and headless Chromium with its WebDriver for the web UI.
+for pkg in prometheus prometheus-node-exporter prometheus-alertmanager curl chromium chromium-driver fonts-dejavu-core; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

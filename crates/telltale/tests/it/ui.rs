@@ -318,3 +318,201 @@ fn the_promql_editor_completes_metric_names_labels_and_values() {
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
+
+/// A same-origin front for the browser: the UI (and everything else) from Telltale, the
+/// alerting APIs from a real Prometheus (rules, alerts, queries over `ALERTS`) and a real
+/// Alertmanager (`/api/v2`). Telltale's own alerting speaks these same APIs once it lands
+/// (issue 5); until then this lets the Alerts page run against the upstream servers whose
+/// shapes it follows. One request per connection, no keep-alive.
+struct Front {
+    url: String,
+}
+
+fn front(telltale: &str, prometheus: &str, alertmanager: &str) -> Front {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the front");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tt, prom, am) = (telltale.to_string(), prometheus.to_string(), alertmanager.to_string());
+    std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let (agent, tt, prom, am) = (agent.clone(), tt.clone(), prom.clone(), am.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                let mut parts = line.split_whitespace();
+                let (method, target) =
+                    (parts.next().unwrap_or("GET").to_string(), parts.next().unwrap_or("/").to_string());
+                let (mut len, mut ctype) = (0usize, String::new());
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    let (k, v) = h.split_once(':').unwrap_or((&h, ""));
+                    match k.trim().to_ascii_lowercase().as_str() {
+                        "content-length" => len = v.trim().parse().unwrap_or(0),
+                        "content-type" => ctype = v.trim().to_string(),
+                        _ => {}
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = reader.read_exact(&mut body);
+                let path = target.split('?').next().unwrap_or("");
+                let upstream = if path.starts_with("/api/v2/") {
+                    &am
+                } else if [
+                    "/api/v1/rules",
+                    "/api/v1/alerts",
+                    "/api/v1/query",
+                    "/api/v1/query_range",
+                    "/api/v1/format_query",
+                ]
+                .contains(&path)
+                {
+                    &prom
+                } else {
+                    &tt
+                };
+                let mut req = ureq::http::Request::builder().method(method.as_str()).uri(format!("{upstream}{target}"));
+                if !ctype.is_empty() {
+                    req = req.header("content-type", ctype.as_str());
+                }
+                let Ok(req) = req.body(body) else { return };
+                let (status, rtype, rbody) = match agent.run(req) {
+                    Ok(mut r) => {
+                        let t = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                        let mut b = Vec::new();
+                        let _ = r.body_mut().as_reader().read_to_end(&mut b);
+                        (r.status().as_u16(), t, b)
+                    }
+                    Err(e) => (502, "text/plain".into(), e.to_string().into_bytes()),
+                };
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: {rtype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    rbody.len()
+                );
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(&rbody);
+            });
+        }
+    });
+    Front { url }
+}
+
+#[test]
+fn the_alerts_page_shows_alerts_and_silences_one_from_an_alert() {
+    let s = start("");
+    let dir = tempfile::tempdir().unwrap();
+    let (am_port, prom_port) = (free_port(), free_port());
+    std::fs::write(
+        dir.path().join("am.yml"),
+        "route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n  - name: none\n",
+    )
+    .unwrap();
+    let _am = Peer::start(
+        "prometheus-alertmanager",
+        &[
+            format!("--config.file={}", dir.path().join("am.yml").display()),
+            format!("--storage.path={}", dir.path().join("am").display()),
+            format!("--web.listen-address=127.0.0.1:{am_port}"),
+            "--cluster.listen-address=".into(),
+        ],
+    );
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: host\n    interval: 1s\n    rules:\n\
+         \x20     - alert: DiskAlmostFull\n        expr: vector(93)\n        labels: {severity: critical, instance: \"host-a:9100\"}\n\
+         \x20       annotations: {summary: \"Filesystem / on host-a is 93% full\"}\n\
+         \x20     - alert: HighLoad\n        expr: vector(3)\n        for: 1h\n        labels: {severity: warning}\n\
+         \x20       annotations: {summary: \"Load is above the number of cores\"}\n\
+         \x20     - record: job:up:count\n        expr: count(up)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: [{}]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n",
+            dir.path().join("rules.yml").display()
+        ),
+    )
+    .unwrap();
+    let _prom = Peer::start(
+        "prometheus",
+        &[
+            format!("--config.file={}", dir.path().join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+            // Its first evaluation may come before it knows the Alertmanager (that alert is
+            // dropped); resend every second instead of every minute.
+            "--rules.alert.resend-delay=1s".into(),
+        ],
+    );
+    let (prom, am) = (format!("http://127.0.0.1:{prom_port}"), format!("http://127.0.0.1:{am_port}"));
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    eventually("Alertmanager to hold the firing alert", Duration::from_millis(200), || {
+        let mut r = agent.get(&format!("{am}/api/v2/alerts")).call().ok()?;
+        let text = r.body_mut().read_to_string().ok()?;
+        text.contains("DiskAlmostFull").then_some(())
+    });
+    let f = front(s.url(), &prom, &am);
+    let b = Browser::start();
+    b.goto(&format!("{}/alerts", f.url));
+    b.wait_for(
+        "(() => { const t = document.body.innerText; return t.includes('DiskAlmostFull') && t.includes('HighLoad') \
+           && t.includes('Filesystem / on host-a is 93% full') && document.querySelector('[data-alert=DiskAlmostFull] .badge.firing') \
+           && document.querySelector('[data-alert=HighLoad] .badge.pending') && t.includes('active since'); })()",
+        "the firing and the pending alert with labels, annotations and since when",
+    );
+    b.screenshot(&shots().join("alerts-firing.png"));
+    let graph =
+        b.execute("return document.querySelector('[data-alert=DiskAlmostFull] a.btn').getAttribute('href')", json!([]));
+    assert_eq!(graph, json!("/explore?q=vector(93)&from=now-6h"), "the graph link runs the rule's query");
+
+    // Silence it from its card: the form comes filled with the alert's labels.
+    b.click(&b.find("[data-alert=DiskAlmostFull] .btns button"));
+    let matchers = b.execute("return document.querySelector('dialog textarea').value", json!([]));
+    let matchers = matchers.as_str().unwrap();
+    assert!(
+        matchers.contains("alertname=\"DiskAlmostFull\"") && matchers.contains("instance=\"host-a:9100\""),
+        "{matchers}"
+    );
+    b.type_into(&b.find("dialog input[aria-label='Created by']"), "ui-test");
+    b.type_into(&b.find("dialog textarea[aria-label=Comment]"), "replacing the disk");
+    b.click_text("dialog button", "Create silence");
+    b.wait_for(
+        "document.querySelector('[data-alert=DiskAlmostFull] .badge.silenced')",
+        "the alert to show as silenced",
+    );
+    b.screenshot(&shots().join("alerts-silenced.png"));
+    let mut r = agent.get(&format!("{am}/api/v2/silences")).call().unwrap();
+    let silences: serde_json::Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let sil = &silences[0];
+    assert_eq!((sil["createdBy"].as_str(), sil["comment"].as_str()), (Some("ui-test"), Some("replacing the disk")));
+    assert_eq!(sil["status"]["state"], "active");
+
+    b.goto(&format!("{}/alerts?tab=rules", f.url));
+    b.wait_for(
+        "document.body.innerText.includes('job:up:count') && document.querySelectorAll('.badge.ok').length >= 3",
+        "the rules with their health",
+    );
+    b.screenshot(&shots().join("alerts-rules.png"));
+
+    // Expire it from the Silences tab.
+    b.goto(&format!("{}/alerts?tab=silences", f.url));
+    b.click_text("[data-silence] button", "Expire");
+    b.wait_for("document.querySelector('[data-silence] .badge.expired')", "the silence to show as expired");
+    b.screenshot(&shots().join("alerts-silences.png"));
+    b.set_size(390, 844);
+    b.goto(&format!("{}/alerts", f.url));
+    b.wait_for("document.querySelector('[data-alert=DiskAlmostFull]')", "the alerts on a phone");
+    let fits = b.execute("return document.documentElement.scrollWidth <= window.innerWidth + 1", json!([]));
+    assert_eq!(fits, json!(true), "no horizontal scrolling on a phone");
+    b.screenshot(&shots().join("alerts-firing-phone.png"));
+    let errors = unexpected_errors(&b);
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+}
