@@ -109,6 +109,11 @@ impl Browser {
         self.cmd("POST", "/execute/sync", Some(json!({ "script": script, "args": args })))
     }
 
+    /// Runs `script` asynchronously: it ends by calling its last argument with the result.
+    pub fn execute_async(&self, script: &str, args: Value) -> Value {
+        self.cmd("POST", "/execute/async", Some(json!({ "script": script, "args": args })))
+    }
+
     /// Waits (in the page, up to 30 s) until the JavaScript expression `condition` is
     /// truthy, and returns its value. Panics with `what` and the page's text otherwise.
     pub fn wait_for(&self, condition: &str, what: &str) -> Value {

@@ -516,3 +516,14 @@ fn the_alerts_page_shows_alerts_and_silences_one_from_an_alert() {
     let errors = unexpected_errors(&b);
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
+
+#[test]
+fn ui_modules_unit_tests() {
+    let s = start("server:\n  self_scrape_interval: 0s\n");
+    let b = Browser::start();
+    b.goto(&format!("{}/explore", s.url()));
+    let r = b.execute_async(include_str!("ui_unit.js"), json!([]));
+    let failures = r["failures"].as_array().cloned().unwrap_or_default();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(r["passed"].as_u64().unwrap_or(0) >= 55, "{r}");
+}
