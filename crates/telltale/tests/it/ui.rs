@@ -347,7 +347,7 @@ fn front(telltale: &str, prometheus: &str, alertmanager: &str) -> Front {
                 let mut parts = line.split_whitespace();
                 let (method, target) =
                     (parts.next().unwrap_or("GET").to_string(), parts.next().unwrap_or("/").to_string());
-                let (mut len, mut ctype) = (0usize, String::new());
+                let (mut len, mut ctype, mut accept) = (0usize, String::new(), String::new());
                 loop {
                     let mut h = String::new();
                     if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
@@ -357,6 +357,7 @@ fn front(telltale: &str, prometheus: &str, alertmanager: &str) -> Front {
                     match k.trim().to_ascii_lowercase().as_str() {
                         "content-length" => len = v.trim().parse().unwrap_or(0),
                         "content-type" => ctype = v.trim().to_string(),
+                        "accept" => accept = v.trim().to_string(),
                         _ => {}
                     }
                 }
@@ -381,6 +382,9 @@ fn front(telltale: &str, prometheus: &str, alertmanager: &str) -> Front {
                 let mut req = ureq::http::Request::builder().method(method.as_str()).uri(format!("{upstream}{target}"));
                 if !ctype.is_empty() {
                     req = req.header("content-type", ctype.as_str());
+                }
+                if !accept.is_empty() {
+                    req = req.header("accept", accept.as_str());
                 }
                 let Ok(req) = req.body(body) else { return };
                 let (status, rtype, rbody) = match agent.run(req) {
@@ -472,6 +476,15 @@ fn the_alerts_page_shows_alerts_and_silences_one_from_an_alert() {
     let graph =
         b.execute("return document.querySelector('[data-alert=DiskAlmostFull] a.btn').getAttribute('href')", json!([]));
     assert_eq!(graph, json!("/explore?q=vector(93)&from=now-6h"), "the graph link runs the rule's query");
+
+    // The Overview puts firing alerts on top (from the ALERTS series), with a link here.
+    b.goto(&format!("{}/", f.url));
+    b.wait_for(
+        "[...document.querySelectorAll('.banner .alert-line')].some((x) => x.textContent.includes('DiskAlmostFull') && x.textContent.includes('since'))",
+        "the firing alert on top of the Overview",
+    );
+    b.screenshot(&shots().join("overview-firing-alert.png"));
+    b.goto(&format!("{}/alerts", f.url));
 
     // Silence it from its card: the form comes filled with the alert's labels.
     b.click(&b.find("[data-alert=DiskAlmostFull] .btns button"));

@@ -38,7 +38,7 @@ export async function mount(root, ctx) {
   const view = new DashboardView(root, doc, { ...ctx, path: '/', banner, editing: false });
   await view.mount();
   if (!view.varOptions.instance || !view.varOptions.instance.length) {
-    view.banner.append(h('div', { class: 'card empty' }, h('b', null, 'No host metrics yet'),
+    view.grid.before(h('div', { class: 'card empty', style: { marginBottom: '12px' } }, h('b', null, 'No host metrics yet'),
       'Telltale shows a host here once it receives node_exporter metrics (node_cpu_seconds_total, node_load1, …): ',
       'from its built-in host collectors, from a scrape of node_exporter, or by remote write.'));
   }
