@@ -166,6 +166,29 @@ impl Browser {
         self.click(id);
     }
 
+    /// Drags the mouse across `element` from `(x0, y)` to `(x1, y)` (offsets from its
+    /// centre, CSS pixels) with real pointer events, as a user selecting a range.
+    pub fn drag(&self, element: &str, x0: i64, x1: i64, y: i64) {
+        let origin = json!({ ELEMENT: element });
+        let actions = json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": [
+            {"type": "pointerMove", "origin": origin, "x": x0, "y": y, "duration": 0},
+            {"type": "pointerDown", "button": 0},
+            {"type": "pointerMove", "origin": origin, "x": (x0 + x1) / 2, "y": y, "duration": 50},
+            {"type": "pointerMove", "origin": origin, "x": x1, "y": y, "duration": 50},
+            {"type": "pointerUp", "button": 0}
+        ]}]});
+        self.cmd("POST", "/actions", Some(actions));
+    }
+
+    /// Moves the mouse to `(x, y)` from `element`'s centre (hover).
+    pub fn hover(&self, element: &str, x: i64, y: i64) {
+        let origin = json!({ ELEMENT: element });
+        let actions = json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": [
+            {"type": "pointerMove", "origin": origin, "x": x, "y": y, "duration": 0}
+        ]}]});
+        self.cmd("POST", "/actions", Some(actions));
+    }
+
     /// Console messages at level SEVERE since the last call (errors, uncaught exceptions,
     /// failed requests).
     pub fn console_errors(&self) -> Vec<ConsoleError> {

@@ -130,6 +130,14 @@ fn every_page_loads_with_real_data_and_no_console_errors() {
         "overview",
     );
     assert_eq!(cores.as_str(), Some(cpus.len().to_string().as_str()), "CPU cores stat = node_exporter's cpus");
+    // One round trip per panel: 16 panels and the alert banner, each one query request.
+    let queries = b.execute(
+        "return performance.getEntriesByType('resource').filter((r) => /\\/api\\/v1\\/query(_range)?$/.test(new URL(r.name).pathname)).length",
+        json!([]),
+    );
+    let panels = b.execute("return document.querySelectorAll('.panel').length", json!([]));
+    assert_eq!(panels, json!(16));
+    assert_eq!(queries, json!(17), "one query per panel plus the alert banner");
     b.click(&b.find("#theme"));
     b.wait_for("document.documentElement.dataset.theme === 'dark'", "the dark theme");
     b.screenshot(&shots().join("overview-dark.png"));
@@ -144,6 +152,33 @@ fn every_page_loads_with_real_data_and_no_console_errors() {
         "Explore's graph legend with host-a's total memory in GiB",
         "explore-graph",
     );
+    // The legend toggles a series; a drag over the plot zooms into that range, in the URL.
+    b.click(&b.find(".legend button"));
+    b.wait_for("document.querySelector('.legend button.off')", "the legend to hide the series");
+    b.click(&b.find(".legend button"));
+    let overlay = b.find(".chart canvas.overlay");
+    // The data is the last second or two of the range: hover near the right edge.
+    let half = b.execute("return Math.floor(document.querySelector('.chart canvas.overlay').clientWidth / 2)", json!([]));
+    b.hover(&overlay, half.as_i64().unwrap() - 14, 0);
+    b.wait_for("document.querySelector('.tooltip')?.style.display === 'block' && document.querySelector('.tooltip').textContent.includes('GiB')", "the hover tooltip");
+    b.drag(&overlay, 200, 500, 0);
+    let zoomed = b.wait_for(
+        "/from=\\d+/.test(location.search) && /to=\\d+/.test(location.search) && location.search",
+        "the zoomed range in the URL",
+    );
+    let q: std::collections::HashMap<String, String> = zoomed
+        .as_str()
+        .unwrap()
+        .trim_start_matches('?')
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let (from, to): (i64, i64) = (q["from"].parse().unwrap(), q["to"].parse().unwrap());
+    assert!(to > from && to - from < 5 * 60_000, "a part of the 5 minutes: {from}..{to}");
+    b.execute("history.back()", json!([]));
+    b.wait_for("location.search.includes('from=now-5m')", "back to the range before the zoom");
+
     let total: f64 = scrape
         .lines()
         .find_map(|l| l.strip_prefix("node_memory_MemTotal_bytes "))
