@@ -570,4 +570,56 @@ mod tests {
         assert!(!dir.path().join("half.json.tmp").is_file());
         assert_eq!(s.list().unwrap().len(), 1);
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn panel() -> impl Strategy<Value = Value> {
+            (prop::sample::select(PANEL_TYPES), "[ -~]{0,20}", "[a-z_]{1,12}", 1u64..=12).prop_map(|(ty, title, expr, width)| {
+                json!({"type": ty, "title": title, "width": width, "targets": [{"expr": expr, "legend": "{{job}}"}]})
+            })
+        }
+
+        fn doc() -> impl Strategy<Value = Value> {
+            (
+                "[A-Za-z][ -~]{0,30}",
+                prop::collection::vec("[a-z]{1,8}", 0..3),
+                prop::collection::vec(prop::collection::vec(panel(), 0..4), 0..3),
+            )
+                .prop_map(|(title, tags, rows)| {
+                    let rows: Vec<Value> = rows.into_iter().map(|p| json!({"title": "r", "panels": p})).collect();
+                    json!({"title": title, "tags": tags, "rows": rows, "extra": {"kept": true}})
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+
+            /// A valid document comes back as it was saved, plus uid, version and time.
+            #[test]
+            fn saved_documents_round_trip(d in doc()) {
+                let dir = tempfile::tempdir().unwrap();
+                let s = Store::open(dir.path(), Options::default(), vec![]).unwrap();
+                let saved = s.create(d.to_string().as_bytes(), 7).unwrap();
+                let mut got = s.get(saved["uid"].as_str().unwrap()).unwrap();
+                prop_assert_eq!(&got, &saved);
+                for k in ["uid", "version", "updated"] {
+                    got.as_object_mut().unwrap().remove(k);
+                }
+                prop_assert_eq!(got, d);
+            }
+
+            /// Any bytes get an answer (a document or a typed error), never a panic.
+            #[test]
+            fn any_bytes_are_answered(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+                let dir = tempfile::tempdir().unwrap();
+                let s = Store::open(dir.path(), Options::default(), vec![]).unwrap();
+                if let Err(e) = s.create(&bytes, 1) {
+                    prop_assert!(matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::Conflict));
+                }
+            }
+        }
+    }
 }

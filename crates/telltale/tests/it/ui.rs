@@ -158,7 +158,8 @@ fn every_page_loads_with_real_data_and_no_console_errors() {
     b.click(&b.find(".legend button"));
     let overlay = b.find(".chart canvas.overlay");
     // The data is the last second or two of the range: hover near the right edge.
-    let half = b.execute("return Math.floor(document.querySelector('.chart canvas.overlay').clientWidth / 2)", json!([]));
+    let half =
+        b.execute("return Math.floor(document.querySelector('.chart canvas.overlay').clientWidth / 2)", json!([]));
     b.hover(&overlay, half.as_i64().unwrap() - 14, 0);
     b.wait_for("document.querySelector('.tooltip')?.style.display === 'block' && document.querySelector('.tooltip').textContent.includes('GiB')", "the hover tooltip");
     b.drag(&overlay, 200, 500, 0);
