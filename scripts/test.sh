@@ -20,7 +20,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # The Debian packages start system services on well-known ports; the tests start their own.
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    $SUDO systemctl stop prometheus prometheus-node-exporter 2>/dev/null || true
+    $SUDO systemctl stop prometheus prometheus-node-exporter prometheus-alertmanager 2>/dev/null || true
   fi
 fi
 

@@ -54,7 +54,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/config", get(status::config))
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/dashboards", get(dashboards::list).post(dashboards::create))
-        .route("/api/v1/dashboards/{uid}", get(dashboards::get).put(dashboards::update).delete(dashboards::delete));
+        .route("/api/v1/dashboards/{uid}", get(dashboards::get).put(dashboards::update).delete(dashboards::delete))
+        .route("/api/v1/targets", get(status::targets));
     let federate = Router::new().route("/federate", get(query::federate)).layer(map_response(text_errors));
     let prom_write = Router::new()
         .route("/api/v1/write", post(write::remote_write))

@@ -73,6 +73,7 @@ struct Inner {
     runtime: RwLock<RuntimeInfo>,
     dashboards: OnceLock<Arc<telltale_dashboards::Store>>,
     config_yaml: RwLock<String>,
+    targets: OnceLock<telltale_collect::scrape::Targets>,
 }
 
 /// What `/api/v1/status/runtimeinfo` reports beyond the process's own facts.
@@ -101,6 +102,7 @@ impl AppState {
             runtime: RwLock::default(),
             dashboards: OnceLock::new(),
             config_yaml: RwLock::default(),
+            targets: OnceLock::new(),
         };
         let state = Self { inner: Arc::new(inner) };
         let now = state.now_ms();
@@ -208,6 +210,16 @@ impl AppState {
     /// The configuration in force, as YAML with secrets redacted.
     pub fn config_yaml(&self) -> String {
         self.inner.config_yaml.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Makes the scrape manager's targets visible at `/api/v1/targets`. Later calls are ignored.
+    pub fn set_targets(&self, targets: telltale_collect::scrape::Targets) {
+        let _ = self.inner.targets.set(targets);
+    }
+
+    /// The scrape targets, if the binary runs a scrape manager.
+    pub fn targets(&self) -> Option<telltale_collect::scrape::Targets> {
+        self.inner.targets.get().cloned()
     }
 
     /// The reload function, if the binary installed one.

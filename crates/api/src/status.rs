@@ -136,6 +136,13 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// `GET /api/v1/targets?state=&scrapePool=`: the scrape manager's targets, in Prometheus's shape.
+pub(crate) async fn targets(State(app): State<AppState>, p: Params) -> Response {
+    let (state, pool) = (p.get("state"), p.get("scrapePool"));
+    let t = app.targets().unwrap_or_default();
+    success(t.to_json(state, pool))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ pub mod exposition;
 pub mod influx;
 pub mod otlp;
 pub mod prom_remote_write;
+mod prom_remote_write_encode;
 
 pub use error::{Error, Result};
 pub use limits::Limits;

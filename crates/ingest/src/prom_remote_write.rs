@@ -32,6 +32,7 @@ use telltale_model::{MetricMetadata, MetricType, Sample, WriteBatch, METRIC_NAME
 use crate::error::{Error, Result};
 use crate::limits::{over, Limits};
 use crate::pb::{Reader, I64, LEN, VARINT};
+pub use crate::prom_remote_write_encode::{encode, encode_uncompressed};
 use crate::series::{check_request, SeriesBuilder};
 
 /// Which remote write message a request carries.

@@ -31,6 +31,14 @@ pub(crate) struct Config {
     pub(crate) query: QueryConfig,
     /// Limits of the dashboards API (`/api/v1/dashboards`). Changes need a restart.
     pub(crate) dashboards: telltale_dashboards::Options,
+    /// Defaults for scraping (Prometheus's `global:`: scrape_interval, scrape_timeout). Reloadable.
+    pub(crate) global: telltale_collect::scrape::GlobalConfig,
+    /// Jobs to scrape, in Prometheus's schema. Reloadable.
+    pub(crate) scrape_configs: Vec<telltale_collect::scrape::ScrapeConfig>,
+    /// The built-in host collectors (node_exporter's metrics). Changes need a restart.
+    pub(crate) collectors: telltale_collect::host::Options,
+    /// `telltale agent`: where and how it ships (ignored by `telltale serve`).
+    pub(crate) agent: telltale_collect::agent::Options,
 }
 
 /// `query:`
@@ -246,6 +254,13 @@ fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
     if c.storage.data_dir.as_os_str().is_empty() {
         return Err(invalid(origin, "storage.data_dir", "must not be empty"));
     }
+    let collect_err = |e: telltale_collect::Error| match e {
+        telltale_collect::Error::Config { key, message } => invalid(origin, &key, message),
+        e => invalid(origin, "(top level)", e.to_string()),
+    };
+    c.collectors.validate().map_err(collect_err)?;
+    telltale_collect::scrape::config::validate(&c.global, &c.scrape_configs).map_err(collect_err)?;
+    c.agent.validate().map_err(collect_err)?;
     Ok(())
 }
 
@@ -337,7 +352,12 @@ fn redact(v: &mut serde_json::Value, path: &str) {
 
 /// Keys a reload applies without a restart.
 pub(crate) fn is_live(key: &str) -> bool {
-    key == "server.max_body_size" || key == "limits" || key.starts_with("otlp") || key.starts_with("query")
+    key == "server.max_body_size"
+        || key == "limits"
+        || key.starts_with("otlp")
+        || key.starts_with("query")
+        || key.starts_with("scrape_configs")
+        || key.starts_with("global")
 }
 
 #[cfg(test)]

@@ -6,8 +6,16 @@
 //! `/-/ready` answers 503 during WAL replay instead of connections being refused, and
 //! shutdown closes the store only after the last in-flight request has finished.
 
+mod agent;
 mod config;
 mod serve;
+
+/// mimalloc instead of glibc's malloc: every write allocates a label set per series and
+/// frees it on another thread; with glibc a fifth of ingest CPU went to malloc and free
+/// (docs/benchmarks.md, "What limits ingest"). Transparent huge pages are off (`no_thp`):
+/// with them peak RSS during ingest doubled.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +61,20 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Collect host metrics and scrape targets, shipping them by remote write to a server;
+    /// buffers on disk while the server is unreachable.
+    #[command(after_help = "Example:\n  telltale agent --remote-write http://telltale.example:7070/api/v1/write")]
+    Agent {
+        /// Remote-write URL (e.g. http://HOST:7070/api/v1/write); overrides agent.remote_write_url.
+        #[arg(long, value_name = "URL")]
+        remote_write: Option<String>,
+        /// YAML configuration file (collectors, global, scrape_configs, agent sections).
+        #[arg(long, value_name = "FILE", env = "TELLTALE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Where the on-disk queue lives [default: ./telltale-agent-data].
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Validate files without running anything.
     #[command(subcommand)]
     Check(Check),
@@ -81,6 +103,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Agent { remote_write, config, data_dir } => match agent::run(remote_write, config, data_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("telltale: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Check(Check::Config { file }) => {
             let env = std::env::vars().collect();
             match config::load(Some(&file), &env, &config::Overrides::default()) {

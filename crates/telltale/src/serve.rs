@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use telltale_api::{metrics, system_now_ms, AppState, Limits};
+use telltale_collect::scrape::Manager;
 use telltale_model::units;
 use telltale_storage::{Maintenance, MetricStore};
 use telltale_tsdb::Tsdb;
@@ -35,7 +36,7 @@ pub(crate) fn run(config_path: Option<PathBuf>, flags: Overrides) -> anyhow::Res
     runtime.block_on(serve(config, Source { path: config_path, env, flags }))
 }
 
-fn init_tracing() {
+pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
@@ -69,7 +70,8 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         telltale_dashboards::Store::open(&dashboards_dir, config.dashboards.clone(), telltale_ui::builtin_dashboards())
             .with_context(|| format!("cannot open the dashboards in {}", dashboards_dir.display()))?;
     state.set_dashboards(Arc::new(dashboards));
-    state.set_reloader(reloader(source, config.clone(), state.clone()));
+    let scraper: Arc<OnceLock<Arc<Manager>>> = Arc::default();
+    state.set_reloader(reloader(source, config.clone(), state.clone(), scraper.clone()));
     let retention = units::format_duration(config.storage.tsdb.retention_time);
     state.update_runtime(|r| r.storage_retention = retention);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -108,6 +110,23 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         let _ = tokio::task::spawn_blocking(move || scrape_once(&st, sto.as_ref(), bound)).await;
         tasks.push(tokio::spawn(self_scrape(state.clone(), store.clone(), bound, every, stop_rx.clone())));
     }
+    let sink: Arc<dyn telltale_collect::Sink> = Arc::new(StoreSink { state: state.clone(), store: store.clone() });
+    let clock: telltale_collect::scrape::Clock = Arc::new(system_now_ms);
+    if config.collectors.enabled {
+        tasks.push(tokio::spawn(telltale_collect::host::run(
+            config.collectors.clone(),
+            sink.clone(),
+            clock.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    let manager = Manager::new(sink.clone(), clock);
+    let (jobs, _) = manager.apply(&config.global, &config.scrape_configs).context("cannot start scraping")?;
+    if !jobs.is_empty() {
+        info!(jobs = %jobs.join(","), "scraping");
+    }
+    state.set_targets(manager.targets());
+    let _ = scraper.set(manager.clone());
     let every = config.storage.maintenance_interval;
     tasks.push(tokio::spawn(periodic(every, stop_rx.clone(), "maintenance", {
         let tsdb = tsdb.clone();
@@ -140,6 +159,8 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     for task in tasks {
         let _ = task.await;
     }
+    manager.stop().await;
+    drop(sink);
     drop(store);
     tokio::task::spawn_blocking(move || close_store(tsdb)).await.context("store close task failed")??;
     info!("stopped");
@@ -199,13 +220,26 @@ fn write_addr_file(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<()> {
 
 /// The function `/-/reload` and SIGHUP run: load the config again the same way, apply what
 /// can change live, and name what needs a restart.
-fn reloader(source: Source, running: Config, state: AppState) -> telltale_api::Reloader {
+fn reloader(
+    source: Source,
+    running: Config,
+    state: AppState,
+    scraper: Arc<OnceLock<Arc<Manager>>>,
+) -> telltale_api::Reloader {
     let running = Mutex::new(running);
     Arc::new(move || {
         let new = config::load(source.path.as_deref(), &source.env, &source.flags).map_err(|e| e.to_string())?;
         let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
         let (live, restart): (Vec<String>, Vec<String>) =
             changed_keys(&running, &new).into_iter().partition(|k| is_live(k));
+        if let Some(m) = scraper.get() {
+            let (started, stopped) = m.apply(&new.global, &new.scrape_configs).map_err(|e| e.to_string())?;
+            if !started.is_empty() || !stopped.is_empty() {
+                info!(started = %started.join(","), stopped = %stopped.join(","), "scrape jobs changed");
+            }
+        }
+        running.global = new.global.clone();
+        running.scrape_configs = new.scrape_configs.clone();
         state.set_limits(api_limits(&new));
         running.server.max_body_size = new.server.max_body_size;
         running.limits = new.limits.clone();
@@ -269,5 +303,21 @@ fn scrape_once(state: &AppState, store: &dyn MetricStore, instance: SocketAddr) 
     let batch = metrics::to_batch(&families, state.now_ms(), &[("job", "telltale"), ("instance", &instance)]);
     if let Err(e) = store.write(&batch) {
         warn!(error = %e, "cannot store own metrics");
+    }
+}
+
+/// Host metrics and scrapes go into the store like every other write, counted under their
+/// source (`collectors`, `scrape`).
+struct StoreSink {
+    state: AppState,
+    store: Arc<dyn MetricStore>,
+}
+
+impl telltale_collect::Sink for StoreSink {
+    fn write(&self, source: &'static str, batch: &telltale_model::WriteBatch) -> telltale_collect::Result<()> {
+        match self.state.write_counted(self.store.as_ref(), source, batch) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(telltale_collect::Error::Sink(e.to_string())),
+        }
     }
 }

@@ -156,8 +156,15 @@ impl Browser {
         self.cmd("POST", &format!("/element/{element}/clear"), Some(json!({})));
     }
 
-    /// Clicks the first element matching `selector` whose text contains `text`.
+    /// Clicks the first element matching `selector` whose text contains `text`, waiting for
+    /// one to appear.
     pub fn click_text(&self, selector: &str, text: &str) {
+        let (sel, txt) =
+            (serde_json::to_string(selector).unwrap_or_default(), serde_json::to_string(text).unwrap_or_default());
+        self.wait_for(
+            &format!("[...document.querySelectorAll({sel})].some((e) => e.textContent.includes({txt}))"),
+            &format!("a {selector} with text {text:?}"),
+        );
         let found = self.execute(
             "const [sel, text] = arguments; return [...document.querySelectorAll(sel)].find((e) => e.textContent.includes(text)) || null",
             json!([selector, text]),

@@ -58,6 +58,8 @@ pub struct TestServer {
     log: Arc<Mutex<String>>,
     url: String,
     agent: ureq::Agent,
+    /// `--listen` for the next start: port 0 unless pinned with [`TestServer::pin_address`].
+    listen: String,
 }
 
 impl TestServer {
@@ -84,6 +86,7 @@ impl TestServer {
             log: Arc::new(Mutex::new(String::new())),
             url: String::new(),
             agent: config.into(),
+            listen: "127.0.0.1:0".into(),
         };
         server.spawn();
         server
@@ -96,7 +99,7 @@ impl TestServer {
             .arg("serve")
             .arg("--config")
             .arg(self.config_path())
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--listen", &self.listen, "--data-dir"])
             .arg(self.data_dir())
             .env("RUST_LOG", std::env::var("TELLTALE_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .env_remove("TELLTALE_LISTEN")
@@ -176,6 +179,18 @@ impl TestServer {
     pub fn signal(&self, name: &str) {
         let ok = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status();
         assert!(ok.is_ok_and(|s| s.success()), "kill -{name} failed");
+    }
+
+    /// Makes later restarts listen on the address bound now, so clients configured with the
+    /// URL (an agent remote-writing here) reach the restarted server.
+    pub fn pin_address(&mut self) {
+        self.listen = self.url.trim_start_matches("http://").to_string();
+    }
+
+    /// Starts the server again after [`TestServer::terminate`] or [`TestServer::kill9`].
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.spawn();
     }
 
     /// SIGKILL: the process dies at once, as in a crash.
@@ -319,6 +334,19 @@ impl Peer {
     /// What the program wrote to stderr so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Peer {
+    /// Sends SIGTERM and waits for the program to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        self.child.wait().expect("wait for peer")
+    }
+
+    /// The program's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::block::{Block, BlockWriter, PageCache};
 use crate::error::{io_err, Error, Result};
-use crate::head::{CutSeries, Fit, Head};
+use crate::head::{sort_by_stripe, stripe_of, CutSeries, Fit, Head};
 use crate::options::{ms, Fsync, Options};
 use crate::pagecache::SharedPages;
 use crate::wal::{self, Entry, Wal};
@@ -25,8 +25,12 @@ pub struct Tsdb {
     dir: PathBuf,
     opts: Options,
     head: Head,
-    /// The write serialisation point: validate, log, apply happen under it.
+    /// The write serialisation point: refs are checked, samples validated and logged under it.
     wal: Mutex<Wal>,
+    /// Writers that logged samples and are still applying them to the head.
+    applying: Mutex<usize>,
+    /// Signalled when `applying` drops to zero.
+    all_applied: parking_lot::Condvar,
     /// Blocks and data on its way into a block. Readers hold the read lock while reading
     /// the head, so a cut (which takes the write lock) is never seen half done.
     state: RwLock<State>,
@@ -90,6 +94,8 @@ impl Tsdb {
             opts: opts.clone(),
             head: Head::default(),
             wal: Mutex::new(Wal::create(&wal_dir, next_segment, opts.wal.segment_size, always)?),
+            applying: Mutex::new(0),
+            all_applied: parking_lot::Condvar::new(),
             state: RwLock::default(),
             maint: Mutex::new(MaintState { next_block: 1, pending: None }),
             problems: Mutex::default(),
@@ -293,6 +299,8 @@ impl Tsdb {
     fn cut(&self, m: &mut MaintState, t: i64, forget_before: i64) -> Result<()> {
         {
             let mut wal = self.wal.lock();
+            // Writers still applying logged samples must finish before the head is cut.
+            self.quiesce();
             let segment = wal.rotate()?;
             let mut state = self.state.write();
             let parts = self.head.cut(t, forget_before);
@@ -615,8 +623,14 @@ fn plan_compaction(blocks: &[Arc<Block>], bd: i64, retention: i64, newest: i64) 
 }
 
 impl MetricWriter for Tsdb {
+    /// Looks up refs, then under the WAL lock validates against the head and logs what it
+    /// accepts, then applies it after the lock is released, so the next write can validate
+    /// and log while this one applies. Series with logged, unapplied samples are `pending`;
+    /// a write that meets one waits for it, so every series changes in WAL order. Each phase
+    /// locks a stripe once, not once per series.
     fn write(&self, batch: &WriteBatch) -> storage::Result<WriteStats> {
         let mut stats = WriteStats::default();
+        let generation = self.head.generation();
         let mut items: Vec<(u32, Sample)> = Vec::with_capacity(batch.sample_count());
         let mut refs: Vec<(u32, &Labels)> = Vec::with_capacity(batch.series_count());
         for (labels, samples) in batch.iter() {
@@ -634,17 +648,19 @@ impl MetricWriter for Tsdb {
         if items.is_empty() {
             return Ok(stats);
         }
+        sort_by_stripe(&mut items);
         let window = ms(self.opts.out_of_order_window);
-        let bd = self.opts.block_ms();
         let mut wal = self.wal.lock();
-        // A cut may have forgotten an idle series between lookup and lock: look it up again.
-        for &(r, labels) in &refs {
-            if !self.head.is_live(r) {
-                let (new, _) = self.head.get_or_create(labels, self.head.hash(labels));
-                items.iter_mut().filter(|(x, _)| *x == r).for_each(|(x, _)| *x = new);
+        if self.head.generation() != generation {
+            // A cut may have forgotten an idle series between lookup and lock: look it up again.
+            for &(r, labels) in &refs {
+                if !self.head.is_live(r) {
+                    let (new, _) = self.head.get_or_create(labels, self.head.hash(labels));
+                    items.iter_mut().filter(|(x, _)| *x == r).for_each(|(x, _)| *x = new);
+                }
             }
+            sort_by_stripe(&mut items);
         }
-        items.sort_by_key(|(r, s)| (*r, s.t));
         let oldest_allowed = match ms(self.opts.retention_time) {
             0 => i64::MIN,
             keep => self.head.max_t().saturating_sub(keep),
@@ -653,31 +669,39 @@ impl MetricWriter for Tsdb {
         let mut accepted: Vec<(u32, Sample)> = Vec::with_capacity(items.len());
         let mut ooo: Vec<bool> = Vec::with_capacity(items.len());
         let mut new_series: Vec<u32> = Vec::new();
-        let reject = |stats: &mut WriteStats, r: u32, s: &Sample, why: &str| {
-            if stats.rejected.first.is_none() {
-                let labels = self.head.labels_of(r).map(|l| l.to_string()).unwrap_or_default();
-                stats.rejected.first = Some(format!("{labels} at {}: {why}", s.t));
-            }
+        let mut first_refusal: Option<(u32, i64, &'static str)> = None;
+        let mut refuse = |count: &mut usize, r: u32, s: &Sample, why: &'static str| {
+            *count += 1;
+            first_refusal.get_or_insert((r, s.t, why));
         };
-        for group in items.chunk_by(|a, b| a.0 == b.0) {
-            let r = group[0].0;
-            self.head.with(r, |m| {
+        let rej = &mut stats.rejected;
+        for in_stripe in items.chunk_by(|a, b| stripe_of(a.0) == stripe_of(b.0)) {
+            let s = stripe_of(in_stripe[0].0);
+            let mut stripe = self.head.lock_stripe(s);
+            for group in in_stripe.chunk_by(|a, b| a.0 == b.0) {
+                let r = group[0].0;
+                // Another write logged samples of this series and applies them now: its
+                // outcome is what these samples must be checked against.
+                self.head.wait_applied(s, &mut stripe, r);
+                let m = stripe.series_mut(r);
                 if !m.logged {
+                    // Logged below; a failed WAL write takes it back.
+                    m.logged = true;
                     new_series.push(r);
                 }
+                let before = accepted.len();
                 let mut prev: Option<Sample> = None;
                 for (_, s) in group {
                     if let Some(p) = prev.filter(|p| p.t == s.t) {
                         if p.v.to_bits() != s.v.to_bits() {
-                            stats.rejected.duplicate_timestamp += 1;
-                            reject(&mut stats, r, s, "another value at the same timestamp in this request");
+                            let why = "another value at the same timestamp in this request";
+                            refuse(&mut rej.duplicate_timestamp, r, s, why);
                         }
                         continue;
                     }
                     prev = Some(*s);
                     if s.t < oldest_allowed {
-                        stats.rejected.too_old += 1;
-                        reject(&mut stats, r, s, "older than the retention period");
+                        refuse(&mut rej.too_old, r, s, "older than the retention period");
                         continue;
                     }
                     match m.fit(s, window) {
@@ -691,21 +715,18 @@ impl MetricWriter for Tsdb {
                         }
                         Fit::Same => {}
                         Fit::Duplicate => {
-                            stats.rejected.duplicate_timestamp += 1;
-                            reject(&mut stats, r, s, "another value is stored at this timestamp");
+                            refuse(&mut rej.duplicate_timestamp, r, s, "another value is stored at this timestamp")
                         }
-                        Fit::TooFarBehind => {
-                            stats.rejected.out_of_order += 1;
-                            reject(
-                                &mut stats,
-                                r,
-                                s,
-                                "older than the series' newest sample by more than the out-of-order window",
-                            );
-                        }
+                        Fit::TooFarBehind => refuse(
+                            &mut rej.out_of_order,
+                            r,
+                            s,
+                            "older than the series' newest sample by more than the out-of-order window",
+                        ),
                     }
                 }
-            });
+                m.pending = accepted.len() > before;
+            }
         }
         let mut buf = Vec::with_capacity(accepted.len() * 12 + new_series.len() * 64 + 64);
         if !new_series.is_empty() {
@@ -716,33 +737,25 @@ impl MetricWriter for Tsdb {
         if !accepted.is_empty() {
             wal::encode_samples(&mut buf, &accepted);
         }
-        if let Err(e) = wal.append(&buf) {
+        if let Err(e) = if buf.is_empty() { Ok(()) } else { wal.append(&buf) } {
             self.counters.wal_write_errors.fetch_add(1, Relaxed);
             warn!(error = %e, "wal write failed");
+            self.take_back(&items, &new_series);
             return Err(e.into());
         }
-        for &r in &new_series {
-            self.head.with(r, |m| m.logged = true);
-        }
-        for (group, kinds) in accepted.chunk_by(|a, b| a.0 == b.0).scan(0, |pos, g| {
-            let k = &ooo[*pos..*pos + g.len()];
-            *pos += g.len();
-            Some((g, k))
-        }) {
-            self.head.with(group[0].0, |m| {
-                for ((_, s), &is_ooo) in group.iter().zip(kinds) {
-                    if is_ooo {
-                        m.insert_ooo(*s);
-                    } else {
-                        m.append(*s, bd);
-                    }
-                }
-            });
-            let (lo, hi) = (group[0].1.t, group[group.len() - 1].1.t);
-            self.head.note_time(lo);
-            self.head.note_time(hi);
-        }
+        *self.applying.lock() += 1;
         drop(wal);
+        self.apply(&accepted, &ooo);
+        let mut applying = self.applying.lock();
+        *applying -= 1;
+        if *applying == 0 {
+            self.all_applied.notify_all();
+        }
+        drop(applying);
+        if let Some((r, t, why)) = first_refusal {
+            let labels = self.head.labels_of(r).map(|l| l.to_string()).unwrap_or_default();
+            stats.rejected.first = Some(format!("{labels} at {t}: {why}"));
+        }
         let n_ooo = ooo.iter().filter(|&&o| o).count() as u64;
         stats.samples = accepted.len();
         let c = &self.counters;
@@ -752,6 +765,61 @@ impl MetricWriter for Tsdb {
         c.rejected_too_old.fetch_add(stats.rejected.too_old as u64, Relaxed);
         c.rejected_duplicate.fetch_add(stats.rejected.duplicate_timestamp as u64, Relaxed);
         Ok(stats)
+    }
+}
+
+impl Tsdb {
+    /// Puts logged samples into the head, a stripe at a time, and clears their series'
+    /// `pending` marks. `accepted` is in stripe order; `ooo` says which go out of order.
+    fn apply(&self, accepted: &[(u32, Sample)], ooo: &[bool]) {
+        let bd = self.opts.block_ms();
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        let mut next = 0;
+        for in_stripe in accepted.chunk_by(|a, b| stripe_of(a.0) == stripe_of(b.0)) {
+            let s = stripe_of(in_stripe[0].0);
+            let mut stripe = self.head.lock_stripe(s);
+            for group in in_stripe.chunk_by(|a, b| a.0 == b.0) {
+                let m = stripe.series_mut(group[0].0);
+                for &(_, sample) in group {
+                    if ooo[next] {
+                        m.insert_ooo(sample);
+                    } else {
+                        m.append(sample, bd);
+                    }
+                    (lo, hi) = (lo.min(sample.t), hi.max(sample.t));
+                    next += 1;
+                }
+                m.pending = false;
+            }
+            self.head.applied(s, stripe);
+        }
+        if lo <= hi {
+            self.head.note_time(lo);
+            self.head.note_time(hi);
+        }
+    }
+
+    /// Undoes the marks validation left when the WAL write then failed (WAL lock held).
+    fn take_back(&self, items: &[(u32, Sample)], new_series: &[u32]) {
+        for in_stripe in items.chunk_by(|a, b| stripe_of(a.0) == stripe_of(b.0)) {
+            let s = stripe_of(in_stripe[0].0);
+            let mut stripe = self.head.lock_stripe(s);
+            for &(r, _) in in_stripe {
+                stripe.series_mut(r).pending = false;
+            }
+            for &r in new_series.iter().filter(|&&r| stripe_of(r) == s) {
+                stripe.series_mut(r).logged = false;
+            }
+            self.head.applied(s, stripe);
+        }
+    }
+
+    /// Waits until no write is between logging and applying (WAL lock held, so none starts).
+    fn quiesce(&self) {
+        let mut applying = self.applying.lock();
+        while *applying > 0 {
+            self.all_applied.wait(&mut applying);
+        }
     }
 }
 

@@ -3,20 +3,78 @@
 //!
 //! Series ids ("refs") are the ids the WAL uses, assigned in order and never reused, so a
 //! replayed WAL rebuilds the same head. A series' data lives in one of [`STRIPES`] mutexes
-//! (`ref % STRIPES`), so readers and the writer rarely wait on each other. Labels live once,
+//! (`ref % STRIPES`), so readers and writers rarely wait on each other. Labels live once,
 //! in the index's `labels` vector; the lookup table stores only refs.
+//!
+//! A writer validates and logs under the engine's WAL lock, then applies outside it, so the
+//! next writer can validate and log while this one applies. A series with logged but not yet
+//! applied samples is marked `pending`; a writer that meets one waits for it, so each series
+//! changes in WAL order and the head always equals what a replay of the WAL builds.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use telltale_model::{Labels, Matcher, Sample, TimeRange};
 
 use crate::chunk::{self, XorAppender};
 use crate::postings::Postings;
 
-const STRIPES: usize = 64;
+pub(crate) const STRIPES: usize = 64;
+
+/// The stripe holding series `r`.
+pub(crate) fn stripe_of(r: u32) -> usize {
+    r as usize % STRIPES
+}
+
+/// Sorts `(ref, sample)` pairs by stripe, then ref, then time, keeping the given order of
+/// equal timestamps. A counting pass by stripe, then a sort only of stripes not already in
+/// order (remote write usually sends a series' samples in time order and series in ref order).
+pub(crate) fn sort_by_stripe(items: &mut Vec<(u32, Sample)>) {
+    let mut starts = [0usize; STRIPES + 1];
+    for &(r, _) in items.iter() {
+        starts[stripe_of(r) + 1] += 1;
+    }
+    for s in 0..STRIPES {
+        starts[s + 1] += starts[s];
+    }
+    let bounds = starts;
+    let mut sorted = vec![(0u32, Sample::new(0, 0.0)); items.len()];
+    for &item in items.iter() {
+        let slot = &mut starts[stripe_of(item.0)];
+        sorted[*slot] = item;
+        *slot += 1;
+    }
+    for s in 0..STRIPES {
+        let part = &mut sorted[bounds[s]..bounds[s + 1]];
+        if !part.is_sorted_by_key(|&(r, x)| (r, x.t)) {
+            part.sort_by_key(|&(r, x)| (r, x.t));
+        }
+    }
+    *items = sorted;
+}
+
+/// One stripe's series (slot `r / STRIPES`).
+#[derive(Debug, Default)]
+pub(crate) struct StripeData {
+    series: Vec<MemSeries>,
+}
+
+impl StripeData {
+    /// Series `r`, which must live in this stripe.
+    pub(crate) fn series_mut(&mut self, r: u32) -> &mut MemSeries {
+        debug_assert!(self.series.len() > r as usize / STRIPES);
+        &mut self.series[r as usize / STRIPES]
+    }
+}
+
+#[derive(Debug, Default)]
+struct Stripe {
+    data: Mutex<StripeData>,
+    /// Signalled when a writer has applied its samples to this stripe.
+    applied: Condvar,
+}
 
 /// A closed, immutable chunk.
 #[derive(Debug, Clone)]
@@ -60,6 +118,8 @@ pub(crate) struct MemSeries {
     last_v: u64,
     /// Whether the WAL holds this series' record.
     pub(crate) logged: bool,
+    /// The WAL holds samples of this series that are not applied yet.
+    pub(crate) pending: bool,
 }
 
 impl MemSeries {
@@ -217,24 +277,28 @@ struct Index {
     live: usize,
 }
 
-/// The head. All methods take `&self`; the engine serialises writers itself.
+/// The head. All methods take `&self`; the engine orders writers (see the module doc).
 #[derive(Debug)]
 pub(crate) struct Head {
     index: RwLock<Index>,
-    stripes: Box<[Mutex<Vec<MemSeries>>]>,
+    stripes: Box<[Stripe]>,
     hasher: DefaultHashBuilder,
     min_t: AtomicI64,
     max_t: AtomicI64,
+    /// Bumped by every cut that forgets series, so a writer knows whether refs it looked up
+    /// before taking the WAL lock may have gone.
+    generation: AtomicU64,
 }
 
 impl Default for Head {
     fn default() -> Self {
         Head {
             index: RwLock::default(),
-            stripes: (0..STRIPES).map(|_| Mutex::new(Vec::new())).collect(),
+            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
             hasher: DefaultHashBuilder::default(),
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -288,10 +352,10 @@ impl Head {
         while idx.labels.len() <= r as usize {
             let next = idx.labels.len();
             idx.labels.push(Labels::empty());
-            self.stripes[next % STRIPES].lock().push(MemSeries::default());
+            self.stripes[next % STRIPES].data.lock().series.push(MemSeries::default());
         }
         self.revive(idx, r, labels, hash);
-        self.stripes[r as usize % STRIPES].lock()[r as usize / STRIPES].logged = logged;
+        self.stripes[stripe_of(r)].data.lock().series_mut(r).logged = logged;
     }
 
     fn revive(&self, idx: &mut Index, r: u32, labels: Labels, hash: u64) {
@@ -304,8 +368,30 @@ impl Head {
 
     /// Runs `f` on series `r` under its stripe's lock.
     pub(crate) fn with<T>(&self, r: u32, f: impl FnOnce(&mut MemSeries) -> T) -> T {
-        let mut stripe = self.stripes[r as usize % STRIPES].lock();
-        f(&mut stripe[r as usize / STRIPES])
+        f(self.stripes[stripe_of(r)].data.lock().series_mut(r))
+    }
+
+    /// Locks stripe `s`.
+    pub(crate) fn lock_stripe(&self, s: usize) -> MutexGuard<'_, StripeData> {
+        self.stripes[s].data.lock()
+    }
+
+    /// Waits, in `g` (stripe `s`), until series `r` has no pending samples.
+    pub(crate) fn wait_applied(&self, s: usize, g: &mut MutexGuard<'_, StripeData>, r: u32) {
+        while g.series_mut(r).pending {
+            self.stripes[s].applied.wait(g);
+        }
+    }
+
+    /// Releases stripe `s` after applying samples to it, waking writers waiting for it.
+    pub(crate) fn applied(&self, s: usize, g: MutexGuard<'_, StripeData>) {
+        drop(g);
+        self.stripes[s].applied.notify_all();
+    }
+
+    /// See [`Head::generation`]'s field.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Records that a sample at `t` was stored, for the head's time bounds.
@@ -382,6 +468,7 @@ impl Head {
                 out.push(CutSeries { labels, chunks, ooo });
             }
         }
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.min_t.store(lo, Ordering::Relaxed);
         self.max_t.fetch_max(hi, Ordering::Relaxed);
         if lo == i64::MAX {
@@ -404,7 +491,7 @@ impl Head {
 
     /// Bytes of sample data held, approximately.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.stripes.iter().map(|s| s.lock().iter().map(MemSeries::heap_bytes).sum::<usize>()).sum()
+        self.stripes.iter().map(|s| s.data.lock().series.iter().map(MemSeries::heap_bytes).sum::<usize>()).sum()
     }
 }
 
@@ -414,6 +501,23 @@ mod tests {
 
     fn l(v: &str) -> Labels {
         Labels::from_pairs([("__name__", v)]).unwrap()
+    }
+
+    #[test]
+    fn sorts_by_stripe_then_ref_then_time_stably() {
+        let n = STRIPES as u32;
+        let mut items = vec![
+            (n + 1, Sample::new(5, 1.0)),
+            (1, Sample::new(9, 1.0)),
+            (0, Sample::new(3, 1.0)),
+            (1, Sample::new(2, 1.0)),
+            (n + 1, Sample::new(5, 2.0)),
+            (n, Sample::new(1, 1.0)),
+        ];
+        sort_by_stripe(&mut items);
+        let got: Vec<(u32, i64, f64)> = items.iter().map(|&(r, s)| (r, s.t, s.v)).collect();
+        let want = [(0, 3, 1.0), (n, 1, 1.0), (1, 2, 1.0), (1, 9, 1.0), (n + 1, 5, 1.0), (n + 1, 5, 2.0)];
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::mpsc;
 
 use super::start;
 
-const QUIET: &str = "server:\n  self_scrape_interval: 0s\n";
+const QUIET: &str = "collectors:\n  enabled: false\nserver:\n  self_scrape_interval: 0s\n";
 
 /// Every series' timestamps in an export, as `(series label value, timestamps)`.
 fn exported(s: &telltale_testkit::TestServer, name: &str, label: &str) -> Vec<(String, Vec<i64>)> {
@@ -147,7 +147,7 @@ fn disk_full_gets_503_reads_keep_working_and_writes_resume() {
     let mut mount = None;
     let mut s = telltale_testkit::TestServer::start_with(
         super::BIN,
-        "server:\n  self_scrape_interval: 0s\nstorage:\n  tsdb:\n    wal:\n      segment_size: 64KiB\n",
+        "collectors:\n  enabled: false\nserver:\n  self_scrape_interval: 0s\nstorage:\n  tsdb:\n    wal:\n      segment_size: 64KiB\n",
         |dir| mount = Some(Tmpfs::mount(dir, "1m")),
     );
     let mount = mount.unwrap();

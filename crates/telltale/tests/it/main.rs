@@ -47,7 +47,7 @@ fn own_metrics_are_stored_with_job_and_instance() {
 
 #[test]
 fn self_scrape_can_be_turned_off() {
-    let s = start("server:\n  self_scrape_interval: 0s\n");
+    let s = start("collectors:\n  enabled: false\nserver:\n  self_scrape_interval: 0s\n");
     let r = s.get("/api/v1/label/__name__/values");
     assert_eq!(r.text(), r#"{"status":"success","data":[]}"#);
 }
@@ -151,6 +151,7 @@ fn bodies_over_max_body_size_get_413_naming_the_limit() {
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
+mod collect;
 mod dashboards;
 mod durability;
 mod prometheus;

@@ -57,7 +57,7 @@ fn newest_up(s: &TestServer) -> Option<i64> {
 
 #[test]
 fn answers_match_a_real_prometheus_fed_by_remote_write() {
-    let telltale = start("server:\n  self_scrape_interval: 0s\n");
+    let telltale = start("collectors:\n  enabled: false\nserver:\n  self_scrape_interval: 0s\n");
     let target = telltale.url().trim_start_matches("http://").to_string();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(

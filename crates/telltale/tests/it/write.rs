@@ -72,7 +72,7 @@ fn form_urlencode(s: &str) -> String {
         .collect()
 }
 
-const QUIET: &str = "server:\n  self_scrape_interval: 0s\n";
+const QUIET: &str = "collectors:\n  enabled: false\nserver:\n  self_scrape_interval: 0s\n";
 
 #[test]
 fn remote_write_stores_samples() {
@@ -192,7 +192,7 @@ fn influx_errors_have_the_influx_shape() {
 
 #[test]
 fn limits_are_enforced_and_named() {
-    let s = start("server:\n  self_scrape_interval: 0s\n  max_body_size: 64KiB\nlimits:\n  max_labels_per_series: 3\n");
+    let s = start("collectors:\n  enabled: false\nserver:\n  self_scrape_interval: 0s\n  max_body_size: 64KiB\nlimits:\n  max_labels_per_series: 3\n");
     let r = s.post("/api/v1/import/prometheus", "text/plain", b"m{a=\"1\",b=\"2\",c=\"3\"} 1\n");
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("max_labels_per_series"), "{}", r.text());

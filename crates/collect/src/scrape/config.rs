@@ -1,0 +1,313 @@
+//! `global:` and `scrape_configs:` in Prometheus's own schema
+//! (<https://prometheus.io/docs/prometheus/latest/configuration/configuration/#scrape_config>),
+//! so a Prometheus config's sections paste in unchanged. Keys Telltale does not implement
+//! (service discovery other than static and file, TLS client certificates, proxies) are
+//! refused by name rather than ignored.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use telltale_model::units;
+
+use super::relabel::RelabelConfig;
+use crate::error::{Error, Result};
+
+/// `global:`: defaults for every scrape config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlobalConfig {
+    /// How often to scrape a target unless its job says otherwise (Prometheus: 1m).
+    #[serde(with = "units::duration")]
+    pub scrape_interval: Duration,
+    /// How long a scrape may take unless its job says otherwise (Prometheus: 10s).
+    #[serde(with = "units::duration")]
+    pub scrape_timeout: Duration,
+    /// Labels added to every series Telltale scrapes or collects when it ships them
+    /// (`telltale agent`); the server ignores them.
+    pub external_labels: BTreeMap<String, String>,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        Self {
+            scrape_interval: Duration::from_secs(60),
+            scrape_timeout: Duration::from_secs(10),
+            external_labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// One `scrape_configs` entry: a job and how to scrape its targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// The `job` label of every target; unique across scrape configs.
+    pub job_name: String,
+    /// How often to scrape (default: `global.scrape_interval`).
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub scrape_interval: Option<Duration>,
+    /// How long a scrape may take (default: `global.scrape_timeout`, at most the interval).
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub scrape_timeout: Option<Duration>,
+    /// The path to fetch.
+    #[serde(default = "default_metrics_path")]
+    pub metrics_path: String,
+    /// `http` or `https`.
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    /// URL query parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<String>>,
+    /// Keep the scraped labels when they clash with the target's (`false`: rename them `exported_*`).
+    #[serde(default)]
+    pub honor_labels: bool,
+    /// Keep timestamps the target exposes (`false`: use the scrape time).
+    #[serde(default = "yes")]
+    pub honor_timestamps: bool,
+    /// HTTP basic authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// The `Authorization` header (type and credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+    /// A bearer token (deprecated in Prometheus in favour of `authorization`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<String>,
+    /// A file holding the bearer token, read at every scrape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<PathBuf>,
+    /// Targets listed in the config.
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
+    /// Targets listed in JSON or YAML files, re-read every `refresh_interval`.
+    #[serde(default)]
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// Rewrites of target labels before scraping (and which targets to drop).
+    #[serde(default)]
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Rewrites of each scraped series (and which to drop) before storing.
+    #[serde(default)]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
+    /// More samples than this (after metric relabeling) fails the scrape (0: no limit).
+    #[serde(default)]
+    pub sample_limit: usize,
+    /// More labels on a series than this fails the scrape (0: no limit).
+    #[serde(default)]
+    pub label_limit: usize,
+    /// A label name longer than this fails the scrape (0: no limit).
+    #[serde(default)]
+    pub label_name_length_limit: usize,
+    /// A label value longer than this fails the scrape (0: no limit).
+    #[serde(default)]
+    pub label_value_length_limit: usize,
+    /// An uncompressed body larger than this fails the scrape (`0`: no limit).
+    #[serde(default, with = "units::size")]
+    pub body_size_limit: u64,
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".into()
+}
+fn default_scheme() -> String {
+    "http".into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// `basic_auth:`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password (or `password_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// A file holding the password, read at every scrape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+}
+
+/// `authorization:`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    /// The scheme (`Bearer` by default).
+    #[serde(default = "bearer", rename = "type")]
+    pub kind: String,
+    /// The credentials (or `credentials_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+    /// A file holding the credentials, read at every scrape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<PathBuf>,
+}
+
+fn bearer() -> String {
+    "Bearer".into()
+}
+
+/// `static_configs:` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// `host:port` of each target.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Labels given to every target of the group.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `file_sd_configs:` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSdConfig {
+    /// Files holding target groups (`*.json`, `*.yml`, `*.yaml`); the last path component may be a `*` pattern.
+    pub files: Vec<String>,
+    /// How often to re-read them (Prometheus: 5m).
+    #[serde(default = "five_minutes", with = "units::duration")]
+    pub refresh_interval: Duration,
+}
+
+fn five_minutes() -> Duration {
+    Duration::from_secs(300)
+}
+
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&telltale_model::units::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        telltale_model::units::parse_duration(&s).map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
+impl ScrapeConfig {
+    /// The interval in force.
+    pub fn interval(&self, g: &GlobalConfig) -> Duration {
+        self.scrape_interval.unwrap_or(g.scrape_interval)
+    }
+
+    /// The timeout in force: the configured one, or the global one capped by the interval.
+    pub fn timeout(&self, g: &GlobalConfig) -> Duration {
+        self.scrape_timeout.unwrap_or_else(|| g.scrape_timeout.min(self.interval(g)))
+    }
+}
+
+/// Checks every scrape config as Prometheus does; errors name the key
+/// (`scrape_configs[1].scrape_timeout`).
+pub fn validate(global: &GlobalConfig, configs: &[ScrapeConfig]) -> Result<()> {
+    if global.scrape_interval.is_zero() {
+        return Err(Error::config("global.scrape_interval", "must be greater than zero"));
+    }
+    if global.scrape_timeout > global.scrape_interval {
+        return Err(Error::config("global.scrape_timeout", "must not be greater than global.scrape_interval"));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, c) in configs.iter().enumerate() {
+        let key = |k: &str| format!("scrape_configs[{i}].{k}");
+        if c.job_name.is_empty() {
+            return Err(Error::config(key("job_name"), "must not be empty"));
+        }
+        if !names.insert(c.job_name.as_str()) {
+            return Err(Error::config(
+                key("job_name"),
+                format!("found multiple scrape configs with job name {:?}", c.job_name),
+            ));
+        }
+        if c.interval(global).is_zero() {
+            return Err(Error::config(key("scrape_interval"), "must be greater than zero"));
+        }
+        if c.timeout(global) > c.interval(global) {
+            return Err(Error::config(
+                key("scrape_timeout"),
+                format!("scrape timeout greater than scrape interval for scrape config with job name {:?}", c.job_name),
+            ));
+        }
+        if c.scheme != "http" && c.scheme != "https" {
+            return Err(Error::config(key("scheme"), format!("{:?} is not http or https", c.scheme)));
+        }
+        if c.scheme == "https" {
+            return Err(Error::config(key("scheme"), "https scraping is not supported yet (see docs/collect.md)"));
+        }
+        if !c.metrics_path.starts_with('/') {
+            return Err(Error::config(key("metrics_path"), "must start with /"));
+        }
+        let auths = usize::from(c.basic_auth.is_some())
+            + usize::from(c.authorization.is_some())
+            + usize::from(c.bearer_token.is_some() || c.bearer_token_file.is_some());
+        if auths > 1 {
+            return Err(Error::config(
+                key("authorization"),
+                "at most one of basic_auth, authorization and bearer_token(_file) may be set",
+            ));
+        }
+        if c.bearer_token.is_some() && c.bearer_token_file.is_some() {
+            return Err(Error::config(
+                key("bearer_token"),
+                "at most one of bearer_token and bearer_token_file may be set",
+            ));
+        }
+        if let Some(b) = &c.basic_auth {
+            if b.password.is_some() && b.password_file.is_some() {
+                return Err(Error::config(key("basic_auth"), "at most one of password and password_file may be set"));
+            }
+        }
+        if let Some(a) = &c.authorization {
+            if a.credentials.is_some() && a.credentials_file.is_some() {
+                return Err(Error::config(
+                    key("authorization"),
+                    "at most one of credentials and credentials_file may be set",
+                ));
+            }
+            if a.kind.eq_ignore_ascii_case("basic") {
+                return Err(Error::config(
+                    key("authorization.type"),
+                    "authorization type cannot be set to \"basic\", use \"basic_auth\" instead",
+                ));
+            }
+        }
+        for (j, s) in c.static_configs.iter().enumerate() {
+            for (k, t) in s.targets.iter().enumerate() {
+                if t.is_empty() || t.contains('/') {
+                    return Err(Error::config(
+                        key(&format!("static_configs[{j}].targets[{k}]")),
+                        format!("{t:?} is not a valid host:port"),
+                    ));
+                }
+            }
+        }
+        for (j, f) in c.file_sd_configs.iter().enumerate() {
+            for (k, file) in f.files.iter().enumerate() {
+                let ok = [".json", ".yml", ".yaml"].iter().any(|e| file.ends_with(e));
+                let dir_glob = std::path::Path::new(file).parent().is_some_and(|p| p.to_string_lossy().contains('*'));
+                if !ok || dir_glob {
+                    return Err(Error::config(
+                        key(&format!("file_sd_configs[{j}].files[{k}]")),
+                        format!("{file:?}: path must end in .json, .yml or .yaml, and only its last component may be a pattern"),
+                    ));
+                }
+            }
+        }
+        for (j, r) in c.relabel_configs.iter().enumerate() {
+            r.compile().map_err(|m| Error::config(key(&format!("relabel_configs[{j}]")), m))?;
+        }
+        for (j, r) in c.metric_relabel_configs.iter().enumerate() {
+            r.compile().map_err(|m| Error::config(key(&format!("metric_relabel_configs[{j}]")), m))?;
+        }
+    }
+    Ok(())
+}

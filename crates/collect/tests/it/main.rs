@@ -1,0 +1,162 @@
+//! The host collectors against Debian's real `prometheus-node-exporter`, at about the same
+//! moment: the same families with the same label sets; exact values for what does not move,
+//! counters between our reading before and after node_exporter's, gauges within a tolerance.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use telltale_collect::host::{
+    Host, Options, DISK_DEVICE_EXCLUDE, FS_TYPES_EXCLUDE, MOUNT_POINTS_EXCLUDE, NETSTAT_FIELDS, VMSTAT_FIELDS,
+};
+use telltale_model::WriteBatch;
+use telltale_testkit::{eventually, free_port, Peer};
+
+/// family → (labels without job/instance, rendered) → value
+type Families = BTreeMap<String, BTreeMap<String, f64>>;
+
+fn families(b: &WriteBatch) -> Families {
+    let mut out = Families::new();
+    for (l, s) in b.iter() {
+        let name = l.metric_name().unwrap_or_default().to_string();
+        let key: Vec<String> = l
+            .iter()
+            .filter(|(k, _)| !matches!(*k, "__name__" | "job" | "instance"))
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        out.entry(name).or_default().insert(key.join(","), s[0].v);
+    }
+    out
+}
+
+fn scrape(url: &str) -> Option<WriteBatch> {
+    let mut res = ureq::get(url).call().ok()?;
+    let body = res.body_mut().read_to_vec().ok()?;
+    telltale_ingest::exposition::decode(&body, 0, &telltale_ingest::Limits::unlimited()).ok()
+}
+
+/// Families whose values do not change between two readings a moment apart.
+const EXACT: &[&str] = &[
+    "node_boot_time_seconds",
+    "node_memory_MemTotal_bytes",
+    "node_memory_SwapTotal_bytes",
+    "node_memory_HugePages_Total",
+    "node_memory_Hugepagesize_bytes",
+    "node_memory_VmallocTotal_bytes",
+    "node_memory_CommitLimit_bytes",
+    "node_filesystem_size_bytes",
+    "node_filesystem_files",
+    "node_filesystem_readonly",
+    "node_filesystem_device_error",
+    "node_filefd_maximum",
+    "node_uname_info",
+    "node_os_info",
+    "node_os_version",
+    "node_disk_info",
+    "node_netstat_Ip_Forwarding",
+];
+
+fn is_counter(name: &str) -> bool {
+    (name.ends_with("_total") || name.starts_with("node_vmstat_") || name.starts_with("node_netstat_"))
+        && name != "node_netstat_Tcp_CurrEstab"
+}
+
+#[test]
+fn host_collectors_agree_with_node_exporter() {
+    let port = free_port();
+    // node_exporter with upstream's default flags (Debian's package changes two of them), and
+    // netdev from /proc/net/dev as Telltale reads it.
+    let _ne = Peer::start(
+        "prometheus-node-exporter",
+        &[
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            format!("--collector.filesystem.mount-points-exclude={MOUNT_POINTS_EXCLUDE}"),
+            format!("--collector.filesystem.fs-types-exclude={FS_TYPES_EXCLUDE}"),
+            format!("--collector.diskstats.device-exclude={DISK_DEVICE_EXCLUDE}"),
+            format!("--collector.netstat.fields={NETSTAT_FIELDS}"),
+            format!("--collector.vmstat.fields={VMSTAT_FIELDS}"),
+            "--collector.netdev.device-exclude=^$".to_string(),
+            "--no-collector.netdev.netlink".to_string(),
+        ],
+    );
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    eventually("node_exporter to answer", Duration::from_millis(100), || scrape(&url));
+
+    let mut host = Host::new(&Options { instance: "h".into(), ..Options::default() }).unwrap();
+    let before = families(&host.collect(1));
+    let theirs = families(&scrape(&url).expect("node_exporter metrics"));
+    let after = families(&host.collect(2));
+
+    let mut compared = 0;
+    let mut problems = Vec::new();
+    for (name, ours) in &before {
+        if name.starts_with("telltale_") || name.starts_with("node_scrape_collector") {
+            continue;
+        }
+        let Some(their) = theirs.get(name) else {
+            problems.push(format!("{name}: node_exporter has no such family"));
+            continue;
+        };
+        let (a, b): (BTreeSet<&String>, BTreeSet<&String>) = (ours.keys().collect(), their.keys().collect());
+        if a != b {
+            problems.push(format!("{name}: label sets differ\n  ours:   {a:?}\n  theirs: {b:?}"));
+            continue;
+        }
+        for (labels, &v0) in ours {
+            let v = their[labels];
+            let v1 = after[name][labels];
+            compared += 1;
+            let ok = if EXACT.contains(&name.as_str()) {
+                v == v0 && v == v1
+            } else if is_counter(name) {
+                let eps = 1e-9 * v.abs() + 0.011;
+                v0 - eps <= v && v <= v1 + eps
+            } else if name == "node_time_seconds" {
+                true // ours is the collection time we pass in
+            } else {
+                // Sizes move by pages (sockstat memory, caches) between the readings.
+                let slack = if name.ends_with("_bytes") { 1048576.0 } else { 16.0 };
+                let tol = 0.1 * v.abs().max(v0.abs()) + slack;
+                (v - v0).abs() <= tol || (v - v1).abs() <= tol
+            };
+            if !ok {
+                problems.push(format!("{name}{{{labels}}}: ours {v0} then {v1}, node_exporter {v}"));
+            }
+        }
+    }
+    // The families the issue names must be there.
+    for want in [
+        "node_cpu_seconds_total",
+        "node_load1",
+        "node_memory_MemAvailable_bytes",
+        "node_context_switches_total",
+        "node_forks_total",
+        "node_intr_total",
+        "node_procs_running",
+        "node_procs_blocked",
+        "node_boot_time_seconds",
+        "node_memory_SwapFree_bytes",
+        "node_vmstat_pswpin",
+        "node_filesystem_avail_bytes",
+        "node_disk_io_time_seconds_total",
+        "node_network_receive_bytes_total",
+        "node_network_transmit_drop_total",
+        "node_netstat_Tcp_CurrEstab",
+        "node_sockstat_TCP_tw",
+        "node_filefd_allocated",
+        "node_uname_info",
+        "node_os_info",
+        "node_time_seconds",
+    ] {
+        if !before.contains_key(want) {
+            problems.push(format!("{want}: Telltale does not collect it"));
+        }
+    }
+    if std::path::Path::new("/proc/pressure/cpu").is_file()
+        && !before.contains_key("node_pressure_cpu_waiting_seconds_total")
+    {
+        problems.push("node_pressure_cpu_waiting_seconds_total: missing although the kernel has PSI".into());
+    }
+    assert!(problems.is_empty(), "{} of {compared} values compared disagree:\n{}", problems.len(), problems.join("\n"));
+    eprintln!("compared {compared} values of {} families with node_exporter", before.len());
+    assert!(compared > 100, "only {compared} values compared");
+}
