@@ -24,7 +24,12 @@ const ESCAPE: &str = "\u{E00C}";
 /// A server whose host collectors run every second as `instance`, once they have collected
 /// `rounds` times (enough for rates and the processes' CPU share).
 fn with_host(instance: &str, rounds: usize) -> TestServer {
-    let s = start(&format!("collectors:\n  interval: 1s\n  instance: {instance}\n"));
+    with_host_and(instance, rounds, "")
+}
+
+/// [`with_host`] with more config appended.
+fn with_host_and(instance: &str, rounds: usize, more: &str) -> TestServer {
+    let s = start(&format!("collectors:\n  interval: 1s\n  instance: {instance}\n{more}"));
     let q = format!("/api/v1/query?query=count_over_time(node_load1%7Binstance%3D%22{instance}%22%7D%5B1m%5D)");
     eventually("the host collectors' first rounds", Duration::from_millis(200), || {
         let v = json(&s.get(&q));
@@ -58,7 +63,14 @@ fn visit(b: &Browser, s: &TestServer, path: &str, ready: &str, what: &str, shot:
 
 #[test]
 fn every_page_loads_with_real_data_and_no_console_errors() {
-    let s = with_host("host-a", 3);
+    // A scrape target for the Status page: Debian's node_exporter on a loopback port.
+    let port = free_port();
+    let _ne = Peer::start("prometheus-node-exporter", &[format!("--web.listen-address=127.0.0.1:{port}")]);
+    let s = with_host_and(
+        "host-a",
+        3,
+        &format!("scrape_configs:\n  - job_name: node-exporter\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"),
+    );
     let stat = std::fs::read_to_string("/proc/stat").unwrap();
     let cpus =
         stat.lines().filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit)).count();
@@ -70,7 +82,7 @@ fn every_page_loads_with_real_data_and_no_console_errors() {
     let cores = visit(
         &b,
         &s,
-        "/?from=now-5m",
+        "/?from=now-5m&var-instance=host-a",
         "(() => { const p = [...document.querySelectorAll('.panel')]; \
            const stat = (t) => p.find((x) => x.querySelector('h3').textContent === t)?.querySelector('.big')?.textContent; \
            const legends = [...document.querySelectorAll('.legend button')].map((x) => x.textContent).join('|'); \
@@ -166,8 +178,9 @@ fn every_page_loads_with_real_data_and_no_console_errors() {
         &s,
         "/status",
         "(() => { const t = document.body.innerText; return t.includes('Series') && t.includes('node_cpu_seconds_total') \
-           && document.querySelector('pre.yaml')?.textContent.includes('listen:') && t.includes('Scrape targets (0)'); })()",
-        "storage numbers, the config and the (empty) targets",
+           && document.querySelector('pre.yaml')?.textContent.includes('listen:') && t.includes('Scrape targets (1)') \
+           && t.includes('node-exporter · 1/1 up'); })()",
+        "storage numbers, the config and the scrape target, up",
         "status",
     );
     visit(

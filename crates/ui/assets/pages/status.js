@@ -8,6 +8,7 @@ export const title = 'Status';
 
 const kv = (rows) => h('table', { class: 'kvt' }, h('tbody', null, rows.filter(Boolean).map(([k, v]) => h('tr', null, h('th', null, k), h('td', null, v)))));
 const card = (title, ...body) => h('section', { class: 'card card-body' }, h('h2', null, title), ...body);
+const wide = (el) => { el.style.gridColumn = '1 / -1'; return el; };
 const failed = (e) => h('div', { class: 'panel-msg error' }, e.message);
 
 export async function mount(root) {
@@ -62,6 +63,6 @@ export async function mount(root) {
   const configCard = config.status === 'fulfilled'
     ? card('Configuration', h('p', { class: 'sub', style: { marginTop: 0 } }, 'In force now; secrets are shown as <secret>.'), h('pre', { class: 'yaml mono' }, config.value.yaml || '(defaults)'))
     : card('Configuration', failed(config.reason));
-  clear(root, h('div', { class: 'head' }, h('h1', null, 'Status')), h('div', { class: 'cols' }, buildCard, storageCard, targetsCard, configCard));
+  clear(root, h('div', { class: 'head' }, h('h1', null, 'Status')), h('div', { class: 'cols' }, buildCard, storageCard, wide(targetsCard), wide(configCard)));
   return null;
 }
