@@ -326,10 +326,12 @@ fn redact(v: &mut serde_json::Value, path: &str) {
             for (k, child) in m.iter_mut() {
                 let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
                 let secret = is_secret(path, k) && !k.ends_with("_file");
-                if secret && !matches!(child, serde_json::Value::Null) && child.as_str() != Some("") {
-                    *child = serde_json::Value::String("<secret>".into());
-                } else {
-                    redact(child, &p);
+                match child {
+                    // A secret's value goes; a section named like one (`authorization:`) keeps
+                    // its structure and loses its secret fields.
+                    serde_json::Value::String(v) if secret && !v.is_empty() => *v = "<secret>".into(),
+                    serde_json::Value::Number(_) if secret => *child = serde_json::Value::String("<secret>".into()),
+                    _ => redact(child, &p),
                 }
             }
         }
@@ -432,6 +434,9 @@ mod tests {
         assert_eq!(v["remote"]["endpoint"], "https://user:<secret>@host/path");
         assert_eq!(v["remote"]["bearer_token"], "", "empty stays empty: nothing is set");
         assert_eq!(v["remote"]["headers"]["Authorization"], "<secret>");
+        let mut a = serde_json::json!({"authorization": {"type": "Bearer", "credentials": "t0k"}});
+        redact(&mut a, "scrape_configs");
+        assert_eq!(a, serde_json::json!({"authorization": {"type": "Bearer", "credentials": "<secret>"}}));
         assert_eq!(v["server"]["listen"], "127.0.0.1:7070");
         let yaml = redacted_yaml(&Config::default());
         assert!(yaml.contains("listen: 127.0.0.1:7070") && yaml.contains("max_size: 1MiB"), "{yaml}");

@@ -76,11 +76,18 @@ fn dashboard_limits_come_from_the_config() {
 
 #[test]
 fn status_config_and_tsdb_answer_in_prometheus_shapes() {
-    let s = start("server:\n  max_body_size: 2MiB\n");
+    let s = start(
+        "server:\n  max_body_size: 2MiB\ncollectors:\n  enabled: false\nscrape_configs:\n  - job_name: app\n    \
+         basic_auth: {username: ops, password: hunter2}\n    static_configs: [{targets: ['127.0.0.1:1']}]\n  \
+         - job_name: api\n    authorization: {type: Bearer, credentials: s3cr3t-token}\n    static_configs: [{targets: ['127.0.0.1:2']}]\n",
+    );
     let r = s.get("/api/v1/status/config");
     assert_eq!(r.status, 200);
     let yaml = json(&r)["data"]["yaml"].as_str().unwrap().to_string();
     assert!(yaml.contains("max_body_size: 2MiB") && yaml.contains("retention_time: 2w1d"), "{yaml}");
+    assert!(yaml.contains("username: ops") && yaml.contains("type: Bearer"), "{yaml}");
+    assert!(!yaml.contains("hunter2") && !yaml.contains("s3cr3t-token"), "secrets leak: {yaml}");
+    assert_eq!(yaml.matches("<secret>").count(), 2, "{yaml}");
     let r = s.get("/api/v1/status/tsdb?limit=3");
     assert_eq!(r.status, 200, "{}", r.text());
     let d = json(&r)["data"].clone();
