@@ -254,6 +254,37 @@ fn a_dashboard_is_created_saved_and_still_there_after_reload_and_restart() {
     let errors = unexpected_errors(&b);
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 
+    // Import: a pasted document with a variable from label values, a gauge and a collapsed row.
+    let imported = json!({"title": "Imported", "variables": [{"name": "host", "label": "Host", "query": "label_values(node_uname_info, instance)"}],
+        "rows": [{"title": "Now", "panels": [
+            {"id": 1, "type": "gauge", "title": "Memory used", "unit": "percent", "width": 4,
+             "targets": [{"expr": "100 * (1 - node_memory_MemAvailable_bytes{instance=\"$host\"} / node_memory_MemTotal_bytes{instance=\"$host\"})"}]},
+            {"id": 2, "type": "stat", "title": "Processes", "width": 4, "targets": [{"expr": "count(telltale_process_resident_memory_bytes{instance=\"$host\"})"}]}]},
+          {"title": "Later", "collapsed": true, "panels": [{"id": 3, "type": "timeseries", "title": "Hidden", "targets": [{"expr": "up"}]}]}]});
+    b.goto(&format!("{}/dashboards", s.url()));
+    b.click_text("button", "Import");
+    let area = b.find("dialog textarea");
+    b.execute(
+        "arguments[0].value = arguments[1]",
+        json!([{ "element-6066-11e4-a52e-4f735466cecf": area }, imported.to_string()]),
+    );
+    b.click_text("dialog button", "Import");
+    b.wait_for(
+        "location.pathname === '/dashboards/imported' && document.querySelector('select[aria-label=Host]')?.value === 'host-b' \
+           && document.querySelector('.gauge svg text')?.textContent.endsWith('%') \
+           && /^\\d+$/.test(document.querySelector('.stat .big')?.textContent || '') \
+           && document.querySelector('.row-title.collapsed') && ![...document.querySelectorAll('.panel h3')].some((x) => x.textContent === 'Hidden')",
+        "the imported dashboard with its variable, gauge, stat and collapsed row",
+    );
+    b.screenshot(&shots().join("dashboard-imported.png"));
+    b.click_text(".row-title", "Later");
+    b.wait_for(
+        "[...document.querySelectorAll('.panel h3')].some((x) => x.textContent === 'Hidden')",
+        "the row to open",
+    );
+    let errors = unexpected_errors(&b);
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+
     let doc = json(&s.get("/api/v1/dashboards/web-servers"))["data"].clone();
     assert_eq!(doc["version"], 2, "created, then saved once: {doc}");
     let panel = &doc["rows"][0]["panels"][0];

@@ -179,7 +179,7 @@ export class Panel {
       return h('div', { class: 'gauge' }, svg('svg', { viewBox: '0 0 120 76' },
         svg('path', { d: 'M12 62 A48 48 0 0 1 108 62', fill: 'none', stroke: track, 'stroke-width': '10', 'stroke-linecap': 'round' }),
         Number.isNaN(frac) ? null : svg('path', { d: `M12 62 A48 48 0 0 1 ${x.toFixed(2)} ${y.toFixed(2)}`, fill: 'none', stroke: col, 'stroke-width': '10', 'stroke-linecap': 'round' }),
-        svg('text', { x: '60', y: '60', 'text-anchor': 'middle', 'font-size': '17', 'font-weight': '600', fill: 'currentColor' }, fmt(s.v, def.unit, def.decimals))),
+        svg('text', { x: '60', y: '54', 'text-anchor': 'middle', 'font-size': '17', 'font-weight': '600', fill: 'currentColor' }, fmt(s.v, def.unit, def.decimals))),
       h('div', { class: 'lbl', title: s.name }, vals.length > 1 ? s.name : ''));
     });
     this.body.replaceChildren(h('div', { class: 'gauges' }, items));

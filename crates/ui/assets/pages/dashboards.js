@@ -38,7 +38,7 @@ async function showList(root, ctx) {
     h('button', { type: 'button', onclick: () => importJson(ctx) }, icon('upload'), 'Import'),
     h('button', { type: 'button', class: 'primary', onclick: () => create(ctx) }, icon('plus'), 'New dashboard')));
   clear(root, head, h('div', { class: 'card' }, h('table', { class: 'tbl' },
-    h('thead', null, h('tr', null, h('th', null, 'Title'), h('th', null, 'Tags'), h('th', null, 'Version'), h('th', null, 'Saved'), h('th'))), tbody)));
+    h('thead', null, h('tr', null, h('th', null, 'Title'), h('th', null, 'Tags'), h('th', { class: 'num' }, 'Version'), h('th', null, 'Saved'), h('th'))), tbody)));
   let list = [];
   const fill = () => {
     const q = filter.value.toLowerCase();
