@@ -15,7 +15,7 @@ use super::{json, start};
 
 /// Endpoints of backends still being built (alerting: issue 5; logs: issue 7). The pages ask for them, get a 404, and say the feature is not available;
 /// Chromium logs each such 404 as a console error, which is expected until they land.
-const NOT_YET: &[&str] = &["/api/v1/rules", "/loki/api/v1/labels"];
+const NOT_YET: &[&str] = &["/api/v1/rules", "/api/v1/notifications", "/loki/api/v1/labels"];
 
 const ENTER: &str = "\u{E007}";
 const TAB: &str = "\u{E004}";
@@ -544,6 +544,14 @@ fn the_alerts_page_shows_alerts_and_silences_one_from_an_alert() {
         "the rules with their health",
     );
     b.screenshot(&shots().join("alerts-rules.png"));
+
+    // History: the ALERTS series over 24 hours (Prometheus wrote it while the rule fired).
+    b.goto(&format!("{}/alerts?tab=history", f.url));
+    b.wait_for(
+        "document.querySelector('[data-history=DiskAlmostFull] .badge.firing') && document.body.innerText.includes('→ now')",
+        "the firing alert in the history",
+    );
+    b.screenshot(&shots().join("alerts-history.png"));
 
     // Expire it from the Silences tab.
     b.goto(&format!("{}/alerts?tab=silences", f.url));

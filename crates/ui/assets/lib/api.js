@@ -60,6 +60,8 @@ export const prom = {
   targets: () => get('/api/v1/targets').then((r) => r.data),
   rules: () => get('/api/v1/rules').then((r) => r.data),
   alerts: () => get('/api/v1/alerts').then((r) => r.data),
+  // Telltale's notification log: per group, receiver and integration.
+  notifications: () => get('/api/v1/notifications').then((r) => r.data),
 };
 
 export const am = {

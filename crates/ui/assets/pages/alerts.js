@@ -1,6 +1,7 @@
 // Alerts (/alerts): firing and pending alerts (Prometheus /api/v1/rules, with silenced state
 // from Alertmanager's /api/v2/alerts), rules and their health, silences (create from an
-// alert, edit, expire: /api/v2/silences) and the alert history (the ALERTS series). Laid
+// alert, edit, expire: /api/v2/silences), the notification log (/api/v1/notifications) and the
+// alert history (the ALERTS series). Laid
 // out as a list of cards, so it reads on a phone.
 import { h, clear, labelChips, toast, dialog } from '../lib/dom.js';
 import { prom, am } from '../lib/api.js';
@@ -69,10 +70,10 @@ export async function mount(root, ctx) {
     };
   } else {
     const end = Date.now(), start = end - 24 * 3600e3, step = 60e3;
-    let data;
-    try { data = await prom.queryRange('ALERTS', start, end, step); } catch (e) { clear(body, h('div', { class: 'card empty' }, e.message)); return null; }
+    const [range, notes] = await Promise.allSettled([prom.queryRange('ALERTS', start, end, step), prom.notifications()]);
+    if (range.status === 'rejected') { clear(body, h('div', { class: 'card empty' }, range.reason.message)); return null; }
     const events = [];
-    for (const s of data.result) {
+    for (const s of range.value.result) {
       let runStart = null, prev = null;
       for (const [t] of s.values) {
         const ms = t * 1000;
@@ -82,10 +83,27 @@ export async function mount(root, ctx) {
       if (runStart != null) events.push({ m: s.metric, from: runStart, to: prev, open: end - prev < step * 2 });
     }
     events.sort((a, b) => b.from - a.from);
+    const sent = notes.status === 'fulfilled' ? notes.value || [] : null;
+    const notifications = () => {
+      if (sent == null) {
+        return h('p', { class: 'sub' }, notes.reason.missing ? 'This server keeps no notification log yet (no /api/v1/notifications).' : notes.reason.message);
+      }
+      const shown = sent.filter((n) => matches(n.receiver, { group: n.groupKey, integration: n.integration }));
+      if (!shown.length) return h('div', { class: 'card empty' }, h('b', null, 'No notification sent yet'));
+      return shown.map((n) => h('div', { class: 'card item', dataset: { notification: n.integration } },
+        h('div', { class: 'top-line' }, h('span', { class: 'badge ' + (n.error ? 'err' : 'ok') }, n.error ? 'failed' : 'sent'),
+          h('span', { class: 'title' }, `${n.receiver} · ${n.integration}`),
+          h('span', { class: 'sub' }, `${n.firing} firing, ${n.resolved} resolved`)),
+        h('div', { class: 'meta' }, h('span', null, 'last notified ' + (n.lastNotified ? `${fmtTime(Date.parse(n.lastNotified))} (${ago(n.lastNotified)})` : 'never')),
+          h('span', null, 'last attempt ' + ago(n.lastAttempt)), h('span', { class: 'mono' }, n.groupKey)),
+        n.error ? h('div', { style: { color: 'var(--crit)' } }, n.error) : null));
+    };
     draw = () => {
       const shown = events.filter((e) => matches(e.m.alertname, e.m));
-      clear(body, h('p', { class: 'sub' }, 'When each alert was pending or firing over the last 24 hours (from the ALERTS series).'),
-        shown.length ? shown.map((e) => h('div', { class: 'card item' }, h('div', { class: 'top-line' }, h('span', { class: 'badge ' + e.m.alertstate }, e.m.alertstate),
+      clear(body, h('h2', null, 'Notifications'), notifications(),
+        h('h2', { style: { marginTop: '12px' } }, 'Alert history'),
+        h('p', { class: 'sub', style: { margin: '0 0 4px' } }, 'When each alert was pending or firing over the last 24 hours (from the ALERTS series).'),
+        shown.length ? shown.map((e) => h('div', { class: 'card item', dataset: { history: e.m.alertname } }, h('div', { class: 'top-line' }, h('span', { class: 'badge ' + e.m.alertstate }, e.m.alertstate),
           h('span', { class: 'title' }, e.m.alertname), h('span', { class: 'sub' }, `${fmtTime(e.from)} → ${e.open ? 'now' : fmtTime(e.to)} (${fmtDuration((e.to - e.from) / 1000)})`)),
         labelChips(e.m, ['__name__', 'alertname', 'alertstate']))) : h('div', { class: 'card empty' }, h('b', null, 'No alert in the last 24 hours')));
     };
