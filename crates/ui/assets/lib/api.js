@@ -36,7 +36,7 @@ const form = (params) => {
   }
   return p;
 };
-const get = (path, params = {}, signal) => call(`${path}?${form(params)}`, { signal });
+const get = (path, params = {}, signal, headers) => call(`${path}?${form(params)}`, { signal, headers });
 const post = (path, params, signal) => call(path, { method: 'POST', body: form(params), signal,
   headers: { 'content-type': 'application/x-www-form-urlencoded' } });
 const json = (method, path, doc) => call(path, { method, body: doc == null ? undefined : JSON.stringify(doc),
@@ -74,8 +74,11 @@ export const am = {
 
 const ns = (ms) => String(Math.round(ms)) + '000000';
 export const loki = {
-  queryRange: (query, start, end, { limit = 500, step, direction = 'backward', signal } = {}) =>
-    get('/loki/api/v1/query_range', { query, start: ns(start), end: ns(end), limit, step: step && sec(step), direction }, signal)
+  // `categorize`: ask for parsed labels and structured metadata apart from the stream's labels
+  // (Loki 3's categorize-labels encoding; each value then has a third element).
+  queryRange: (query, start, end, { limit = 500, step, direction = 'backward', signal, categorize = false } = {}) =>
+    get('/loki/api/v1/query_range', { query, start: ns(start), end: ns(end), limit, step: step && sec(step), direction }, signal,
+      categorize ? { 'X-Loki-Response-Encoding-Flags': 'categorize-labels' } : undefined)
       .then((r) => r.data),
   labels: (start, end) => get('/loki/api/v1/labels', { start: start && ns(start), end: end && ns(end) }).then((r) => r.data || []),
   labelValues: (name, start, end) => get(`/loki/api/v1/label/${encodeURIComponent(name)}/values`,

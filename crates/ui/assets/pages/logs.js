@@ -66,19 +66,25 @@ export async function mount(root, ctx) {
     const head = h('div', { class: 'l', onclick: () => {
       const open = row.querySelector('.detail');
       if (open) { open.remove(); return; }
-      const fields = parseFields(l.line);
+      // The server's parsed labels and metadata when it sent them apart, else the line's own fields.
+      const fields = l.parsed && Object.keys(l.parsed).length ? Object.entries(l.parsed) : parseFields(l.line);
       row.append(h('div', { class: 'detail' }, h('div', null, h('h3', null, 'Labels'), labelChips(l.labels)),
         fields.length ? h('div', null, h('h3', null, 'Parsed fields'), h('dl', { class: 'kv' }, fields.map(([k, v]) => [h('dt', null, k), h('dd', null, v)]))) : null,
         h('div', { class: 'toolbar' }, h('button', { type: 'button', class: 'small', onclick: (e) => { e.stopPropagation(); context(l, row); } }, 'Show context'),
           h('button', { type: 'button', class: 'small', onclick: (e) => { e.stopPropagation(); navigator.clipboard && navigator.clipboard.writeText(l.line).then(() => toast('Copied')); } }, 'Copy line'))));
-    } }, h('span', { class: 'lvl ' + levelOf(l.labels, l.line) }), h('span', { class: 'ts' }, fmtTime(l.ms)), h('span', { class: 'msg' }, l.line));
+    } }, h('span', { class: 'lvl ' + levelOf({ ...l.labels, ...(l.parsed || {}) }, l.line) }), h('span', { class: 'ts' }, fmtTime(l.ms)), h('span', { class: 'msg' }, l.line));
     row.append(head);
     return row;
   }
 
   const flatten = (data) => {
     const out = [];
-    for (const s of data.result || []) for (const [ts, line] of s.values || []) out.push({ ns: ts, ms: Number(ts.slice(0, -6)), line, labels: s.stream || {} });
+    for (const s of data.result || []) {
+      for (const [ts, line, extra] of s.values || []) {
+        const parsed = extra ? { ...(extra.structuredMetadata || {}), ...(extra.parsed || {}) } : null;
+        out.push({ ns: ts, ms: Number(ts.slice(0, -6)), line, labels: s.stream || {}, parsed });
+      }
+    }
     return out;
   };
 
@@ -114,7 +120,7 @@ export async function mount(root, ctx) {
       }
       const stepS = Math.max(1, Math.round(step / 1000)) + 's';
       const [data, counts] = await Promise.all([
-        loki.queryRange(q, start, end, { limit: 500, signal: abort.signal }),
+        loki.queryRange(q, start, end, { limit: 500, signal: abort.signal, categorize: true }),
         loki.queryRange(`sum(count_over_time(${q} [${stepS}]))`, start, end, { step, signal: abort.signal }).catch(() => null)]);
       ed.showError('');
       if (counts) drawHist(counts, start, end, step);
