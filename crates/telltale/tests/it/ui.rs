@@ -237,6 +237,12 @@ fn a_dashboard_is_created_saved_and_still_there_after_reload_and_restart() {
         "[...document.querySelectorAll('.panel h3')].some((x) => x.textContent === 'Load average')",
         "the panel on the dashboard",
     );
+    // Unsaved edits survive the back button (the page renders again from the URL).
+    b.execute("history.back()", json!([]));
+    b.wait_for(
+        "location.search.includes('edit=1') && [...document.querySelectorAll('.panel h3')].some((x) => x.textContent === 'Load average')",
+        "the unsaved panel after going back",
+    );
     b.click_text(".head button", "Save");
     b.wait_for(
         "document.getElementById('toast').textContent === 'Dashboard saved' && !location.search.includes('edit')",

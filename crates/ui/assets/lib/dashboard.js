@@ -213,8 +213,19 @@ export class DashboardView {
 
   changed() {
     this.dirty = true;
+    this.saveDraft();
     this.renderGrid();
     this.refreshAll();
+  }
+
+  // Unsaved edits live in sessionStorage until saved or discarded, so the back button, the
+  // panel editor's Cancel or a reload never lose them.
+  saveDraft() {
+    if (this.doc.uid) sessionStorage.setItem(draftKey(this.doc.uid), JSON.stringify(this.doc));
+  }
+
+  dropDraft() {
+    if (this.doc.uid) sessionStorage.removeItem(draftKey(this.doc.uid));
   }
 
   explore(panel) {
@@ -243,7 +254,8 @@ export class DashboardView {
     if (this.dirty && !confirm('Discard unsaved changes?')) return;
     this.editing = false;
     this.dirty = false;
-    this.opts.reload();
+    this.dropDraft();
+    this.opts.nav(this.url({ editing: false }), false);
   }
 
   async addRow() {
@@ -336,6 +348,7 @@ export class DashboardView {
             else { found.row.panels.splice(idx, 1); (target.panels = target.panels || []).push(def); }
           } else (target.panels = target.panels || []).push(def);
           this.dirty = true;
+          this.saveDraft();
           if (preview) preview.destroy();
           this.closePanelEditor();
         } }, 'Apply')));
@@ -382,6 +395,7 @@ export class DashboardView {
       return { ...(old || {}), name, query };
     }).filter((v) => v.name && v.query);
     this.dirty = true;
+    this.saveDraft();
     await this.loadVariables();
     this.render();
     this.refreshAll();
@@ -391,6 +405,7 @@ export class DashboardView {
     if (this.doc.builtin) return this.saveCopy();
     try {
       const saved = await api.update(this.doc);
+      this.dropDraft();
       this.doc = saved;
       this.dirty = false;
       toast('Dashboard saved');
@@ -401,6 +416,7 @@ export class DashboardView {
     } catch (e) {
       if (e.status === 409 && confirm(e.message + '\n\nOverwrite their changes with yours?')) {
         const saved = await api.update(this.doc, true);
+        this.dropDraft();
         this.doc = saved; this.dirty = false; toast('Dashboard saved');
         this.editing = false; this.render(); this.refreshAll();
         return;
@@ -429,6 +445,16 @@ export class DashboardView {
     delete d.builtin;
     download(`${d.uid || 'dashboard'}.json`, JSON.stringify(d, null, 2));
   }
+}
+
+export const draftKey = (uid) => 'telltale.draft.' + uid;
+
+// The unsaved copy of dashboard `doc` being edited, if it was made from this version.
+export function draftOf(doc) {
+  try {
+    const d = JSON.parse(sessionStorage.getItem(draftKey(doc.uid)) || 'null');
+    return d && d.version === doc.version ? d : null;
+  } catch { return null; }
 }
 
 export function ask(title, label, value) {

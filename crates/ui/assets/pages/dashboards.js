@@ -2,7 +2,7 @@
 // delete. Editing happens in the dashboard view (lib/dashboard.js).
 import { h, clear, icon, toast, dialog } from '../lib/dom.js';
 import { dashboards as api } from '../lib/api.js';
-import { DashboardView } from '../lib/dashboard.js';
+import { DashboardView, draftOf } from '../lib/dashboard.js';
 import { ago } from '../lib/format.js';
 
 export const title = 'Dashboards';
@@ -20,7 +20,10 @@ async function showOne(root, ctx, uid) {
       h('p', null, h('a', { href: '/dashboards', 'data-nav': '' }, 'All dashboards'))));
     return null;
   }
-  const view = new DashboardView(root, doc, { ...ctx, path: ctx.path, editing: ctx.params.get('edit') === '1' });
+  const editing = ctx.params.get('edit') === '1';
+  const draft = editing ? draftOf(doc) : null;
+  const view = new DashboardView(root, draft || doc, { ...ctx, path: ctx.path, editing });
+  if (draft) view.dirty = true;
   const ep = ctx.params.get('editPanel');
   if (ep && view.editing) {
     await view.loadVariables();
