@@ -272,8 +272,10 @@ def main():
                      f"stacked median {redraw['stacked_median']:.1f} ms; hover (tooltip with every series) median "
                      f"{redraw['hover_median']:.2f} ms, p95 {redraw['hover_p95']:.2f} ms.")
         lines.append("")
+        with open("/proc/loadavg") as f:
+            loadavg = " ".join(f.read().split()[:3])
         lines.append(f"Machine: {os.cpu_count()} cores; whole-machine CPU use {load_before:.2f} cores just before the browser runs, "
-                     f"{load_after:.2f} just after.")
+                     f"{load_after:.2f} just after; load average {loadavg}.")
         text = "\n".join(lines)
         print(text)
         with open(f"{out}/ui-bench.md", "w") as f:
