@@ -11,6 +11,7 @@
 //! | Timeout         | 503  | as Prometheus's `errorType: timeout` |
 //! | Unavailable     | 503  | disk full, starting up, shutting down: retry later |
 //! | Internal        | 500  | |
+//! | Conflict        | 409  | a dashboard saved over a newer version than the one the editor loaded |
 //!
 //! One exception, from Prometheus's query API: a query that parses but fails while it runs
 //! (see [`ApiError::execution`]) is 422 with `errorType: execution`.
@@ -94,6 +95,7 @@ impl ApiError {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::Timeout | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -229,6 +231,7 @@ mod tests {
             (ErrorKind::Timeout, 503),
             (ErrorKind::Unavailable, 503),
             (ErrorKind::Internal, 500),
+            (ErrorKind::Conflict, 409),
         ];
         for (kind, code) in cases {
             assert_eq!(ApiError::new(kind, "x").status().as_u16(), code, "{kind:?}");

@@ -12,6 +12,7 @@
 
 mod admin;
 mod body;
+mod dashboards;
 mod error;
 mod metadata;
 pub mod metrics;
@@ -50,6 +51,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/metadata", get(status::metadata))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
+        .route("/api/v1/status/config", get(status::config))
+        .route("/api/v1/status/tsdb", get(status::tsdb))
+        .route("/api/v1/dashboards", get(dashboards::list).post(dashboards::create))
+        .route("/api/v1/dashboards/{uid}", get(dashboards::get).put(dashboards::update).delete(dashboards::delete))
         .route("/api/v1/targets", get(status::targets));
     let federate = Router::new().route("/federate", get(query::federate)).layer(map_response(text_errors));
     let prom_write = Router::new()
@@ -80,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .merge(prom_read)
         .merge(federate)
         .merge(admin)
+        .merge(telltale_ui::router())
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), track))
         .with_state(state)

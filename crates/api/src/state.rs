@@ -71,6 +71,8 @@ struct Inner {
     metadata: MetadataRegistry,
     reloader: OnceLock<Reloader>,
     runtime: RwLock<RuntimeInfo>,
+    dashboards: OnceLock<Arc<telltale_dashboards::Store>>,
+    config_yaml: RwLock<String>,
     targets: OnceLock<telltale_collect::scrape::Targets>,
 }
 
@@ -98,6 +100,8 @@ impl AppState {
             metadata: MetadataRegistry::default(),
             reloader: OnceLock::new(),
             runtime: RwLock::default(),
+            dashboards: OnceLock::new(),
+            config_yaml: RwLock::default(),
             targets: OnceLock::new(),
         };
         let state = Self { inner: Arc::new(inner) };
@@ -181,6 +185,31 @@ impl AppState {
             .get()
             .cloned()
             .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "starting up: the store is still opening"))
+    }
+
+    /// Makes the dashboards API available (`/api/v1/dashboards`). Later calls are ignored.
+    pub fn set_dashboards(&self, store: Arc<telltale_dashboards::Store>) {
+        let _ = self.inner.dashboards.set(store);
+    }
+
+    /// The dashboards store, or 503 when the binary has not opened one.
+    pub fn dashboards(&self) -> Result<Arc<telltale_dashboards::Store>, ApiError> {
+        self.inner
+            .dashboards
+            .get()
+            .cloned()
+            .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "dashboards are not available: no store is open"))
+    }
+
+    /// Sets the configuration `/api/v1/status/config` shows: YAML, secrets already redacted
+    /// by the caller (the binary, which knows the config's types).
+    pub fn set_config_yaml(&self, yaml: String) {
+        *self.inner.config_yaml.write().unwrap_or_else(|p| p.into_inner()) = yaml;
+    }
+
+    /// The configuration in force, as YAML with secrets redacted.
+    pub fn config_yaml(&self) -> String {
+        self.inner.config_yaml.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Makes the scrape manager's targets visible at `/api/v1/targets`. Later calls are ignored.

@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Unavailable,
     /// A bug or an unexpected I/O failure.
     Internal,
+    /// The request conflicts with the current state (a document changed since it was read).
+    Conflict,
 }
 
 impl ErrorKind {
@@ -30,6 +32,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
+            ErrorKind::Conflict => "conflict",
         }
     }
 }

@@ -29,6 +29,8 @@ pub(crate) struct Config {
     pub(crate) otlp: telltale_ingest::otlp::OtlpOptions,
     /// PromQL's lookback and limits. Reloadable.
     pub(crate) query: QueryConfig,
+    /// Limits of the dashboards API (`/api/v1/dashboards`). Changes need a restart.
+    pub(crate) dashboards: telltale_dashboards::Options,
     /// Defaults for scraping (Prometheus's `global:`: scrape_interval, scrape_timeout). Reloadable.
     pub(crate) global: telltale_collect::scrape::GlobalConfig,
     /// Jobs to scrape, in Prometheus's schema. Reloadable.
@@ -297,6 +299,59 @@ pub(crate) fn changed_keys(a: &Config, b: &Config) -> Vec<String> {
     out
 }
 
+/// The configuration as YAML for `/api/v1/status/config`, with every secret replaced by
+/// `<secret>` (as Prometheus shows its `Secret` fields).
+pub(crate) fn redacted_yaml(c: &Config) -> String {
+    let mut v = serde_json::to_value(c).unwrap_or_default();
+    redact(&mut v, "");
+    serde_yaml_ng::to_string(&v).unwrap_or_default()
+}
+
+/// Whether the key at dotted `path` holds a secret. By name, so sections added later
+/// (receivers with passwords, tokens, webhook URLs) are covered without listing each field:
+/// Alertmanager's secret fields are all named like these.
+fn is_secret(path: &str, key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    const NAMES: &[&str] =
+        &["password", "secret", "token", "credentials", "api_key", "apikey", "webhook_url", "api_url"];
+    NAMES.iter().any(|n| k.contains(n))
+        || (k.ends_with("_key") && !k.ends_with("sort_key"))
+        || (k == "url" && path.contains("receivers"))
+        || k == "authorization"
+}
+
+fn redact(v: &mut serde_json::Value, path: &str) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let secret = is_secret(path, k) && !k.ends_with("_file");
+                match child {
+                    // A secret's value goes; a section named like one (`authorization:`) keeps
+                    // its structure and loses its secret fields.
+                    serde_json::Value::String(v) if secret && !v.is_empty() => *v = "<secret>".into(),
+                    serde_json::Value::Number(_) if secret => *child = serde_json::Value::String("<secret>".into()),
+                    _ => redact(child, &p),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| redact(x, path)),
+        // `https://user:password@host/` keeps the user and hides the password.
+        serde_json::Value::String(s) => {
+            if let Some((scheme, rest)) = s.split_once("://") {
+                if let Some((userinfo, host)) = rest.split_once('@') {
+                    if let Some((user, _)) = userinfo.split_once(':') {
+                        if !host.contains('@') {
+                            *s = format!("{scheme}://{user}:<secret>@{host}");
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Keys a reload applies without a restart.
 pub(crate) fn is_live(key: &str) -> bool {
     key == "server.max_body_size"
@@ -355,6 +410,36 @@ mod tests {
         assert_eq!(listen_addr("localhost:1").unwrap().to_string(), "127.0.0.1:1");
         assert_eq!(listen_addr("[::1]:1").unwrap().to_string(), "[::1]:1");
         assert!(listen_addr("7070").is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted_by_name_and_in_urls() {
+        let mut v = serde_json::json!({
+            "server": {"listen": "127.0.0.1:7070"},
+            "alerting": {"receivers": [{"name": "ops", "slack_configs": [{"api_url": "https://hooks.example/x", "channel": "#ops"}],
+                "webhook_configs": [{"url": "https://hook.example/y"}],
+                "email_configs": [{"auth_password": "hunter2", "auth_password_file": "/etc/pw", "to": "a@b"}],
+                "pagerduty_configs": [{"routing_key": "abc"}]}]},
+            "remote": {"endpoint": "https://user:pw@host/path", "bearer_token": "", "headers": {"Authorization": "Bearer x"}}
+        });
+        redact(&mut v, "");
+        let r = &v["alerting"]["receivers"][0];
+        assert_eq!(r["name"], "ops");
+        assert_eq!(r["slack_configs"][0]["api_url"], "<secret>");
+        assert_eq!(r["slack_configs"][0]["channel"], "#ops");
+        assert_eq!(r["webhook_configs"][0]["url"], "<secret>");
+        assert_eq!(r["email_configs"][0]["auth_password"], "<secret>");
+        assert_eq!(r["email_configs"][0]["auth_password_file"], "/etc/pw", "a path is not a secret");
+        assert_eq!(r["pagerduty_configs"][0]["routing_key"], "<secret>");
+        assert_eq!(v["remote"]["endpoint"], "https://user:<secret>@host/path");
+        assert_eq!(v["remote"]["bearer_token"], "", "empty stays empty: nothing is set");
+        assert_eq!(v["remote"]["headers"]["Authorization"], "<secret>");
+        let mut a = serde_json::json!({"authorization": {"type": "Bearer", "credentials": "t0k"}});
+        redact(&mut a, "scrape_configs");
+        assert_eq!(a, serde_json::json!({"authorization": {"type": "Bearer", "credentials": "<secret>"}}));
+        assert_eq!(v["server"]["listen"], "127.0.0.1:7070");
+        let yaml = redacted_yaml(&Config::default());
+        assert!(yaml.contains("listen: 127.0.0.1:7070") && yaml.contains("max_size: 1MiB"), "{yaml}");
     }
 
     #[test]

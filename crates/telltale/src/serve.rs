@@ -65,6 +65,12 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     write_addr_file(&data_dir, bound)?;
 
     let state = AppState::new(api_limits(&config), Arc::new(system_now_ms));
+    state.set_config_yaml(config::redacted_yaml(&config));
+    let dashboards_dir = data_dir.join("dashboards");
+    let dashboards =
+        telltale_dashboards::Store::open(&dashboards_dir, config.dashboards.clone(), telltale_ui::builtin_dashboards())
+            .with_context(|| format!("cannot open the dashboards in {}", dashboards_dir.display()))?;
+    state.set_dashboards(Arc::new(dashboards));
     let scraper: Arc<OnceLock<Arc<Manager>>> = Arc::default();
     state.set_reloader(reloader(source, config.clone(), state.clone(), scraper.clone()));
     let retention = units::format_duration(config.storage.tsdb.retention_time);
@@ -247,6 +253,7 @@ fn reloader(
         running.limits = new.limits.clone();
         running.otlp = new.otlp.clone();
         running.query = new.query.clone();
+        state.set_config_yaml(config::redacted_yaml(&running));
         if !restart.is_empty() {
             warn!(settings = %restart.join(", "), "changed settings need a restart to apply");
         }

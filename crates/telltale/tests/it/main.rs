@@ -152,5 +152,7 @@ fn bodies_over_max_body_size_get_413_naming_the_limit() {
 }
 
 mod collect;
+mod dashboards;
 mod durability;
 mod prometheus;
+mod ui;

@@ -1,0 +1,99 @@
+// The public HTTP APIs the UI talks to, and nothing else: Prometheus's query API, the
+// dashboards API, Alertmanager's v2 API and Loki's. Every call is one request.
+
+export class ApiError extends Error {
+  constructor(status, message, type) {
+    super(message);
+    this.status = status;
+    this.type = type;
+  }
+  get missing() { return this.status === 404; }
+}
+
+async function call(url, opts = {}) {
+  let res;
+  try {
+    res = await fetch(url, opts);
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError(0, 'cannot reach the server: ' + e.message);
+  }
+  const text = await res.text();
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch { /* plain text */ }
+  if (!res.ok) {
+    const msg = (body && (body.error || body.message)) || text.trim() || res.statusText;
+    throw new ApiError(res.status, msg, body && body.errorType);
+  }
+  return body ?? text;
+}
+
+const form = (params) => {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v == null) continue;
+    if (Array.isArray(v)) v.forEach((x) => p.append(k, x)); else p.append(k, v);
+  }
+  return p;
+};
+const get = (path, params = {}, signal, headers) => call(`${path}?${form(params)}`, { signal, headers });
+const post = (path, params, signal) => call(path, { method: 'POST', body: form(params), signal,
+  headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+const json = (method, path, doc) => call(path, { method, body: doc == null ? undefined : JSON.stringify(doc),
+  headers: { 'content-type': 'application/json' } });
+const sec = (ms) => (ms / 1000).toFixed(3);
+
+export const prom = {
+  query: (query, time, signal) => post('/api/v1/query', { query, time: time && sec(time) }, signal).then((r) => r.data),
+  queryRange: (query, start, end, step, signal) =>
+    post('/api/v1/query_range', { query, start: sec(start), end: sec(end), step: sec(step) }, signal).then((r) => r.data),
+  labels: (match, start, end) => get('/api/v1/labels', { 'match[]': match, start: start && sec(start), end: end && sec(end) }).then((r) => r.data),
+  labelValues: (name, match, start, end, signal) => get(`/api/v1/label/${encodeURIComponent(name)}/values`,
+    { 'match[]': match, start: start && sec(start), end: end && sec(end) }, signal).then((r) => r.data),
+  series: (match, start, end, limit) => get('/api/v1/series', { 'match[]': match, start: start && sec(start), end: end && sec(end), limit }).then((r) => r.data),
+  metadata: () => get('/api/v1/metadata').then((r) => r.data),
+  formatQuery: (query, signal) => post('/api/v1/format_query', { query }, signal).then((r) => r.data),
+  buildinfo: () => get('/api/v1/status/buildinfo').then((r) => r.data),
+  runtimeinfo: () => get('/api/v1/status/runtimeinfo').then((r) => r.data),
+  config: () => get('/api/v1/status/config').then((r) => r.data),
+  tsdb: () => get('/api/v1/status/tsdb').then((r) => r.data),
+  targets: () => get('/api/v1/targets').then((r) => r.data),
+  rules: () => get('/api/v1/rules').then((r) => r.data),
+  alerts: () => get('/api/v1/alerts').then((r) => r.data),
+  // Telltale's notification log: per group, receiver and integration.
+  notifications: () => get('/api/v1/notifications').then((r) => r.data),
+};
+
+export const am = {
+  alerts: (params = {}) => get('/api/v2/alerts', params),
+  silences: () => get('/api/v2/silences'),
+  saveSilence: (s) => json('POST', '/api/v2/silences', s),
+  expireSilence: (id) => call(`/api/v2/silence/${encodeURIComponent(id)}`, { method: 'DELETE' }),
+  status: () => get('/api/v2/status'),
+};
+
+const ns = (ms) => String(Math.round(ms)) + '000000';
+export const loki = {
+  // `categorize`: ask for parsed labels and structured metadata apart from the stream's labels
+  // (Loki 3's categorize-labels encoding; each value then has a third element).
+  queryRange: (query, start, end, { limit = 500, step, direction = 'backward', signal, categorize = false } = {}) =>
+    get('/loki/api/v1/query_range', { query, start: ns(start), end: ns(end), limit, step: step && sec(step), direction }, signal,
+      categorize ? { 'X-Loki-Response-Encoding-Flags': 'categorize-labels' } : undefined)
+      .then((r) => r.data),
+  labels: (start, end) => get('/loki/api/v1/labels', { start: start && ns(start), end: end && ns(end) }).then((r) => r.data || []),
+  labelValues: (name, start, end) => get(`/loki/api/v1/label/${encodeURIComponent(name)}/values`,
+    { start: start && ns(start), end: end && ns(end) }).then((r) => r.data || []),
+  tailUrl: (query, start) => {
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${proto}//${location.host}/loki/api/v1/tail?${form({ query, start: ns(start), limit: 100 })}`;
+  },
+};
+
+export const dashboards = {
+  list: () => get('/api/v1/dashboards').then((r) => r.data),
+  get: (uid) => get(`/api/v1/dashboards/${encodeURIComponent(uid)}`).then((r) => r.data),
+  create: (doc) => json('POST', '/api/v1/dashboards', doc).then((r) => r.data),
+  update: (doc, overwrite = false) =>
+    json('PUT', `/api/v1/dashboards/${encodeURIComponent(doc.uid)}${overwrite ? '?overwrite=true' : ''}`, doc).then((r) => r.data),
+  remove: (uid) => call(`/api/v1/dashboards/${encodeURIComponent(uid)}`, { method: 'DELETE' }),
+};
