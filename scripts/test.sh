@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 # Real peers the integration tests start on loopback: Prometheus (remote write sender),
-# node_exporter (reference for the host collectors), curl for quick probes.
-for pkg in prometheus prometheus-node-exporter curl; do
+# node_exporter (reference for the host collectors), curl for quick probes, openssl (the
+# TLS tests make their certificates with it).
+for pkg in prometheus prometheus-node-exporter curl openssl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

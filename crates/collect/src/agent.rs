@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use telltale_model::{units, Labels, LabelsBuilder, WriteBatch};
 
 use crate::error::{Error, Result};
+use crate::tls::TlsConfig;
 use crate::Sink;
 
 /// `agent:`: where and how `telltale agent` ships.
@@ -52,6 +53,10 @@ pub struct Options {
     /// How long shutdown waits for the queue to drain before leaving the rest on disk.
     #[serde(with = "units::duration")]
     pub drain_timeout: Duration,
+    /// TLS settings for an `https://` remote-write URL (Prometheus's `tls_config`: CA,
+    /// client certificate, server name, versions).
+    #[serde(skip_serializing_if = "TlsConfig::is_default")]
+    pub tls_config: TlsConfig,
 }
 
 impl Default for Options {
@@ -64,6 +69,7 @@ impl Default for Options {
             min_backoff: Duration::from_millis(30),
             max_backoff: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(5),
+            tls_config: TlsConfig::default(),
         }
     }
 }
@@ -82,8 +88,9 @@ impl Options {
         }
         let u = &self.remote_write_url;
         if !(u.is_empty() || u.starts_with("http://") || u.starts_with("https://")) {
-            return Err(Error::config("agent.remote_write_url", "must be an http:// URL"));
+            return Err(Error::config("agent.remote_write_url", "must be an http:// or https:// URL"));
         }
+        self.tls_config.validate().map_err(|m| Error::config("agent.tls_config", m))?;
         Ok(())
     }
 }
@@ -492,11 +499,26 @@ pub fn backoff(min: Duration, max: Duration, attempt: u32, unit_random: f64) -> 
     base.mul_f64(0.5 + 0.5 * unit_random.clamp(0.0, 1.0))
 }
 
-/// Drains `queue` to `url` until `stop` fires and (then) the queue is empty or
+/// The HTTP client the sender uses: `opts.timeout` per request, `opts.tls_config` for https.
+pub fn client(opts: &Options) -> Result<ureq::Agent> {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(opts.timeout))
+        .user_agent(concat!("Telltale-agent/", env!("CARGO_PKG_VERSION")))
+        .build();
+    crate::tls::agent(&opts.tls_config, config).map_err(|m| Error::config("agent.tls_config", m))
+}
+
+/// Drains `queue` to `url` with `agent` until `stop` fires and (then) the queue is empty or
 /// `drain_timeout` has passed. Runs on its own thread.
-pub fn ship(queue: Arc<Queue>, stats: Arc<Stats>, opts: Options, url: String, stop: mpsc::Receiver<()>) {
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(opts.timeout)).build().into();
+pub fn ship(
+    queue: Arc<Queue>,
+    stats: Arc<Stats>,
+    opts: Options,
+    agent: ureq::Agent,
+    url: String,
+    stop: mpsc::Receiver<()>,
+) {
     let mut stopping: Option<std::time::Instant> = None;
     loop {
         if stopping.is_none() && !matches!(stop.try_recv(), Err(mpsc::TryRecvError::Empty)) {

@@ -12,6 +12,8 @@
 //! writes into its data directory after binding port 0.
 #![warn(missing_docs)]
 
+pub mod pki;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -1,8 +1,7 @@
 //! `global:` and `scrape_configs:` in Prometheus's own schema
 //! (<https://prometheus.io/docs/prometheus/latest/configuration/configuration/#scrape_config>),
 //! so a Prometheus config's sections paste in unchanged. Keys Telltale does not implement
-//! (service discovery other than static and file, TLS client certificates, proxies) are
-//! refused by name rather than ignored.
+//! (service discovery other than static and file) are refused by name rather than ignored.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +12,7 @@ use telltale_model::units;
 
 use super::relabel::RelabelConfig;
 use crate::error::{Error, Result};
+use crate::tls::TlsConfig;
 
 /// `global:`: defaults for every scrape config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +78,9 @@ pub struct ScrapeConfig {
     /// A file holding the bearer token, read at every scrape.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_file: Option<PathBuf>,
+    /// TLS settings for `https` targets (CA, client certificate, server name, versions).
+    #[serde(default, skip_serializing_if = "TlsConfig::is_default")]
+    pub tls_config: TlsConfig,
     /// Targets listed in the config.
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,
@@ -240,9 +243,7 @@ pub fn validate(global: &GlobalConfig, configs: &[ScrapeConfig]) -> Result<()> {
         if c.scheme != "http" && c.scheme != "https" {
             return Err(Error::config(key("scheme"), format!("{:?} is not http or https", c.scheme)));
         }
-        if c.scheme == "https" {
-            return Err(Error::config(key("scheme"), "https scraping is not supported yet (see docs/collect.md)"));
-        }
+        c.tls_config.validate().map_err(|m| Error::config(key("tls_config"), m))?;
         if !c.metrics_path.starts_with('/') {
             return Err(Error::config(key("metrics_path"), "must start with /"));
         }

@@ -18,19 +18,24 @@ pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.5,appli
 
 /// The HTTP side of a scrape pool, shared by its targets.
 pub(crate) struct Client {
-    agent: ureq::Agent,
+    /// The agent, or why it could not be built (a TLS file went missing since validation):
+    /// then every scrape fails with that reason.
+    agent: Result<ureq::Agent, String>,
     cfg: ScrapeConfig,
     timeout: Duration,
 }
 
 impl Client {
     pub(crate) fn new(cfg: &ScrapeConfig, timeout: Duration) -> Self {
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
             .user_agent(concat!("Telltale/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let agent = crate::tls::agent(&cfg.tls_config, config);
+        if let Err(e) = &agent {
+            tracing::warn!(job = %cfg.job_name, error = %e, "cannot set up the scrape client");
+        }
         Self { agent, cfg: cfg.clone(), timeout }
     }
 
@@ -65,8 +70,8 @@ impl Client {
 
     /// GETs `url`; returns the (decompressed) body and its Content-Type.
     pub(crate) fn fetch(&self, url: &str) -> Result<(Vec<u8>, Option<String>), String> {
-        let mut req = self
-            .agent
+        let agent = self.agent.as_ref().map_err(|e| format!("Get \"{url}\": {e}"))?;
+        let mut req = agent
             .get(url)
             .header("Accept", ACCEPT)
             .header("Accept-Encoding", "gzip")
@@ -76,6 +81,8 @@ impl Client {
         }
         let mut res = req.call().map_err(|e| match e {
             ureq::Error::Timeout(_) => format!("Get \"{url}\": context deadline exceeded"),
+            // TLS handshake failures arrive as I/O errors; say what happened without "io:".
+            ureq::Error::Io(e) => format!("Get \"{url}\": {e}"),
             e => format!("Get \"{url}\": {e}"),
         })?;
         let status = res.status();
