@@ -55,6 +55,36 @@ const EXACT: &[&str] = &[
     "node_os_version",
     "node_disk_info",
     "node_netstat_Ip_Forwarding",
+    // netclass: the devices' settings
+    "node_network_up",
+    "node_network_info",
+    "node_network_mtu_bytes",
+    "node_network_speed_bytes",
+    "node_network_carrier",
+    "node_network_dormant",
+    "node_network_flags",
+    "node_network_iface_id",
+    "node_network_iface_link",
+    "node_network_iface_link_mode",
+    "node_network_address_assign_type",
+    "node_network_device_id",
+    "node_network_net_dev_group",
+    "node_network_protocol_type",
+    "node_network_transmit_queue_length",
+    "node_network_carrier_changes_total",
+    "node_network_carrier_up_changes_total",
+    "node_network_carrier_down_changes_total",
+    // time, timex, entropy, conntrack: settings of the kernel
+    "node_time_zone_offset_seconds",
+    "node_time_clocksource_available_info",
+    "node_time_clocksource_current_info",
+    "node_timex_status",
+    "node_timex_sync_status",
+    "node_timex_tick_seconds",
+    "node_timex_loop_time_constant",
+    "node_timex_tai_offset_seconds",
+    "node_entropy_pool_size_bits",
+    "node_nf_conntrack_entries_limit",
 ];
 
 fn is_counter(name: &str) -> bool {
@@ -148,10 +178,33 @@ fn host_collectors_agree_with_node_exporter() {
         "node_uname_info",
         "node_os_info",
         "node_time_seconds",
+        // Beyond the overview: what "Node Exporter Full" and the common node alert rules use.
+        "node_network_up",
+        "node_network_info",
+        "node_network_mtu_bytes",
+        "node_network_speed_bytes",
+        "node_network_carrier",
+        "node_network_transmit_queue_length",
+        "node_time_zone_offset_seconds",
+        "node_timex_offset_seconds",
+        "node_timex_sync_status",
+        "node_timex_maxerror_seconds",
+        "node_timex_estimated_error_seconds",
+        "node_timex_frequency_adjustment_ratio",
+        "node_entropy_available_bits",
+        "node_arp_entries",
+        "node_softnet_processed_total",
+        "node_softnet_times_squeezed_total",
+        "node_udp_queues",
     ] {
         if !before.contains_key(want) {
             problems.push(format!("{want}: Telltale does not collect it"));
         }
+    }
+    if std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_count").is_file()
+        && !before.contains_key("node_nf_conntrack_entries")
+    {
+        problems.push("node_nf_conntrack_entries: missing although the kernel tracks connections".into());
     }
     if std::path::Path::new("/proc/pressure/cpu").is_file()
         && !before.contains_key("node_pressure_cpu_waiting_seconds_total")
