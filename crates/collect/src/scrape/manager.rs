@@ -52,6 +52,32 @@ struct PoolView {
 #[derive(Clone, Default)]
 pub struct Targets {
     pools: Arc<RwLock<BTreeMap<String, PoolView>>>,
+    /// The port Telltale listens on, for `globalUrl` (see [`global_url`]).
+    own_port: Arc<std::sync::OnceLock<u16>>,
+    host: Arc<std::sync::OnceLock<String>>,
+}
+
+/// Prometheus's `globalUrl`: a target on a loopback address (`127.0.0.1`, `localhost`, `::1`)
+/// is not reachable from elsewhere, so its host is replaced by this host's name (Prometheus:
+/// its external URL's, by default `http://<hostname>:<port>`), keeping the target's port;
+/// a loopback target on Telltale's own port is Telltale itself.
+pub fn global_url(url: &str, hostname: &str, own_port: Option<u16>) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if !matches!(bare, "127.0.0.1" | "localhost" | "::1") {
+        return url.to_string();
+    }
+    let host = if hostname.contains(':') { format!("[{hostname}]") } else { hostname.to_string() };
+    match port {
+        Some(p) if own_port.is_some_and(|o| o.to_string() == p) => format!("http://{host}:{p}{path}"),
+        Some(p) => format!("{scheme}://{host}:{p}{path}"),
+        None => format!("{scheme}://{host}{path}"),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -66,7 +92,13 @@ fn rfc3339(ms: Option<Timestamp>) -> String {
 }
 
 impl Targets {
-    /// The `data` of Prometheus's `GET /api/v1/targets`: `state` is `active`, `dropped` or
+    /// Tells the view Telltale's own port, so `globalUrl` of a target scraping Telltale on
+    /// loopback names it as Prometheus would. Only the first call counts.
+    pub fn set_own_port(&self, port: u16) {
+        let _ = self.own_port.set(port);
+    }
+
+    /// The `data` of Prometheus 3's `GET /api/v1/targets`: `state` is `active`, `dropped` or
     /// `any` (default), `pool` limits it to one scrape pool.
     pub fn to_json(&self, state: Option<&str>, pool: Option<&str>) -> Value {
         let pools = self.pools.read().unwrap_or_else(|p| p.into_inner());
@@ -78,6 +110,8 @@ impl Targets {
         let mut active = Vec::new();
         let mut dropped = Vec::new();
         let mut dropped_counts = serde_json::Map::new();
+        let hostname = self.host.get_or_init(crate::host::hostname);
+        let own = self.own_port.get().copied();
         for (name, p) in pools.iter() {
             if pool.is_some_and(|want| want != name) {
                 continue;
@@ -96,7 +130,7 @@ impl Targets {
                         "labels": a.target.labels,
                         "scrapePool": name,
                         "scrapeUrl": a.target.url,
-                        "globalUrl": a.target.url,
+                        "globalUrl": global_url(&a.target.url, hostname, own),
                         "lastError": h.error,
                         "lastScrape": rfc3339(h.last_scrape),
                         "lastScrapeDuration": h.duration,
@@ -108,19 +142,14 @@ impl Targets {
             }
             if want_dropped {
                 for d in &p.dropped {
-                    dropped.push(json!({ "discoveredLabels": d }));
+                    dropped.push(json!({ "discoveredLabels": d, "scrapePool": name }));
                 }
             }
         }
-        let mut data = serde_json::Map::new();
-        if want_active {
-            data.insert("activeTargets".into(), Value::Array(active));
-        }
-        if want_dropped {
-            data.insert("droppedTargets".into(), Value::Array(dropped));
-            data.insert("droppedTargetCounts".into(), Value::Object(dropped_counts));
-        }
-        Value::Object(data)
+        // As Prometheus 3: both lists are always there (empty when not asked for); the
+        // counts are null unless dropped targets were asked for.
+        let counts = if want_dropped { Value::Object(dropped_counts) } else { Value::Null };
+        json!({ "activeTargets": active, "droppedTargets": dropped, "droppedTargetCounts": counts })
     }
 
     /// `(pool, scrape URL, health)` of every active target, for logs and tests.
@@ -432,4 +461,20 @@ fn key(t: &Target) -> String {
         k.push('\u{2}');
     }
     k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::global_url;
+
+    #[test]
+    fn global_urls_name_this_host_for_loopback_targets() {
+        let g = |u: &str| global_url(u, "vm", Some(7070));
+        assert_eq!(g("http://127.0.0.1:9100/metrics"), "http://vm:9100/metrics");
+        assert_eq!(g("https://localhost:9100/m?x=1"), "https://vm:9100/m?x=1");
+        assert_eq!(g("http://[::1]:9100/metrics"), "http://vm:9100/metrics");
+        assert_eq!(g("https://127.0.0.1:7070/metrics"), "http://vm:7070/metrics");
+        assert_eq!(g("http://10.0.0.1:9100/metrics"), "http://10.0.0.1:9100/metrics");
+        assert_eq!(g("http://localhost/metrics"), "http://vm/metrics");
+    }
 }

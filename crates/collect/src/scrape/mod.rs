@@ -14,5 +14,5 @@ mod scraper;
 pub mod target;
 
 pub use config::{GlobalConfig, ScrapeConfig};
-pub use manager::{Clock, Manager, Targets};
+pub use manager::{global_url, Clock, Manager, Targets};
 pub use scraper::ACCEPT;

@@ -81,7 +81,8 @@ fn scrapes_targets_lists_them_and_ends_their_series_on_reload() {
     let dn = active.iter().find(|x| x["labels"]["instance"] == down.as_str()).unwrap();
     assert_eq!(dn["health"], "down");
     assert!(dn["lastError"].as_str().unwrap().contains("Get \"http://"), "{dn}");
-    assert!(t["data"].get("droppedTargets").is_none());
+    assert_eq!(t["data"]["droppedTargets"], serde_json::json!([]), "state=active lists no dropped targets");
+    assert_eq!(t["data"]["droppedTargetCounts"], Value::Null);
 
     let ups = query(&s, "up{job=\"ne\"}");
     let v = |inst: &str| ups.iter().find(|x| x["metric"]["instance"] == inst).map(|x| x["value"][1].clone());
