@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # Real peers the integration tests start on loopback: Prometheus (remote write sender),
 # node_exporter (reference for the host collectors), curl for quick probes, openssl (the
-# TLS tests make their certificates with it).
-for pkg in prometheus prometheus-node-exporter curl openssl; do
+# TLS tests make their certificates with it), tinyproxy (an HTTP proxy for proxy_url),
+# python3 (its http.server is a redirecting web server).
+for pkg in prometheus prometheus-node-exporter curl openssl tinyproxy python3; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -19,7 +20,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # The Debian packages start system services on well-known ports; the tests start their own.
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    $SUDO systemctl stop prometheus prometheus-node-exporter 2>/dev/null || true
+    $SUDO systemctl stop prometheus prometheus-node-exporter tinyproxy 2>/dev/null || true
   fi
 fi
 

@@ -24,9 +24,31 @@ pub struct GlobalConfig {
     /// How long a scrape may take unless its job says otherwise (Prometheus: 10s).
     #[serde(with = "units::duration")]
     pub scrape_timeout: Duration,
+    /// How often rule groups are evaluated unless a group says otherwise (Prometheus: 1m).
+    /// Accepted here so a pasted Prometheus `global:` loads; rule evaluation reads it.
+    #[serde(with = "units::duration")]
+    pub evaluation_interval: Duration,
     /// Labels added to every series Telltale scrapes or collects when it ships them
     /// (`telltale agent`); the server ignores them.
     pub external_labels: BTreeMap<String, String>,
+    /// The exposition formats to ask targets for, most preferred first, unless a job says
+    /// otherwise (Prometheus's names; see [`ScrapeConfig::scrape_protocols`]).
+    pub scrape_protocols: Vec<String>,
+    /// Default `body_size_limit` of every job (`0`: none).
+    #[serde(with = "units::size")]
+    pub body_size_limit: u64,
+    /// Default `sample_limit` of every job (0: none).
+    pub sample_limit: usize,
+    /// Default `label_limit` of every job (0: none).
+    pub label_limit: usize,
+    /// Default `label_name_length_limit` of every job (0: none).
+    pub label_name_length_limit: usize,
+    /// Default `label_value_length_limit` of every job (0: none).
+    pub label_value_length_limit: usize,
+    /// Default `target_limit` of every job (0: none).
+    pub target_limit: usize,
+    /// Default `keep_dropped_targets` of every job (0: keep all).
+    pub keep_dropped_targets: usize,
 }
 
 impl Default for GlobalConfig {
@@ -34,9 +56,59 @@ impl Default for GlobalConfig {
         Self {
             scrape_interval: Duration::from_secs(60),
             scrape_timeout: Duration::from_secs(10),
+            evaluation_interval: Duration::from_secs(60),
             external_labels: BTreeMap::new(),
+            scrape_protocols: DEFAULT_PROTOCOLS.iter().map(|p| p.to_string()).collect(),
+            body_size_limit: 0,
+            sample_limit: 0,
+            label_limit: 0,
+            label_name_length_limit: 0,
+            label_value_length_limit: 0,
+            target_limit: 0,
+            keep_dropped_targets: 0,
         }
     }
+}
+
+/// The default `scrape_protocols`: Prometheus 3's without `PrometheusText1.0.0` (the text
+/// format with quoted UTF-8 names, which a target then may send; ask for it by listing it).
+pub const DEFAULT_PROTOCOLS: [&str; 3] = ["OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText0.0.4"];
+
+/// Prometheus's scrape protocol names and the media types they ask for; `None`: known but
+/// not spoken (Telltale parses the text formats, not protobuf).
+fn protocol_media_type(name: &str) -> Result<Option<&'static str>, String> {
+    match name {
+        "OpenMetricsText1.0.0" => Ok(Some("application/openmetrics-text;version=1.0.0")),
+        "OpenMetricsText0.0.1" => Ok(Some("application/openmetrics-text;version=0.0.1")),
+        "PrometheusText1.0.0" => Ok(Some("text/plain;version=1.0.0")),
+        "PrometheusText0.0.4" => Ok(Some("text/plain;version=0.0.4")),
+        "PrometheusProto" => Ok(None),
+        other => Err(format!(
+            "unknown scrape protocol {other:?}, supported: OpenMetricsText1.0.0, OpenMetricsText0.0.1, PrometheusText1.0.0, PrometheusText0.0.4, PrometheusProto"
+        )),
+    }
+}
+
+/// The `Accept` header for `protocols`, weighted as Prometheus does (`q` falling from 0.6 in
+/// list order, then `*/*`); protobuf is left out.
+pub fn accept_header(protocols: &[String]) -> Result<String, String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut parts = Vec::new();
+    let mut weight = 6;
+    for p in protocols {
+        if !seen.insert(p.as_str()) {
+            return Err(format!("duplicated protocol in scrape_protocols, got {protocols:?}"));
+        }
+        if let Some(mt) = protocol_media_type(p)? {
+            parts.push(format!("{mt};q=0.{weight}"));
+            weight -= 1;
+        }
+    }
+    if parts.is_empty() {
+        return Err("scrape_protocols names no text format (Telltale does not parse PrometheusProto)".into());
+    }
+    parts.push(format!("*/*;q=0.{weight}"));
+    Ok(parts.join(","))
 }
 
 /// One `scrape_configs` entry: a job and how to scrape its targets.
@@ -105,9 +177,47 @@ pub struct ScrapeConfig {
     /// A label value longer than this fails the scrape (0: no limit).
     #[serde(default)]
     pub label_value_length_limit: usize,
-    /// An uncompressed body larger than this fails the scrape (`0`: no limit).
+    /// An uncompressed body larger than this fails the scrape (`0`: `global.body_size_limit`).
     #[serde(default, with = "units::size")]
     pub body_size_limit: u64,
+    /// More targets than this after relabeling fails every scrape of the job (0:
+    /// `global.target_limit`, 0 there too: no limit).
+    #[serde(default)]
+    pub target_limit: usize,
+    /// At most this many dropped targets are kept for `/api/v1/targets` (0:
+    /// `global.keep_dropped_targets`, 0 there too: all).
+    #[serde(default)]
+    pub keep_dropped_targets: usize,
+    /// The exposition formats to ask for, most preferred first (default:
+    /// `global.scrape_protocols`): `OpenMetricsText1.0.0`, `OpenMetricsText0.0.1`,
+    /// `PrometheusText1.0.0`, `PrometheusText0.0.4`; `PrometheusProto` is accepted and left
+    /// out of the request (Telltale parses the text formats).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scrape_protocols: Vec<String>,
+    /// The format to parse a body in when the target sends no usable Content-Type
+    /// (default: PrometheusText0.0.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_scrape_protocol: Option<String>,
+    /// Ask for gzip-compressed bodies.
+    #[serde(default = "yes")]
+    pub enable_compression: bool,
+    /// Follow HTTP redirects (at most 10).
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
+    /// Accepted for Prometheus compatibility; Telltale scrapes over HTTP/1.1 either way.
+    #[serde(default = "yes")]
+    pub enable_http2: bool,
+    /// An HTTP proxy (`http://host:port`, credentials as `http://user:pass@host:port`) that
+    /// targets are reached through (CONNECT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
+    /// Hosts reached directly despite `proxy_url`, comma-separated (`example.com`,
+    /// `.example.com` for its subdomains, `*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_proxy: Option<String>,
+    /// Use the proxy of the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`).
+    #[serde(default)]
+    pub proxy_from_environment: bool,
 }
 
 fn default_metrics_path() -> String {
@@ -208,11 +318,58 @@ impl ScrapeConfig {
     pub fn timeout(&self, g: &GlobalConfig) -> Duration {
         self.scrape_timeout.unwrap_or_else(|| g.scrape_timeout.min(self.interval(g)))
     }
+
+    /// The `Accept` header of this job's scrapes.
+    pub fn accept(&self, g: &GlobalConfig) -> Result<String, String> {
+        accept_header(if self.scrape_protocols.is_empty() { &g.scrape_protocols } else { &self.scrape_protocols })
+    }
+
+    /// This job's limits, the global ones where it sets none (0), as Prometheus does.
+    pub fn with_global_limits(&self, g: &GlobalConfig) -> ScrapeConfig {
+        let or = |mine: usize, global: usize| if mine == 0 { global } else { mine };
+        let mut c = self.clone();
+        c.sample_limit = or(c.sample_limit, g.sample_limit);
+        c.label_limit = or(c.label_limit, g.label_limit);
+        c.label_name_length_limit = or(c.label_name_length_limit, g.label_name_length_limit);
+        c.label_value_length_limit = or(c.label_value_length_limit, g.label_value_length_limit);
+        c.target_limit = or(c.target_limit, g.target_limit);
+        c.keep_dropped_targets = or(c.keep_dropped_targets, g.keep_dropped_targets);
+        if c.body_size_limit == 0 {
+            c.body_size_limit = g.body_size_limit;
+        }
+        c
+    }
+
+    /// The proxy to reach targets through, if any.
+    pub fn proxy(&self) -> Result<Option<ureq::Proxy>, String> {
+        if self.proxy_from_environment {
+            return Ok(ureq::Proxy::try_from_env());
+        }
+        let Some(url) = &self.proxy_url else { return Ok(None) };
+        let scheme = url.split_once("://").map_or("http", |(s, _)| s);
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("proxy_url {url:?}: only http:// and https:// proxies are supported"));
+        }
+        let parsed = ureq::Proxy::new(url).map_err(|e| format!("proxy_url {url:?}: {e}"))?;
+        let Some(no_proxy) = &self.no_proxy else { return Ok(Some(parsed)) };
+        let mut b = ureq::Proxy::builder(parsed.protocol()).host(parsed.host()).port(parsed.port());
+        if let Some(u) = parsed.username() {
+            b = b.username(u);
+        }
+        if let Some(p) = parsed.password() {
+            b = b.password(p);
+        }
+        for host in no_proxy.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+            b = b.no_proxy(host);
+        }
+        b.build().map(Some).map_err(|e| format!("proxy_url {url:?}: {e}"))
+    }
 }
 
 /// Checks every scrape config as Prometheus does; errors name the key
 /// (`scrape_configs[1].scrape_timeout`).
 pub fn validate(global: &GlobalConfig, configs: &[ScrapeConfig]) -> Result<()> {
+    accept_header(&global.scrape_protocols).map_err(|m| Error::config("global.scrape_protocols", m))?;
     if global.scrape_interval.is_zero() {
         return Err(Error::config("global.scrape_interval", "must be greater than zero"));
     }
@@ -244,6 +401,29 @@ pub fn validate(global: &GlobalConfig, configs: &[ScrapeConfig]) -> Result<()> {
             return Err(Error::config(key("scheme"), format!("{:?} is not http or https", c.scheme)));
         }
         c.tls_config.validate().map_err(|m| Error::config(key("tls_config"), m))?;
+        c.accept(global).map_err(|m| Error::config(key("scrape_protocols"), m))?;
+        if let Some(f) = &c.fallback_scrape_protocol {
+            match protocol_media_type(f) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(Error::config(
+                        key("fallback_scrape_protocol"),
+                        "PrometheusProto is not parsed by Telltale",
+                    ))
+                }
+                Err(m) => return Err(Error::config(key("fallback_scrape_protocol"), m)),
+            }
+        }
+        if c.proxy_url.is_some() && c.proxy_from_environment {
+            return Err(Error::config(
+                key("proxy_from_environment"),
+                "if proxy_from_environment is configured, proxy_url must not be configured",
+            ));
+        }
+        if c.no_proxy.is_some() && c.proxy_url.is_none() {
+            return Err(Error::config(key("no_proxy"), "if no_proxy is configured, proxy_url must also be configured"));
+        }
+        c.proxy().map_err(|m| Error::config(key("proxy_url"), m))?;
         if !c.metrics_path.starts_with('/') {
             return Err(Error::config(key("metrics_path"), "must start with /"));
         }

@@ -43,7 +43,10 @@ struct ActiveView {
 #[derive(Default)]
 struct PoolView {
     active: Vec<ActiveView>,
+    /// At most `keep_dropped_targets` of them.
     dropped: Vec<LabelMap>,
+    /// All dropped targets, kept or not.
+    dropped_count: usize,
     interval: String,
     timeout: String,
 }
@@ -116,7 +119,7 @@ impl Targets {
             if pool.is_some_and(|want| want != name) {
                 continue;
             }
-            dropped_counts.insert(name.clone(), json!(p.dropped.len()));
+            dropped_counts.insert(name.clone(), json!(p.dropped_count));
             if want_active {
                 for a in &p.active {
                     let h = lock(&a.health).clone();
@@ -257,6 +260,8 @@ struct Pool {
     sink: Arc<dyn Sink>,
     clock: Clock,
     view: Targets,
+    /// Set while the job has more targets than `target_limit`: every scrape fails with it.
+    over_limit: Mutex<Option<String>>,
 }
 
 struct LoopHandle {
@@ -266,6 +271,7 @@ struct LoopHandle {
 
 impl Pool {
     fn new(cfg: &ScrapeConfig, global: &GlobalConfig, sink: Arc<dyn Sink>, clock: Clock, view: Targets) -> Arc<Self> {
+        let cfg = &cfg.with_global_limits(global);
         let compile = |r: &[super::relabel::RelabelConfig]| r.iter().filter_map(|r| r.compile().ok()).collect();
         let timeout = cfg.timeout(global);
         let mut limits = telltale_ingest::Limits::unlimited();
@@ -278,13 +284,18 @@ impl Pool {
             metric_relabel: compile(&cfg.metric_relabel_configs),
             limits,
             sample_limit: cfg.sample_limit,
+            fallback: match cfg.fallback_scrape_protocol.as_deref() {
+                Some(p) if p.starts_with("OpenMetrics") => telltale_ingest::exposition::Format::OpenMetrics,
+                _ => telltale_ingest::exposition::Format::Prometheus,
+            },
         };
         Arc::new(Self {
             cfg: cfg.clone(),
             global: global.clone(),
             interval: cfg.interval(global),
             relabel: compile(&cfg.relabel_configs),
-            client: Arc::new(Client::new(cfg, timeout)),
+            client: Arc::new(Client::new(cfg, global, timeout)),
+            over_limit: Mutex::new(None),
             settings: Arc::new(settings),
             sink,
             clock,
@@ -369,9 +380,18 @@ impl Pool {
             }
             keep
         });
+        // As Prometheus: past target_limit no target is scraped; each scrape fails saying why.
+        let limit = self.cfg.target_limit;
+        *lock(&self.over_limit) = (limit > 0 && active.len() > limit)
+            .then(|| format!("target_limit exceeded (number of targets: {}, limit: {limit})", active.len()));
+        let dropped_count = dropped.len();
+        if self.cfg.keep_dropped_targets > 0 {
+            dropped.truncate(self.cfg.keep_dropped_targets);
+        }
         let view = PoolView {
             active,
             dropped,
+            dropped_count,
             interval: telltale_model::units::format_duration(self.interval),
             timeout: telltale_model::units::format_duration(self.cfg.timeout(&self.global)),
         };
@@ -424,9 +444,9 @@ impl Pool {
     fn scrape_once(&self, target: &Target, health: &Mutex<Health>, caches: &mut (Staleness, Staleness)) {
         let now = (self.clock)();
         let started = Instant::now();
-        let result = self
-            .client
-            .fetch(&target.url)
+        let forced = lock(&self.over_limit).clone();
+        let result = forced
+            .map_or_else(|| self.client.fetch(&target.url), Err)
             .and_then(|(body, ctype)| samples(&body, ctype.as_deref(), target, &self.settings, now, &mut caches.0));
         let duration = started.elapsed().as_secs_f64();
         let (mut batch, r, error) = match result {

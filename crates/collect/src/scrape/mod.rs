@@ -15,4 +15,3 @@ pub mod target;
 
 pub use config::{GlobalConfig, ScrapeConfig};
 pub use manager::{global_url, Clock, Manager, Targets};
-pub use scraper::ACCEPT;

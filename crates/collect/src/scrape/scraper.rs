@@ -8,13 +8,10 @@ use std::time::Duration;
 use telltale_ingest::exposition::{self, Format};
 use telltale_model::{Labels, LabelsBuilder, Sample, Timestamp, WriteBatch, METRIC_NAME};
 
-use super::config::ScrapeConfig;
+use super::config::{GlobalConfig, ScrapeConfig};
 use super::relabel::{process, LabelMap, Relabel};
 use super::target::Target;
 use crate::Staleness;
-
-/// What Prometheus 3 sends: OpenMetrics first, then the 0.0.4 text format.
-pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
 
 /// The HTTP side of a scrape pool, shared by its targets.
 pub(crate) struct Client {
@@ -23,20 +20,28 @@ pub(crate) struct Client {
     agent: Result<ureq::Agent, String>,
     cfg: ScrapeConfig,
     timeout: Duration,
+    accept: String,
 }
 
 impl Client {
-    pub(crate) fn new(cfg: &ScrapeConfig, timeout: Duration) -> Self {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .user_agent(concat!("Telltale/", env!("CARGO_PKG_VERSION")))
-            .build();
-        let agent = crate::tls::agent(&cfg.tls_config, config);
+    /// The client of job `cfg` (its limits already merged with the global ones).
+    pub(crate) fn new(cfg: &ScrapeConfig, global: &GlobalConfig, timeout: Duration) -> Self {
+        let accept = cfg.accept(global).unwrap_or_default();
+        let agent = cfg.proxy().and_then(|proxy| {
+            let config = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(timeout))
+                .max_redirects(if cfg.follow_redirects { 10 } else { 0 })
+                .max_redirects_will_error(false)
+                .proxy(proxy)
+                .user_agent(concat!("Telltale/", env!("CARGO_PKG_VERSION")))
+                .build();
+            crate::tls::agent(&cfg.tls_config, config)
+        });
         if let Err(e) = &agent {
             tracing::warn!(job = %cfg.job_name, error = %e, "cannot set up the scrape client");
         }
-        Self { agent, cfg: cfg.clone(), timeout }
+        Self { agent, cfg: cfg.clone(), timeout, accept }
     }
 
     fn authorization(&self) -> Result<Option<String>, String> {
@@ -73,8 +78,8 @@ impl Client {
         let agent = self.agent.as_ref().map_err(|e| format!("Get \"{url}\": {e}"))?;
         let mut req = agent
             .get(url)
-            .header("Accept", ACCEPT)
-            .header("Accept-Encoding", "gzip")
+            .header("Accept", &self.accept)
+            .header("Accept-Encoding", if self.cfg.enable_compression { "gzip" } else { "identity" })
             .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", self.timeout.as_secs_f64()));
         if let Some(auth) = self.authorization()? {
             req = req.header("Authorization", auth);
@@ -156,6 +161,17 @@ pub(crate) struct Settings {
     pub(crate) metric_relabel: Vec<Relabel>,
     pub(crate) limits: telltale_ingest::Limits,
     pub(crate) sample_limit: usize,
+    /// How a body without a usable Content-Type is parsed (`fallback_scrape_protocol`).
+    pub(crate) fallback: Format,
+}
+
+/// The format of a body: by its Content-Type when that names a text format, else `fallback`.
+fn format_of(ctype: Option<&str>, fallback: Format) -> Format {
+    let media = ctype.and_then(|c| c.split(';').next()).map(|m| m.trim().to_ascii_lowercase());
+    match media.as_deref() {
+        Some("application/openmetrics-text") | Some("text/plain") => Format::from_content_type(ctype),
+        _ => fallback,
+    }
 }
 
 /// Turns a fetched body into the series to store (without report series): target labels
@@ -171,7 +187,7 @@ pub(crate) fn samples(
     t: Timestamp,
     cache: &mut Staleness,
 ) -> Result<(WriteBatch, usize, usize, usize), String> {
-    let format = Format::from_content_type(ctype);
+    let format = format_of(ctype, s.fallback);
     let decoded = exposition::decode_format(body, format, t, &s.limits).map_err(|e| e.to_string())?;
     let scraped = decoded.sample_count();
     let mut out = WriteBatch::new();

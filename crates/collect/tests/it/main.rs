@@ -2,6 +2,8 @@
 //! moment: the same families with the same label sets; exact values for what does not move,
 //! counters between our reading before and after node_exporter's, gauges within a tolerance.
 
+mod scrape;
+mod support;
 mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,47 +3,14 @@
 //! the test. One node_exporter requires client certificates; the other has a certificate
 //! for a DNS name only and speaks at most TLS 1.2.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use telltale_collect::scrape::{GlobalConfig, Manager, ScrapeConfig};
-use telltale_collect::Sink;
-use telltale_model::WriteBatch;
 use telltale_testkit::pki::Pki;
 use telltale_testkit::{eventually, free_port, Peer};
 
-/// Keeps every batch written.
-#[derive(Default)]
-struct Recorder(Mutex<Vec<WriteBatch>>);
-
-impl Sink for Recorder {
-    fn write(&self, _source: &'static str, batch: &WriteBatch) -> telltale_collect::Result<()> {
-        self.0.lock().unwrap().push(batch.clone());
-        Ok(())
-    }
-}
-
-impl Recorder {
-    /// The newest `up` of job `job`.
-    fn up(&self, job: &str) -> Option<f64> {
-        let batches = self.0.lock().unwrap();
-        let mut last = None;
-        for b in batches.iter() {
-            for (l, s) in b.iter() {
-                if l.metric_name() == Some("up") && l.get("job") == Some(job) {
-                    last = s.last().map(|s| s.v);
-                }
-            }
-        }
-        last
-    }
-
-    fn has(&self, job: &str, metric: &str) -> bool {
-        let batches = self.0.lock().unwrap();
-        batches.iter().any(|b| b.iter().any(|(l, _)| l.metric_name() == Some(metric) && l.get("job") == Some(job)))
-    }
-}
+use super::support::{target, Recorder};
 
 /// node_exporter serving TLS per `web_config` (YAML) on a free port; returns it and its address.
 fn tls_node_exporter(pki: &Pki, name: &str, web_config: &str) -> (Peer, String) {
@@ -65,14 +32,6 @@ fn tls_node_exporter(pki: &Pki, name: &str, web_config: &str) -> (Peer, String) 
         std::net::TcpStream::connect(&addr).ok().map(|_| ())
     });
     (ne, addr)
-}
-
-fn target(targets: &Value, job: &str) -> Value {
-    targets["activeTargets"]
-        .as_array()
-        .and_then(|a| a.iter().find(|t| t["scrapePool"] == job))
-        .cloned()
-        .unwrap_or(Value::Null)
 }
 
 #[test]
