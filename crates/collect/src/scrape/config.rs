@@ -1,7 +1,8 @@
 //! `global:` and `scrape_configs:` in Prometheus's own schema
 //! (<https://prometheus.io/docs/prometheus/latest/configuration/configuration/#scrape_config>),
 //! so a Prometheus config's sections paste in unchanged. Keys Telltale does not implement
-//! (service discovery other than static and file) are refused by name rather than ignored.
+//! (service discovery other than static, file and HTTP) are refused by name rather than
+//! ignored.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -159,6 +160,9 @@ pub struct ScrapeConfig {
     /// Targets listed in JSON or YAML files, re-read every `refresh_interval`.
     #[serde(default)]
     pub file_sd_configs: Vec<FileSdConfig>,
+    /// Targets fetched from HTTP endpoints every `refresh_interval`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_sd_configs: Vec<super::http_sd::HttpSdConfig>,
     /// Rewrites of target labels before scraping (and which targets to drop).
     #[serde(default)]
     pub relabel_configs: Vec<RelabelConfig>,
@@ -482,6 +486,9 @@ pub fn validate(global: &GlobalConfig, configs: &[ScrapeConfig]) -> Result<()> {
                     ));
                 }
             }
+        }
+        for (j, h) in c.http_sd_configs.iter().enumerate() {
+            h.validate().map_err(|m| Error::config(key(&format!("http_sd_configs[{j}]")), m))?;
         }
         for (j, r) in c.relabel_configs.iter().enumerate() {
             r.compile().map_err(|m| Error::config(key(&format!("relabel_configs[{j}]")), m))?;

@@ -262,6 +262,8 @@ struct Pool {
     view: Targets,
     /// Set while the job has more targets than `target_limit`: every scrape fails with it.
     over_limit: Mutex<Option<String>>,
+    /// The last good answer of each `http_sd_configs` entry.
+    http_sd_last: Mutex<Vec<Vec<Group>>>,
 }
 
 struct LoopHandle {
@@ -296,6 +298,7 @@ impl Pool {
             relabel: compile(&cfg.relabel_configs),
             client: Arc::new(Client::new(cfg, global, timeout)),
             over_limit: Mutex::new(None),
+            http_sd_last: Mutex::new(Vec::new()),
             settings: Arc::new(settings),
             sink,
             clock,
@@ -308,10 +311,20 @@ impl Pool {
             .cfg
             .static_configs
             .iter()
-            .map(|s| Group { targets: s.targets.clone(), labels: s.labels.clone(), source: None })
+            .map(|s| Group { targets: s.targets.clone(), labels: s.labels.clone(), source: None, url: None })
             .collect();
         for sd in &self.cfg.file_sd_configs {
             out.extend(read_file_sd(sd));
+        }
+        let mut last = lock(&self.http_sd_last);
+        last.resize(self.cfg.http_sd_configs.len(), Vec::new());
+        for (i, sd) in self.cfg.http_sd_configs.iter().enumerate() {
+            match sd.fetch() {
+                Ok(groups) => last[i] = groups,
+                // Prometheus keeps the last good answer; so does Telltale.
+                Err(e) => tracing::warn!(job = %self.cfg.job_name, url = %sd.url, error = %e, "http_sd fetch failed"),
+            }
+            out.extend(last[i].iter().cloned());
         }
         out
     }
@@ -319,7 +332,13 @@ impl Pool {
     async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let name = self.cfg.job_name.clone();
         let mut loops: HashMap<String, LoopHandle> = HashMap::new();
-        let refresh = self.cfg.file_sd_configs.iter().map(|f| f.refresh_interval).min();
+        let refresh = self
+            .cfg
+            .file_sd_configs
+            .iter()
+            .map(|f| f.refresh_interval)
+            .chain(self.cfg.http_sd_configs.iter().map(|h| h.refresh_interval))
+            .min();
         loop {
             let me = self.clone();
             let groups = tokio::task::spawn_blocking(move || me.groups()).await.unwrap_or_default();

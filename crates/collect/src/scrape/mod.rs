@@ -8,6 +8,7 @@
 //! `telltale_ingest::exposition`, the same decoder as `POST /api/v1/import/prometheus`.
 
 pub mod config;
+pub mod http_sd;
 mod manager;
 pub mod relabel;
 mod scraper;

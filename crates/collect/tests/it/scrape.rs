@@ -49,7 +49,9 @@ fn proxies_redirects_limits_and_global_defaults() {
     std::fs::create_dir_all(site.join("metrics")).unwrap();
     std::fs::write(site.join("metrics/index.html"), "# TYPE site_up gauge\nsite_up 1\n").unwrap();
     let web_port = free_port();
-    let _web = Peer::start(
+    let sd = site.join("sd.json");
+    std::fs::write(&sd, format!(r#"[{{"targets":["127.0.0.1:{ne_port}"],"labels":{{"from":"http"}}}}]"#)).unwrap();
+    let web_server = Peer::start(
         "python3",
         &[
             "-m".into(),
@@ -88,6 +90,11 @@ fn proxies_redirects_limits_and_global_defaults() {
   scrape_interval: 1s
   target_limit: 2
   static_configs: [{{targets: [{many}]}}]
+- job_name: http
+  scrape_interval: 1s
+  http_sd_configs:
+    - url: http://{web}/sd.json
+      refresh_interval: 1s
 - job_name: few_dropped
   scrape_interval: 1s
   keep_dropped_targets: 1
@@ -114,7 +121,7 @@ fn proxies_redirects_limits_and_global_defaults() {
     let t = eventually("every target scraped", Duration::from_millis(100), || {
         let t = manager.targets().to_json(None, None);
         let all = t["activeTargets"].as_array()?;
-        (all.len() == 8 && all.iter().all(|x| x["health"] != "unknown")).then_some(t)
+        (all.len() == 9 && all.iter().all(|x| x["health"] != "unknown")).then_some(t)
     });
     let show = |job: &str| target(&t, job).to_string();
     let health = |job: &str| target(&t, job)["health"].as_str().unwrap_or_default().to_string();
@@ -143,6 +150,25 @@ fn proxies_redirects_limits_and_global_defaults() {
     assert_eq!(t["droppedTargetCounts"]["few_dropped"], 3);
     let kept = t["droppedTargets"].as_array().unwrap().iter().filter(|x| x["scrapePool"] == "few_dropped").count();
     assert_eq!(kept, 1, "keep_dropped_targets: 1");
+    // HTTP discovery: the group's labels and __meta_url; a changed answer changes the
+    // targets; a failed fetch (404) keeps the last good answer, as Prometheus.
+    assert_eq!(health("http"), "up", "{}", show("http"));
+    assert_eq!(target(&t, "http")["labels"]["from"], "http");
+    assert_eq!(target(&t, "http")["discoveredLabels"]["__meta_url"], format!("http://{web}/sd.json"));
+    std::fs::write(&sd, format!(r#"[{{"targets":["127.0.0.1:{ne_port}","localhost:{ne_port}"]}}]"#)).unwrap();
+    let count = || {
+        let t = manager.targets().to_json(Some("active"), Some("http"));
+        t["activeTargets"].as_array().map_or(0, Vec::len)
+    };
+    eventually("the second http_sd target", Duration::from_millis(100), || (count() == 2).then_some(()));
+    std::fs::remove_file(&sd).unwrap();
+    // Two failed fetches: the pool's loop is fetch, update, wait, so the update after the
+    // first has run when the second is asked.
+    eventually("two failed http_sd fetches", Duration::from_millis(100), || {
+        (web_server.log().matches("\"GET /sd.json HTTP/1.1\" 404").count() >= 2).then_some(())
+    });
+    assert_eq!(count(), 2, "the last good answer is kept");
+
     // global sample_limit (500) is far above a one-collector node_exporter's samples.
     assert_eq!(health("few_dropped"), "up", "{}", show("few_dropped"));
     rt.block_on(manager.stop());
