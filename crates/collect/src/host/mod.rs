@@ -21,6 +21,7 @@ mod process;
 mod read;
 mod stat;
 mod system;
+mod textfile;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -53,6 +54,7 @@ pub const COLLECTORS: &[&str] = &[
     "sockstat",
     "softnet",
     "stat",
+    "textfile",
     "time",
     "timex",
     "udp_queues",
@@ -95,6 +97,18 @@ pub struct Options {
     pub vmstat: FieldsOptions,
     /// The top processes collector.
     pub processes: ProcessesOptions,
+    /// The textfile collector's directory.
+    pub textfile: TextfileOptions,
+}
+
+/// `collectors.textfile:`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextfileOptions {
+    /// Where `*.prom` files are read from (node_exporter's `--collector.textfile.directory`;
+    /// Debian's package uses /var/lib/prometheus/node-exporter). Empty: none, and only
+    /// `node_textfile_scrape_error 0` is reported.
+    pub directory: PathBuf,
 }
 
 /// `collectors.filesystem:`
@@ -193,6 +207,7 @@ impl Default for Options {
             netstat: FieldsOptions { fields: NETSTAT_FIELDS.into() },
             vmstat: FieldsOptions { fields: VMSTAT_FIELDS.into() },
             processes: ProcessesOptions::default(),
+            textfile: TextfileOptions::default(),
         }
     }
 }
@@ -405,6 +420,7 @@ impl Host {
                 netclass::netclass(r, sys, &self.re.netclass_ignored, self.opts.netclass.ignore_invalid_speed, out)
             }
             "softnet" => net::softnet(r, &proc, out),
+            "textfile" => textfile::textfile(&self.opts.textfile.directory, now, out),
             "timex" => system::timex(out),
             "udp_queues" => net::udp_queues(r, &proc, out),
             "cpu" => stat::cpu(r, &proc, &mut self.cpu, out),

@@ -87,6 +87,12 @@ const EXACT: &[&str] = &[
     "node_timex_tai_offset_seconds",
     "node_entropy_pool_size_bits",
     "node_nf_conntrack_entries_limit",
+    // textfile: what the files say, their mtimes, and the error flag
+    "node_textfile_mtime_seconds",
+    "node_textfile_scrape_error",
+    "backup_last_success_timestamp_seconds",
+    "apt_upgrades_pending",
+    "node_reboot_required",
 ];
 
 fn is_counter(name: &str) -> bool {
@@ -97,6 +103,19 @@ fn is_counter(name: &str) -> bool {
 #[test]
 fn host_collectors_agree_with_node_exporter() {
     let port = free_port();
+    // A textfile directory with a good file, one that does not parse, and one with a
+    // client-side timestamp (both of those are skipped and set the error flag).
+    let textfiles = tempfile::tempdir().unwrap();
+    std::fs::write(
+        textfiles.path().join("good.prom"),
+        "# HELP backup_last_success_timestamp_seconds Last good backup.\n# TYPE backup_last_success_timestamp_seconds gauge\n\
+         backup_last_success_timestamp_seconds{target=\"db\"} 1.7e+09\napt_upgrades_pending{origin=\"Debian\",arch=\"amd64\"} 3\n\
+         node_reboot_required 0\n",
+    )
+    .unwrap();
+    std::fs::write(textfiles.path().join("bad.prom"), "this is {not a metric\n").unwrap();
+    std::fs::write(textfiles.path().join("stamped.prom"), "stamped_metric 1 1700000000000\n").unwrap();
+    std::fs::write(textfiles.path().join("ignored.txt"), "not_read 1\n").unwrap();
     // node_exporter with upstream's default flags (Debian's package changes two of them), and
     // netdev from /proc/net/dev as Telltale reads it.
     let _ne = Peer::start(
@@ -110,12 +129,15 @@ fn host_collectors_agree_with_node_exporter() {
             format!("--collector.vmstat.fields={VMSTAT_FIELDS}"),
             "--collector.netdev.device-exclude=^$".to_string(),
             "--no-collector.netdev.netlink".to_string(),
+            format!("--collector.textfile.directory={}", textfiles.path().display()),
         ],
     );
     let url = format!("http://127.0.0.1:{port}/metrics");
     eventually("node_exporter to answer", Duration::from_millis(100), || scrape(&url));
 
-    let mut host = Host::new(&Options { instance: "h".into(), ..Options::default() }).unwrap();
+    let mut opts = Options { instance: "h".into(), ..Options::default() };
+    opts.textfile.directory = textfiles.path().to_path_buf();
+    let mut host = Host::new(&opts).unwrap();
     let before = families(&host.collect(1));
     let theirs = families(&scrape(&url).expect("node_exporter metrics"));
     let after = families(&host.collect(2));
@@ -198,6 +220,9 @@ fn host_collectors_agree_with_node_exporter() {
         "node_softnet_processed_total",
         "node_softnet_times_squeezed_total",
         "node_udp_queues",
+        "node_textfile_scrape_error",
+        "node_textfile_mtime_seconds",
+        "apt_upgrades_pending",
     ] {
         if !before.contains_key(want) {
             problems.push(format!("{want}: Telltale does not collect it"));
