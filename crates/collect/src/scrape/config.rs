@@ -370,6 +370,57 @@ impl ScrapeConfig {
     }
 }
 
+/// One file named by `scrape_config_files`: only a `scrape_configs:` list, as in Prometheus.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScrapeConfigFile {
+    #[serde(default)]
+    scrape_configs: Vec<ScrapeConfig>,
+}
+
+/// Reads the scrape configs of Prometheus's `scrape_config_files`: each entry a file or a
+/// pattern (`*`/`?` in its last component), relative to `base` (the main config file's
+/// directory). Files are read in name order; a pattern that matches nothing adds nothing. A
+/// file that cannot be read or parsed, or that repeats a job name of `existing` or of an
+/// earlier file, is an error naming it.
+pub fn read_scrape_config_files(
+    patterns: &[String],
+    base: &std::path::Path,
+    existing: &[ScrapeConfig],
+) -> Result<Vec<ScrapeConfig>> {
+    let mut out: Vec<ScrapeConfig> = Vec::new();
+    for (i, pattern) in patterns.iter().enumerate() {
+        let key = format!("scrape_config_files[{i}]");
+        let path = base.join(pattern);
+        if path.parent().is_some_and(|p| p.to_string_lossy().contains(['*', '?'])) {
+            return Err(Error::config(key, format!("{pattern:?}: only the last path component may be a pattern")));
+        }
+        let pattern_given = path.file_name().is_some_and(|n| n.to_string_lossy().contains(['*', '?']));
+        for file in super::target::glob(&path) {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) if pattern_given && e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::config(key, format!("cannot read {}: {e}", file.display()))),
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            let f: ScrapeConfigFile = serde_yaml_ng::from_str(&text)
+                .map_err(|e| Error::config(key.clone(), format!("{}: {e}", file.display())))?;
+            for c in f.scrape_configs {
+                if existing.iter().chain(&out).any(|e| e.job_name == c.job_name) {
+                    return Err(Error::config(
+                        key,
+                        format!("{}: found multiple scrape configs with job name {:?}", file.display(), c.job_name),
+                    ));
+                }
+                out.push(c);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Checks every scrape config as Prometheus does; errors name the key
 /// (`scrape_configs[1].scrape_timeout`).
 pub fn validate(global: &GlobalConfig, configs: &[ScrapeConfig]) -> Result<()> {

@@ -174,7 +174,7 @@ fn read_groups(path: &Path) -> Result<Vec<Group>, String> {
 }
 
 /// Files matching `pattern`, whose last component may hold `*` and `?`; sorted.
-fn glob(pattern: &Path) -> Vec<PathBuf> {
+pub(crate) fn glob(pattern: &Path) -> Vec<PathBuf> {
     let name = pattern.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if !name.contains(['*', '?']) {
         return vec![pattern.to_path_buf()];
