@@ -267,6 +267,34 @@ fn bearer() -> String {
     "Bearer".into()
 }
 
+/// The `Authorization` header of `basic_auth` or `authorization`, reading `*_file`s now (so a
+/// rotated secret is used at once, as in Prometheus).
+pub fn authorization_header(basic: Option<&BasicAuth>, auth: Option<&Authorization>) -> Result<Option<String>, String> {
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    if let Some(b) = basic {
+        let password = match (&b.password, &b.password_file) {
+            (_, Some(f)) => read(f)?,
+            (Some(p), None) => p.clone(),
+            (None, None) => String::new(),
+        };
+        let pair = format!("{}:{password}", b.username);
+        return Ok(Some(format!("Basic {}", super::scraper::base64(pair.as_bytes()))));
+    }
+    if let Some(a) = auth {
+        let cred = match (&a.credentials, &a.credentials_file) {
+            (_, Some(f)) => read(f)?,
+            (Some(c), None) => c.clone(),
+            (None, None) => String::new(),
+        };
+        return Ok(Some(format!("{} {cred}", a.kind)));
+    }
+    Ok(None)
+}
+
 /// `static_configs:` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

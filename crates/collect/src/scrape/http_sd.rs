@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use telltale_model::units;
 
-use super::config::{Authorization, BasicAuth};
+use super::config::{authorization_header, Authorization, BasicAuth};
 use super::target::Group;
 use crate::tls::TlsConfig;
 
@@ -84,39 +84,11 @@ impl HttpSdConfig {
         crate::tls::agent(&self.tls_config, config)
     }
 
-    fn authorization(&self) -> Result<Option<String>, String> {
-        let read = |p: &std::path::Path| {
-            std::fs::read_to_string(p)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| format!("cannot read {}: {e}", p.display()))
-        };
-        if let Some(b) = &self.basic_auth {
-            let password = match (&b.password, &b.password_file) {
-                (_, Some(f)) => read(f)?,
-                (Some(p), None) => p.clone(),
-                (None, None) => String::new(),
-            };
-            return Ok(Some(format!(
-                "Basic {}",
-                super::scraper::base64(format!("{}:{password}", b.username).as_bytes())
-            )));
-        }
-        if let Some(a) = &self.authorization {
-            let cred = match (&a.credentials, &a.credentials_file) {
-                (_, Some(f)) => read(f)?,
-                (Some(c), None) => c.clone(),
-                (None, None) => String::new(),
-            };
-            return Ok(Some(format!("{} {cred}", a.kind)));
-        }
-        Ok(None)
-    }
-
     /// Fetches and parses the groups; the error is what to log.
     pub fn fetch(&self) -> Result<Vec<Group>, String> {
         let agent = self.agent()?;
         let mut req = agent.get(&self.url).header("Accept", "application/json");
-        if let Some(auth) = self.authorization()? {
+        if let Some(auth) = authorization_header(self.basic_auth.as_ref(), self.authorization.as_ref())? {
             req = req.header("Authorization", auth);
         }
         let mut res = req.call().map_err(|e| format!("Get {:?}: {e}", self.url))?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use telltale_ingest::exposition::{self, Format};
 use telltale_model::{Labels, LabelsBuilder, Sample, Timestamp, WriteBatch, METRIC_NAME};
 
-use super::config::{GlobalConfig, ScrapeConfig};
+use super::config::{authorization_header, GlobalConfig, ScrapeConfig};
 use super::relabel::{process, LabelMap, Relabel};
 use super::target::Target;
 use crate::Staleness;
@@ -45,29 +45,13 @@ impl Client {
     }
 
     fn authorization(&self) -> Result<Option<String>, String> {
-        let read = |p: &std::path::Path| {
-            std::fs::read_to_string(p)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| format!("cannot read {}: {e}", p.display()))
-        };
-        if let Some(b) = &self.cfg.basic_auth {
-            let password = match (&b.password, &b.password_file) {
-                (_, Some(f)) => read(f)?,
-                (Some(p), None) => p.clone(),
-                (None, None) => String::new(),
-            };
-            return Ok(Some(format!("Basic {}", base64(format!("{}:{password}", b.username).as_bytes()))));
-        }
-        if let Some(a) = &self.cfg.authorization {
-            let cred = match (&a.credentials, &a.credentials_file) {
-                (_, Some(f)) => read(f)?,
-                (Some(c), None) => c.clone(),
-                (None, None) => String::new(),
-            };
-            return Ok(Some(format!("{} {cred}", a.kind)));
+        if let Some(h) = authorization_header(self.cfg.basic_auth.as_ref(), self.cfg.authorization.as_ref())? {
+            return Ok(Some(h));
         }
         match (&self.cfg.bearer_token, &self.cfg.bearer_token_file) {
-            (_, Some(f)) => Ok(Some(format!("Bearer {}", read(f)?))),
+            (_, Some(f)) => std::fs::read_to_string(f)
+                .map(|t| Some(format!("Bearer {}", t.trim())))
+                .map_err(|e| format!("cannot read {}: {e}", f.display())),
             (Some(t), None) => Ok(Some(format!("Bearer {t}"))),
             (None, None) => Ok(None),
         }

@@ -214,8 +214,13 @@ fn agent_buffers_a_60s_outage_and_delivers_every_sample_once() {
     assert_eq!(stored, field("sent_samples"), "{line}");
 }
 
-/// `telltale agent` remote-writes over TLS (`agent.tls_config` with a client certificate) to
-/// a real Prometheus whose remote-write receiver requires one.
+/// bcrypt of "s3cret" (made with Python's `crypt.crypt("s3cret", crypt.mksalt(METHOD_BLOWFISH))`),
+/// for Prometheus's `basic_auth_users`.
+const S3CRET_BCRYPT: &str = "$2b$12$AF00arKi4gSO.naakS4jPOTD064om52FDQYHCwL/CPLm/dzazgdo.";
+
+/// `telltale agent` remote-writes over TLS (`agent.tls_config` with a client certificate) and
+/// with basic auth (`agent.basic_auth`, the password from a file) to a real Prometheus whose
+/// remote-write receiver requires both.
 #[test]
 fn agent_remote_writes_over_tls_with_a_client_certificate() {
     let pki = telltale_testkit::pki::Pki::new();
@@ -226,7 +231,8 @@ fn agent_remote_writes_over_tls_with_a_client_certificate() {
     std::fs::write(
         &web,
         format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n",
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n\
+             basic_auth_users:\n  agent: '{S3CRET_BCRYPT}'\n",
             p("server.crt"),
             p("server.key"),
             p("ca.crt")
@@ -234,6 +240,9 @@ fn agent_remote_writes_over_tls_with_a_client_certificate() {
     )
     .unwrap();
     std::fs::write(dir.path().join("prometheus.yml"), "global:\n  scrape_interval: 1m\n").unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let basic = "Basic YWdlbnQ6czNjcmV0"; // agent:s3cret
     let port = free_port();
     let _prom = Peer::start(
         "prometheus",
@@ -259,17 +268,26 @@ fn agent_remote_writes_over_tls_with_a_client_certificate() {
     .unwrap();
     let base = format!("https://127.0.0.1:{port}");
     eventually("Prometheus ready over TLS", Duration::from_millis(200), || {
-        client.get(format!("{base}/-/ready")).call().ok().filter(|r| r.status() == 200).map(|_| ())
+        client
+            .get(format!("{base}/-/ready"))
+            .header("Authorization", basic)
+            .call()
+            .ok()
+            .filter(|r| r.status() == 200)
+            .map(|_| ())
     });
+    assert_eq!(client.get(format!("{base}/-/ready")).call().unwrap().status(), 401, "basic auth is required");
     let cfg = dir.path().join("agent.yml");
     std::fs::write(
         &cfg,
         format!(
             "collectors:\n  interval: 1s\n  instance: tls-agent\n  disabled: [processes]\n\
-             agent:\n  max_backoff: 1s\n  tls_config:\n    ca_file: {}\n    cert_file: {}\n    key_file: {}\n",
+             agent:\n  max_backoff: 1s\n  tls_config:\n    ca_file: {}\n    cert_file: {}\n    key_file: {}\n  \
+             basic_auth:\n    username: agent\n    password_file: {}\n  headers:\n    X-Scope-OrgID: team-a\n",
             p("ca.crt"),
             p("client.crt"),
-            p("client.key")
+            p("client.key"),
+            password.display()
         ),
     )
     .unwrap();
@@ -286,11 +304,16 @@ fn agent_remote_writes_over_tls_with_a_client_certificate() {
         ],
     );
     let query = |q: &str| -> Vec<Value> {
-        let mut r = client.get(format!("{base}/api/v1/query")).query("query", q).call().unwrap();
+        let mut r =
+            client.get(format!("{base}/api/v1/query")).header("Authorization", basic).query("query", q).call().unwrap();
         let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
         v["data"]["result"].as_array().cloned().unwrap_or_default()
     };
     let r = eventually("the agent's samples in Prometheus", Duration::from_millis(200), || {
+        let log = agent.log();
+        // A config error ends the agent at once ("telltale: <file>: <key>: ...").
+        assert!(!log.contains("remote write failed") && !log.starts_with("telltale: "), "{log}");
+
         let r = query("node_load1{instance=\"tls-agent\"}");
         (!r.is_empty()).then_some(r)
     });
