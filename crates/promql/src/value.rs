@@ -101,7 +101,7 @@ impl Serialize for Point {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_tuple(2)?;
         seq.serialize_element(&Ts(self.0))?;
-        seq.serialize_element(&format_float(self.1))?;
+        seq.serialize_element(&GoFloat(self.1))?;
         seq.end()
     }
 }
@@ -197,15 +197,62 @@ pub fn timestamp_json(t: i64) -> Json {
 /// Formats a float as Prometheus does (Go's `strconv.FormatFloat(v, 'f', -1, 64)`):
 /// the shortest decimal that round-trips, never an exponent, and `+Inf`, `-Inf`, `NaN`.
 pub fn format_float(v: f64) -> String {
+    with_go_float(v, str::to_string)
+}
+
+/// A float serialized as [`format_float`] writes it, without allocating.
+struct GoFloat(f64);
+
+impl Serialize for GoFloat {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        with_go_float(self.0, |text| s.serialize_str(text))
+    }
+}
+
+/// Calls `f` with [`format_float`]'s text, built on the stack: query results are mostly
+/// floats, and this is the hot loop of every JSON answer. ryu picks the same shortest digits
+/// as Go (ties to even, where Rust's `Display` rounds half up), checked against Go's own
+/// output in `testdata/go_float_format.txt`.
+fn with_go_float<R>(v: f64, f: impl FnOnce(&str) -> R) -> R {
     if v.is_nan() {
-        "NaN".to_string()
-    } else if v == f64::INFINITY {
-        "+Inf".to_string()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".to_string()
+        return f("NaN");
+    }
+    if v.is_infinite() {
+        return f(if v > 0.0 { "+Inf" } else { "-Inf" });
+    }
+    // Below 2^53 every integer is exact and is its own shortest form.
+    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+        if v == 0.0 && v.is_sign_negative() {
+            return f("-0");
+        }
+        return f(itoa::Buffer::new().format(v as i64));
+    }
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(v);
+    match text.split_once('e') {
+        // Go's 'f' format never uses an exponent: write the digits out.
+        Some((mantissa, exp)) => f(&without_exponent(mantissa, exp.parse().unwrap_or(0))),
+        None => f(text.strip_suffix(".0").unwrap_or(text)),
+    }
+}
+
+/// `"-1.2345"` and exponent 3 as `"-1234.5"`; exponent -3 as `"-0.0012345"`.
+fn without_exponent(mantissa: &str, exp: i32) -> String {
+    let (sign, m) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    let (int, frac) = m.split_once('.').unwrap_or((m, ""));
+    let digits = format!("{int}{frac}");
+    let point = int.len() as i64 + exp as i64;
+    if point <= 0 {
+        let zeros = "0".repeat(point.unsigned_abs() as usize);
+        format!("{sign}0.{zeros}{}", digits.trim_end_matches('0'))
+    } else if point as usize >= digits.len() {
+        format!("{sign}{digits}{}", "0".repeat(point as usize - digits.len()))
     } else {
-        // Rust's Display is the shortest round-trip form and never uses an exponent.
-        format!("{v}")
+        let (a, b) = digits.split_at(point as usize);
+        format!("{sign}{a}.{b}")
     }
 }
 
@@ -225,6 +272,31 @@ mod tests {
         assert_eq!(format_float(f64::NEG_INFINITY), "-Inf");
         assert_eq!(format_float(f64::NAN), "NaN");
         assert_eq!(format_float(-0.0), "-0");
+    }
+
+    #[test]
+    fn floats_format_exactly_as_go() {
+        let cases = include_str!("../testdata/go_float_format.txt");
+        let mut n = 0;
+        for line in cases.lines().filter(|l| !l.starts_with('#')) {
+            let (bits, go) = line.split_once(' ').unwrap();
+            let v = f64::from_bits(bits.parse().unwrap());
+            assert_eq!(format_float(v), go, "{v:?}");
+            n += 1;
+        }
+        assert!(n > 1500);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn float_text_round_trips(bits in proptest::num::u64::ANY) {
+            let v = f64::from_bits(bits);
+            if v.is_finite() {
+                let text = format_float(v);
+                proptest::prop_assert!(!text.contains('e'));
+                proptest::prop_assert_eq!(text.parse::<f64>().unwrap().to_bits(), v.to_bits());
+            }
+        }
     }
 
     #[test]

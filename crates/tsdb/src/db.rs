@@ -550,8 +550,12 @@ impl Tsdb {
         for (labels, s) in all {
             match out.last_mut() {
                 Some(last) if last.labels == labels => {
+                    // Sources usually follow each other in time: then there is nothing to merge.
+                    let disjoint = matches!((last.samples.last(), s.first()), (Some(a), Some(b)) if a.t < b.t);
                     last.samples.extend(s);
-                    dedup_keep_last(&mut last.samples);
+                    if !disjoint {
+                        dedup_keep_last(&mut last.samples);
+                    }
                 }
                 _ => out.push(Series { labels, samples: s }),
             }

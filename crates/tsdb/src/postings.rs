@@ -2,8 +2,9 @@
 //! and the evaluation of matchers against it.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
-use roaring::RoaringBitmap;
+use roaring::{MultiOps, RoaringBitmap};
 use telltale_model::{Labels, MatchOp, Matcher};
 
 /// Label name → value → ids of the series carrying that pair. Each distinct name and value
@@ -79,13 +80,8 @@ impl Postings {
             return;
         }
         if let (Some(set), false) = (m.set_values(), m.matches_empty()) {
-            let mut union = RoaringBitmap::new();
-            for v in set {
-                if let Some(b) = values.and_then(|vs| vs.get(v)) {
-                    union |= b;
-                }
-            }
-            *out &= union;
+            let hits = set.into_iter().filter_map(|v| values.and_then(|vs| vs.get(v)));
+            narrow_to_union(out, hits.collect());
             return;
         }
         let Some(values) = values else {
@@ -103,14 +99,30 @@ impl Postings {
                 }
             }
         } else {
-            let mut union = RoaringBitmap::new();
-            for (v, b) in values {
-                if m.matches(v) {
-                    union |= b;
-                }
-            }
-            *out &= union;
+            // `abc.*` needs only the values from "abc" on that start with it (values are sorted).
+            let hits: Vec<&RoaringBitmap> = match m.literal_prefix() {
+                Some(p) => values
+                    .range::<str, _>((Bound::Included(p), Bound::Unbounded))
+                    .take_while(|(v, _)| v.starts_with(p))
+                    .map(|(_, b)| b)
+                    .collect(),
+                None => values.iter().filter(|(v, _)| m.matches(v)).map(|(_, b)| b).collect(),
+            };
+            narrow_to_union(out, hits);
         }
+    }
+}
+
+/// `out &= union(hits)`. When `out` is already small (an earlier matcher narrowed it), each
+/// hit is intersected with it instead: that costs about `|out|` per hit rather than building
+/// a union of every series the hits hold.
+fn narrow_to_union(out: &mut RoaringBitmap, hits: Vec<&RoaringBitmap>) {
+    let total: u64 = hits.iter().map(|b| b.len()).sum();
+    if out.len().saturating_mul(4) < total {
+        let parts: Vec<RoaringBitmap> = hits.into_iter().map(|b| &*out & b).collect();
+        *out = parts.union();
+    } else {
+        *out &= hits.union();
     }
 }
 
@@ -137,6 +149,8 @@ mod tests {
         assert_eq!(sel(&p, &[m(MatchOp::NotEqual, "job", "node")]), [1, 2]);
         assert_eq!(sel(&p, &[m(MatchOp::Regex, "job", "node|api")]), [0, 1]);
         assert_eq!(sel(&p, &[m(MatchOp::Regex, "job", "n.*|")]), [0, 2]);
+        assert_eq!(sel(&p, &[m(MatchOp::Regex, "job", "no.*")]), [0]);
+        assert_eq!(sel(&p, &[m(MatchOp::Regex, "job", ".*i")]), [1]);
         assert_eq!(sel(&p, &[m(MatchOp::NotRegex, "job", ".+")]), [2]);
         assert_eq!(sel(&p, &[m(MatchOp::Regex, "nope", ".+")]), Vec::<u32>::new());
         p.remove(1, &series[1]);
