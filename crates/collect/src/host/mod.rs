@@ -10,6 +10,7 @@
 //! Files are read into one buffer that lives as long as the [`Host`], so a round allocates
 //! little beyond the label sets of the batch it returns.
 
+mod cpufreq;
 // adjtimex(2) and localtime_r(3): the crate's only unsafe code, each block with its SAFETY.
 #[allow(unsafe_code)]
 mod ffi;
@@ -22,6 +23,7 @@ mod read;
 mod stat;
 mod system;
 mod textfile;
+mod thermal;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -39,6 +41,7 @@ pub const COLLECTORS: &[&str] = &[
     "arp",
     "conntrack",
     "cpu",
+    "cpufreq",
     "diskstats",
     "entropy",
     "filefd",
@@ -51,10 +54,12 @@ pub const COLLECTORS: &[&str] = &[
     "os",
     "pressure",
     "processes",
+    "schedstat",
     "sockstat",
     "softnet",
     "stat",
     "textfile",
+    "thermal_zone",
     "time",
     "timex",
     "udp_queues",
@@ -415,11 +420,14 @@ impl Host {
         match name {
             "arp" => net::arp(r, &proc, out),
             "conntrack" => net::conntrack(r, &proc, out),
+            "cpufreq" => cpufreq::cpufreq(r, sys, out),
             "entropy" => system::entropy(r, &proc, out),
             "netclass" => {
                 netclass::netclass(r, sys, &self.re.netclass_ignored, self.opts.netclass.ignore_invalid_speed, out)
             }
             "softnet" => net::softnet(r, &proc, out),
+            "schedstat" => stat::schedstat(r, &proc, out),
+            "thermal_zone" => thermal::thermal_zone(r, sys, out),
             "textfile" => textfile::textfile(&self.opts.textfile.directory, now, out),
             "timex" => system::timex(out),
             "udp_queues" => net::udp_queues(r, &proc, out),
@@ -540,8 +548,11 @@ mod tests {
             .map(|(l, s)| (l.get("collector").unwrap().to_string(), s[0].v))
             .collect();
         assert_eq!(ok.len(), host.enabled().len());
-        // PSI and conntrack exist only where the kernel has them (NoData otherwise).
-        assert!(ok.iter().all(|(c, v)| *v == 1.0 || c == "pressure" || c == "conntrack"), "{ok:?}");
+        // PSI, conntrack and schedstat exist only where the kernel has them (NoData otherwise).
+        assert!(
+            ok.iter().all(|(c, v)| *v == 1.0 || ["pressure", "conntrack", "schedstat"].contains(&c.as_str())),
+            "{ok:?}"
+        );
         assert!(!b.metadata.is_empty());
         // The second round carries no metadata and rates the processes.
         let b = host.collect(1_700_000_015_000);

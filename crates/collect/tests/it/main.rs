@@ -2,6 +2,7 @@
 //! moment: the same families with the same label sets; exact values for what does not move,
 //! counters between our reading before and after node_exporter's, gauges within a tolerance.
 
+mod fixtures;
 mod scrape;
 mod support;
 mod tls;
@@ -16,9 +17,9 @@ use telltale_model::WriteBatch;
 use telltale_testkit::{eventually, free_port, Peer};
 
 /// family → (labels without job/instance, rendered) → value
-type Families = BTreeMap<String, BTreeMap<String, f64>>;
+pub(crate) type Families = BTreeMap<String, BTreeMap<String, f64>>;
 
-fn families(b: &WriteBatch) -> Families {
+pub(crate) fn families(b: &WriteBatch) -> Families {
     let mut out = Families::new();
     for (l, s) in b.iter() {
         let name = l.metric_name().unwrap_or_default().to_string();
@@ -32,7 +33,7 @@ fn families(b: &WriteBatch) -> Families {
     out
 }
 
-fn scrape(url: &str) -> Option<WriteBatch> {
+pub(crate) fn scrape(url: &str) -> Option<WriteBatch> {
     let mut res = ureq::get(url).call().ok()?;
     let body = res.body_mut().read_to_vec().ok()?;
     telltale_ingest::exposition::decode(&body, 0, &telltale_ingest::Limits::unlimited()).ok()
