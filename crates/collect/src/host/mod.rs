@@ -15,6 +15,7 @@ mod cpufreq;
 #[allow(unsafe_code)]
 mod ffi;
 mod fs;
+mod mdadm;
 mod net;
 mod netclass;
 mod out;
@@ -47,6 +48,7 @@ pub const COLLECTORS: &[&str] = &[
     "filefd",
     "filesystem",
     "loadavg",
+    "mdadm",
     "meminfo",
     "netclass",
     "netdev",
@@ -421,6 +423,7 @@ impl Host {
             "arp" => net::arp(r, &proc, out),
             "conntrack" => net::conntrack(r, &proc, out),
             "cpufreq" => cpufreq::cpufreq(r, sys, out),
+            "mdadm" => mdadm::mdadm(r, &proc, out),
             "entropy" => system::entropy(r, &proc, out),
             "netclass" => {
                 netclass::netclass(r, sys, &self.re.netclass_ignored, self.opts.netclass.ignore_invalid_speed, out)
@@ -548,9 +551,9 @@ mod tests {
             .map(|(l, s)| (l.get("collector").unwrap().to_string(), s[0].v))
             .collect();
         assert_eq!(ok.len(), host.enabled().len());
-        // PSI, conntrack and schedstat exist only where the kernel has them (NoData otherwise).
+        // PSI, conntrack, schedstat and md arrays exist only where the kernel has them (NoData otherwise).
         assert!(
-            ok.iter().all(|(c, v)| *v == 1.0 || ["pressure", "conntrack", "schedstat"].contains(&c.as_str())),
+            ok.iter().all(|(c, v)| *v == 1.0 || ["pressure", "conntrack", "schedstat", "mdadm"].contains(&c.as_str())),
             "{ok:?}"
         );
         assert!(!b.metadata.is_empty());

@@ -1,5 +1,5 @@
 //! Collectors for hardware and kernel features this machine lacks (/proc/schedstat, thermal
-//! zones, cooling devices, cpufreq), checked against node_exporter anyway: both read the same made-up
+//! zones, cooling devices, cpufreq, md arrays), checked against node_exporter anyway: both read the same made-up
 //! procfs and sysfs trees (node_exporter's `--path.procfs`/`--path.sysfs`), and must give
 //! exactly the same families, label sets and values.
 
@@ -18,7 +18,7 @@ fn write(root: &Path, rel: &str, text: &str) {
 }
 
 #[test]
-fn schedstat_thermal_and_cpufreq_agree_with_node_exporter_on_a_fixture_tree() {
+fn schedstat_thermal_cpufreq_and_mdadm_agree_with_node_exporter_on_a_fixture_tree() {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
     write(
@@ -77,6 +77,21 @@ fn schedstat_thermal_and_cpufreq_agree_with_node_exporter_on_a_fixture_tree() {
         }
     }
     write(r, "sys/devices/system/cpu/cpu2/online", "1\n");
+    // Arrays in every state the parser knows: healthy raid1 with a bitmap, degraded raid5
+    // with a failed and a spare disk, recovering, resync pending, checking, raid0, inactive.
+    write(
+        r,
+        "proc/mdstat",
+        "Personalities : [linear] [raid0] [raid1] [raid6] [raid5] [raid4] [raid10]\n\
+         md3 : active raid1 sdb1[1] sda1[0]\n      1046528 blocks super 1.2 [2/2] [UU]\n      bitmap: 0/8 pages [0KB], 65536KB chunk\n\n\
+         md4 : active raid5 sdf1[3](S) sde1[2](F) sdd1[1] sdc1[0]\n      2093056 blocks super 1.2 level 5, 512k chunk, algorithm 2 [3/2] [UU_]\n\n\
+         md5 : active raid1 sdh1[2] sdg1[0]\n      1046528 blocks super 1.2 [2/1] [U_]\n      [=>...................]  recovery =  8.5% (89856/1046528) finish=1.4min speed=11232K/sec\n\n\
+         md6 : active raid1 sdj1[1] sdi1[0]\n      1046528 blocks super 1.2 [2/2] [UU]\n        resync=PENDING\n\n\
+         md7 : active raid1 sdl1[1] sdk1[0]\n      1046528 blocks super 1.2 [2/2] [UU]\n      [==>..................]  check = 12.6% (132096/1046528) finish=0.8min speed=18870K/sec\n\n\
+         md8 : active raid0 sdn1[1] sdm1[0]\n      2093056 blocks super 1.2 512k chunks\n\n\
+         md9 : inactive sdo1[0](S)\n      1046528 blocks super 1.2\n\n\
+         unused devices: <none>\n",
+    );
     let port = free_port();
     let ne = Peer::start(
         "prometheus-node-exporter",
@@ -88,11 +103,12 @@ fn schedstat_thermal_and_cpufreq_agree_with_node_exporter_on_a_fixture_tree() {
             "--collector.schedstat".into(),
             "--collector.thermal_zone".into(),
             "--collector.cpufreq".into(),
+            "--collector.mdadm".into(),
         ],
     );
     let url = format!("http://127.0.0.1:{port}/metrics");
     let theirs = families(&eventually("node_exporter to answer", Duration::from_millis(100), || scrape(&url)));
-    let wanted = ["cpufreq", "schedstat", "thermal_zone"];
+    let wanted = ["cpufreq", "mdadm", "schedstat", "thermal_zone"];
     let opts = Options {
         instance: "h".into(),
         proc_path: r.join("proc"),
@@ -123,6 +139,10 @@ fn schedstat_thermal_and_cpufreq_agree_with_node_exporter_on_a_fixture_tree() {
         "node_cpu_frequency_hertz",
         "node_cpu_scaling_frequency_hertz",
         "node_cpu_scaling_frequency_max_hertz",
+        "node_md_state",
+        "node_md_disks",
+        "node_md_disks_required",
+        "node_md_blocks_synced",
     ] {
         assert!(ours.contains_key(f), "{f} missing: {ours:?}");
     }
