@@ -11,6 +11,10 @@
 #
 #   bench/collect.sh [OUTDIR]   # INTERVAL=15s DURATION=600 SERIES=100000 SCRAPE_INTERVAL=5s SCRAPES=24
 #
+# BIN=path/to/telltale skips the release build (a dry run of the script with a debug build
+# and short durations: BIN=target/debug/telltale INTERVAL=1 DURATION=5 SERIES=2000
+# SCRAPE_INTERVAL=1 SCRAPES=3; its figures mean nothing).
+#
 # Loopback only; every process started here is stopped by PID at the end.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,8 +25,10 @@ DURATION=${DURATION:-600}
 SERIES=${SERIES:-100000}
 SCRAPE_INTERVAL=${SCRAPE_INTERVAL:-5}
 SCRAPES=${SCRAPES:-24}
-(cd "$ROOT" && cargo build --release --quiet -p telltale)
-BIN=$ROOT/target/release/telltale
+if [ -z "${BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --release --quiet -p telltale)
+  BIN=$ROOT/target/release/telltale
+fi
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT

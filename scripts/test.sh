@@ -8,8 +8,10 @@ need_apt=()
 # Real peers the integration tests start on loopback: Prometheus (remote write sender),
 # node_exporter (reference for the host collectors, and real host data for the web UI's
 # tests), Alertmanager (the UI's alerts page runs against it and Prometheus), curl for quick
-# probes, and headless Chromium with its WebDriver for the web UI.
-for pkg in prometheus prometheus-node-exporter prometheus-alertmanager curl chromium chromium-driver fonts-dejavu-core; do
+# probes, headless Chromium with its WebDriver for the web UI, openssl (the TLS tests make
+# their certificates with it), tinyproxy (an HTTP proxy for proxy_url), python3 (its
+# http.server is a redirecting web server).
+for pkg in prometheus prometheus-node-exporter prometheus-alertmanager curl chromium chromium-driver fonts-dejavu-core openssl tinyproxy python3; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -20,7 +22,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # The Debian packages start system services on well-known ports; the tests start their own.
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    $SUDO systemctl stop prometheus prometheus-node-exporter prometheus-alertmanager 2>/dev/null || true
+    $SUDO systemctl stop prometheus prometheus-node-exporter prometheus-alertmanager tinyproxy 2>/dev/null || true
   fi
 fi
 

@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 use telltale_model::{units, Labels, LabelsBuilder, WriteBatch};
 
 use crate::error::{Error, Result};
+use crate::scrape::config::{authorization_header, Authorization, BasicAuth};
+use crate::tls::TlsConfig;
 use crate::Sink;
 
 /// `agent:`: where and how `telltale agent` ships.
@@ -52,6 +54,22 @@ pub struct Options {
     /// How long shutdown waits for the queue to drain before leaving the rest on disk.
     #[serde(with = "units::duration")]
     pub drain_timeout: Duration,
+    /// TLS settings for an `https://` remote-write URL (Prometheus's `tls_config`: CA,
+    /// client certificate, server name, versions).
+    #[serde(skip_serializing_if = "TlsConfig::is_default")]
+    pub tls_config: TlsConfig,
+    /// HTTP basic authentication for the remote-write URL (Grafana Cloud, a proxy in front).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// The `Authorization` header (type and credentials) for the remote-write URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+    /// Extra headers on every request (`X-Scope-OrgID` for a multi-tenant receiver).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// An HTTP proxy (`http://host:port`) to send through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
 }
 
 impl Default for Options {
@@ -64,6 +82,11 @@ impl Default for Options {
             min_backoff: Duration::from_millis(30),
             max_backoff: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(5),
+            tls_config: TlsConfig::default(),
+            basic_auth: None,
+            authorization: None,
+            headers: BTreeMap::new(),
+            proxy_url: None,
         }
     }
 }
@@ -82,7 +105,28 @@ impl Options {
         }
         let u = &self.remote_write_url;
         if !(u.is_empty() || u.starts_with("http://") || u.starts_with("https://")) {
-            return Err(Error::config("agent.remote_write_url", "must be an http:// URL"));
+            return Err(Error::config("agent.remote_write_url", "must be an http:// or https:// URL"));
+        }
+        self.tls_config.validate().map_err(|m| Error::config("agent.tls_config", m))?;
+        if self.basic_auth.is_some() && self.authorization.is_some() {
+            return Err(Error::config("agent.authorization", "at most one of basic_auth and authorization may be set"));
+        }
+        for name in self.headers.keys() {
+            if ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(Error::config(format!("agent.headers.{name}"), "not a valid HTTP header name"));
+            }
+            let reserved = ["authorization", "content-type", "content-encoding", "content-length", "user-agent"];
+            if reserved.contains(&name.to_ascii_lowercase().as_str())
+                || name.to_ascii_lowercase().starts_with("x-prometheus-remote-write")
+            {
+                return Err(Error::config(
+                    format!("agent.headers.{name}"),
+                    "is set by the agent itself and cannot be overridden",
+                ));
+            }
+        }
+        if let Some(u) = &self.proxy_url {
+            ureq::Proxy::new(u).map_err(|e| Error::config("agent.proxy_url", e.to_string()))?;
         }
         Ok(())
     }
@@ -464,13 +508,22 @@ enum Outcome {
     Retry(String),
 }
 
-fn send(agent: &ureq::Agent, url: &str, body: &[u8]) -> Outcome {
-    let res = agent
+fn send(agent: &ureq::Agent, opts: &Options, url: &str, body: &[u8]) -> Outcome {
+    let mut req = agent
         .post(url)
         .header("Content-Type", "application/x-protobuf")
         .header("Content-Encoding", "snappy")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .send(body);
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0");
+    for (k, v) in &opts.headers {
+        req = req.header(k, v);
+    }
+    // Read per request, so a rotated password or token file is used at once.
+    match authorization_header(opts.basic_auth.as_ref(), opts.authorization.as_ref()) {
+        Ok(Some(h)) => req = req.header("Authorization", h),
+        Ok(None) => {}
+        Err(e) => return Outcome::Retry(e),
+    }
+    let res = req.send(body);
     match res {
         Ok(mut r) => {
             let code = r.status().as_u16();
@@ -492,11 +545,31 @@ pub fn backoff(min: Duration, max: Duration, attempt: u32, unit_random: f64) -> 
     base.mul_f64(0.5 + 0.5 * unit_random.clamp(0.0, 1.0))
 }
 
-/// Drains `queue` to `url` until `stop` fires and (then) the queue is empty or
+/// The HTTP client the sender uses: `opts.timeout` per request, `opts.tls_config` for https.
+pub fn client(opts: &Options) -> Result<ureq::Agent> {
+    let proxy = match &opts.proxy_url {
+        Some(u) => Some(ureq::Proxy::new(u).map_err(|e| Error::config("agent.proxy_url", e.to_string()))?),
+        None => None,
+    };
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(proxy)
+        .timeout_global(Some(opts.timeout))
+        .user_agent(concat!("Telltale-agent/", env!("CARGO_PKG_VERSION")))
+        .build();
+    crate::tls::agent(&opts.tls_config, config).map_err(|m| Error::config("agent.tls_config", m))
+}
+
+/// Drains `queue` to `url` with `agent` until `stop` fires and (then) the queue is empty or
 /// `drain_timeout` has passed. Runs on its own thread.
-pub fn ship(queue: Arc<Queue>, stats: Arc<Stats>, opts: Options, url: String, stop: mpsc::Receiver<()>) {
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(opts.timeout)).build().into();
+pub fn ship(
+    queue: Arc<Queue>,
+    stats: Arc<Stats>,
+    opts: Options,
+    agent: ureq::Agent,
+    url: String,
+    stop: mpsc::Receiver<()>,
+) {
     let mut stopping: Option<std::time::Instant> = None;
     loop {
         if stopping.is_none() && !matches!(stop.try_recv(), Err(mpsc::TryRecvError::Empty)) {
@@ -510,7 +583,7 @@ pub fn ship(queue: Arc<Queue>, stats: Arc<Stats>, opts: Options, url: String, st
         let Some(rec) = queue.next(Duration::from_millis(200)) else { continue };
         let mut attempt = 0u32;
         loop {
-            match send(&agent, &url, &rec.payload) {
+            match send(&agent, &opts, &url, &rec.payload) {
                 Outcome::Sent => {
                     stats.sent_samples.fetch_add(u64::from(rec.samples), Ordering::Relaxed);
                     break;

@@ -17,6 +17,7 @@ mod error;
 pub mod host;
 pub mod scrape;
 mod staleness;
+pub mod tls;
 
 use telltale_model::WriteBatch;
 

@@ -53,10 +53,13 @@ async fn agent_main(config: config::Config, data_dir: PathBuf) -> anyhow::Result
     let sink: Arc<dyn Sink> =
         Arc::new(QueueSink::new(queue.clone(), config.agent.max_series_per_send, &config.global.external_labels));
     let url = config.agent.remote_write_url.clone();
+    let client = agent::client(&config.agent).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (ship_stop, ship_rx) = mpsc::channel();
     let shipper = {
         let (q, s, o, u) = (queue.clone(), stats.clone(), config.agent.clone(), url.clone());
-        std::thread::Builder::new().name("telltale-ship".into()).spawn(move || agent::ship(q, s, o, u, ship_rx))?
+        std::thread::Builder::new()
+            .name("telltale-ship".into())
+            .spawn(move || agent::ship(q, s, o, client, u, ship_rx))?
     };
     let clock: telltale_collect::scrape::Clock = Arc::new(system_now_ms);
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -35,6 +35,10 @@ pub(crate) struct Config {
     pub(crate) global: telltale_collect::scrape::GlobalConfig,
     /// Jobs to scrape, in Prometheus's schema. Reloadable.
     pub(crate) scrape_configs: Vec<telltale_collect::scrape::ScrapeConfig>,
+    /// Files (or `*` patterns) holding more `scrape_configs`, relative to this file, as
+    /// Prometheus's `scrape_config_files`. Re-read on reload.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) scrape_config_files: Vec<String>,
     /// The built-in host collectors (node_exporter's metrics). Changes need a restart.
     pub(crate) collectors: telltale_collect::host::Options,
     /// `telltale agent`: where and how it ships (ignored by `telltale serve`).
@@ -215,7 +219,20 @@ pub(crate) fn load(
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-            parse(&text, &path.display().to_string())?
+            let origin = path.display().to_string();
+            let mut c = parse(&text, &origin)?;
+            let base = path.parent().unwrap_or(Path::new("."));
+            let more = telltale_collect::scrape::config::read_scrape_config_files(
+                &c.scrape_config_files,
+                base,
+                &c.scrape_configs,
+            )
+            .map_err(|e| match e {
+                telltale_collect::Error::Config { key, message } => invalid(&origin, &key, message),
+                e => invalid(&origin, "scrape_config_files", e.to_string()),
+            })?;
+            c.scrape_configs.extend(more);
+            c
         }
         None => Config::default(),
     };
@@ -359,6 +376,7 @@ pub(crate) fn is_live(key: &str) -> bool {
         || key.starts_with("otlp")
         || key.starts_with("query")
         || key.starts_with("scrape_configs")
+        || key.starts_with("scrape_config_files")
         || key.starts_with("global")
 }
 
@@ -368,6 +386,47 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn scrape_config_files_add_jobs_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("jobs")).unwrap();
+        let main = dir.path().join("telltale.yml");
+        std::fs::write(
+            &main,
+            "scrape_config_files: ['jobs/*.yml', jobs/extra.yaml]\nscrape_configs:\n  - job_name: main\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("jobs/b.yml"), "scrape_configs:\n  - job_name: b\n").unwrap();
+        std::fs::write(dir.path().join("jobs/a.yml"), "scrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n")
+            .unwrap();
+        std::fs::write(dir.path().join("jobs/extra.yaml"), "scrape_configs:\n  - job_name: extra\n").unwrap();
+        let c = load(Some(&main), &env(&[]), &Overrides::default()).unwrap();
+        let names: Vec<&str> = c.scrape_configs.iter().map(|s| s.job_name.as_str()).collect();
+        assert_eq!(names, ["main", "a", "b", "extra"]);
+        // A job name used twice across files is refused as in one file.
+        std::fs::write(dir.path().join("jobs/c.yml"), "scrape_configs:\n  - job_name: main\n").unwrap();
+        let err = load(Some(&main), &env(&[]), &Overrides::default()).unwrap_err().to_string();
+        let c_yml = dir.path().join("jobs/c.yml");
+        let want = format!(
+            "{}: scrape_config_files[0]: {}: found multiple scrape configs with job name \"main\"",
+            main.display(),
+            c_yml.display()
+        );
+        assert_eq!(err, want);
+        // A file with other sections is refused, naming it.
+        std::fs::write(dir.path().join("jobs/c.yml"), "global:\n  scrape_interval: 1s\n").unwrap();
+        let err = load(Some(&main), &env(&[]), &Overrides::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("scrape_config_files[0]: ") && err.contains("c.yml") && err.contains("unknown field `global`"),
+            "{err}"
+        );
+        // A named file that is missing is an error; a pattern matching nothing is not.
+        std::fs::remove_file(dir.path().join("jobs/c.yml")).unwrap();
+        std::fs::remove_file(dir.path().join("jobs/extra.yaml")).unwrap();
+        let err = load(Some(&main), &env(&[]), &Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("scrape_config_files[1]: cannot read "), "{err}");
     }
 
     #[test]

@@ -133,6 +133,7 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     if !jobs.is_empty() {
         info!(jobs = %jobs.join(","), "scraping");
     }
+    manager.targets().set_own_port(bound.port());
     state.set_targets(manager.targets());
     let _ = scraper.set(manager.clone());
     let every = config.storage.maintenance_interval;

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod browser;
+pub mod pki;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

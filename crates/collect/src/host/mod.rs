@@ -10,13 +10,21 @@
 //! Files are read into one buffer that lives as long as the [`Host`], so a round allocates
 //! little beyond the label sets of the batch it returns.
 
+mod cpufreq;
+// adjtimex(2) and localtime_r(3): the crate's only unsafe code, each block with its SAFETY.
+#[allow(unsafe_code)]
+mod ffi;
 mod fs;
+mod mdadm;
 mod net;
+mod netclass;
 mod out;
 mod process;
 mod read;
 mod stat;
 mod system;
+mod textfile;
+mod thermal;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -31,20 +39,32 @@ pub(crate) use read::Reader;
 
 /// Every collector, by its node_exporter name (`processes` is Telltale's own).
 pub const COLLECTORS: &[&str] = &[
+    "arp",
+    "conntrack",
     "cpu",
+    "cpufreq",
     "diskstats",
+    "entropy",
     "filefd",
     "filesystem",
     "loadavg",
+    "mdadm",
     "meminfo",
+    "netclass",
     "netdev",
     "netstat",
     "os",
     "pressure",
     "processes",
+    "schedstat",
     "sockstat",
+    "softnet",
     "stat",
+    "textfile",
+    "thermal_zone",
     "time",
+    "timex",
+    "udp_queues",
     "uname",
     "vmstat",
 ];
@@ -76,12 +96,26 @@ pub struct Options {
     pub diskstats: DiskstatsOptions,
     /// The netdev collector's filters.
     pub netdev: NetdevOptions,
+    /// The netclass collector's device filter and speed handling.
+    pub netclass: NetclassOptions,
     /// Which /proc/net/{netstat,snmp,snmp6} fields the netstat collector reports.
     pub netstat: FieldsOptions,
     /// Which /proc/vmstat fields the vmstat collector reports.
     pub vmstat: FieldsOptions,
     /// The top processes collector.
     pub processes: ProcessesOptions,
+    /// The textfile collector's directory.
+    pub textfile: TextfileOptions,
+}
+
+/// `collectors.textfile:`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextfileOptions {
+    /// Where `*.prom` files are read from (node_exporter's `--collector.textfile.directory`;
+    /// Debian's package uses /var/lib/prometheus/node-exporter). Empty: none, and only
+    /// `node_textfile_scrape_error 0` is reported.
+    pub directory: PathBuf,
 }
 
 /// `collectors.filesystem:`
@@ -114,6 +148,23 @@ pub struct NetdevOptions {
     pub device_include: String,
     /// Devices to skip (a regex; empty: none).
     pub device_exclude: String,
+}
+
+/// `collectors.netclass:`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetclassOptions {
+    /// Devices to skip (a regex; node_exporter's `--collector.netclass.ignored-devices`).
+    pub ignored_devices: String,
+    /// Leave out `node_network_speed_bytes` of devices whose speed is unknown (the kernel says
+    /// -1); node_exporter 1.5 reports them as -125000 unless told to ignore them.
+    pub ignore_invalid_speed: bool,
+}
+
+impl Default for NetclassOptions {
+    fn default() -> Self {
+        Self { ignored_devices: "^$".into(), ignore_invalid_speed: false }
+    }
 }
 
 /// A field filter (`collectors.netstat:`, `collectors.vmstat:`).
@@ -159,9 +210,11 @@ impl Default for Options {
             filesystem: FilesystemOptions::default(),
             diskstats: DiskstatsOptions::default(),
             netdev: NetdevOptions::default(),
+            netclass: NetclassOptions::default(),
             netstat: FieldsOptions { fields: NETSTAT_FIELDS.into() },
             vmstat: FieldsOptions { fields: VMSTAT_FIELDS.into() },
             processes: ProcessesOptions::default(),
+            textfile: TextfileOptions::default(),
         }
     }
 }
@@ -216,6 +269,7 @@ struct Compiled {
     disk_exclude: Regex,
     netdev_include: Option<Regex>,
     netdev_exclude: Option<Regex>,
+    netclass_ignored: Regex,
     netstat_fields: Regex,
     vmstat_fields: Regex,
 }
@@ -250,6 +304,7 @@ impl Compiled {
             disk_exclude: regex("diskstats.device_exclude", &o.diskstats.device_exclude)?,
             netdev_include: opt("netdev.device_include", &o.netdev.device_include)?,
             netdev_exclude: opt("netdev.device_exclude", &o.netdev.device_exclude)?,
+            netclass_ignored: regex("netclass.ignored_devices", &o.netclass.ignored_devices)?,
             netstat_fields: regex("netstat.fields", &o.netstat.fields)?,
             vmstat_fields: regex("vmstat.fields", &o.vmstat.fields)?,
         })
@@ -362,8 +417,23 @@ impl Host {
 
     fn run(&mut self, name: &str, out: &mut Out<'_>, now: Timestamp) -> Result<()> {
         let proc = self.opts.proc_path.clone();
+        let sys = &self.opts.sys_path;
         let r = &mut self.reader;
         match name {
+            "arp" => net::arp(r, &proc, out),
+            "conntrack" => net::conntrack(r, &proc, out),
+            "cpufreq" => cpufreq::cpufreq(r, sys, out),
+            "mdadm" => mdadm::mdadm(r, &proc, out),
+            "entropy" => system::entropy(r, &proc, out),
+            "netclass" => {
+                netclass::netclass(r, sys, &self.re.netclass_ignored, self.opts.netclass.ignore_invalid_speed, out)
+            }
+            "softnet" => net::softnet(r, &proc, out),
+            "schedstat" => stat::schedstat(r, &proc, out),
+            "thermal_zone" => thermal::thermal_zone(r, sys, out),
+            "textfile" => textfile::textfile(&self.opts.textfile.directory, now, out),
+            "timex" => system::timex(out),
+            "udp_queues" => net::udp_queues(r, &proc, out),
             "cpu" => stat::cpu(r, &proc, &mut self.cpu, out),
             "stat" => stat::stat(r, &proc, out),
             "loadavg" => stat::loadavg(r, &proc, out),
@@ -385,7 +455,7 @@ impl Host {
             "netdev" => net::netdev(r, &proc, self.re.netdev_include.as_ref(), self.re.netdev_exclude.as_ref(), out),
             "netstat" => net::netstat(r, &proc, &self.re.netstat_fields, out),
             "sockstat" => net::sockstat(r, &proc, self.page_size, out),
-            "time" => system::time(now, out),
+            "time" => system::time(r, sys, now, out),
             "uname" => system::uname(out),
             "os" => system::os(r, &self.opts.rootfs_path, out),
             "processes" => process::top(r, &proc, self.opts.processes.top_n, now, self.page_size, &mut self.procs, out),
@@ -481,7 +551,11 @@ mod tests {
             .map(|(l, s)| (l.get("collector").unwrap().to_string(), s[0].v))
             .collect();
         assert_eq!(ok.len(), host.enabled().len());
-        assert!(ok.iter().all(|(c, v)| *v == 1.0 || c == "pressure"), "{ok:?}");
+        // PSI, conntrack, schedstat and md arrays exist only where the kernel has them (NoData otherwise).
+        assert!(
+            ok.iter().all(|(c, v)| *v == 1.0 || ["pressure", "conntrack", "schedstat", "mdadm"].contains(&c.as_str())),
+            "{ok:?}"
+        );
         assert!(!b.metadata.is_empty());
         // The second round carries no metadata and rates the processes.
         let b = host.collect(1_700_000_015_000);

@@ -153,3 +153,147 @@ pub(crate) fn sockstat(r: &mut Reader, proc: &Path, page_size: u64, out: &mut Ou
     }
     Ok(())
 }
+
+/// `node_arp_entries{device}`: the entries of /proc/net/arp per device.
+pub(crate) fn arp(r: &mut Reader, proc: &Path, out: &mut Out<'_>) -> Result<()> {
+    let path = join(proc, "net/arp");
+    let text = r.read(&path)?;
+    let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_ascii_whitespace().collect();
+        if f.len() < 6 {
+            return Err(Error::parse(&path, format!("expected 6 columns in {line:?}")));
+        }
+        *counts.entry(f[5].to_string()).or_default() += 1;
+    }
+    out.family("node_arp_entries", "ARP entries by device", MetricType::Gauge);
+    for (dev, n) in &counts {
+        out.put(&[("device", dev)], *n as f64);
+    }
+    Ok(())
+}
+
+fn hex(path: &Path, s: &str) -> Result<u64> {
+    u64::from_str_radix(s, 16).map_err(|_| Error::parse(path, format!("{s:?} is not a hex number")))
+}
+
+/// `node_softnet_{processed,dropped,times_squeezed}_total{cpu}` from /proc/net/softnet_stat
+/// (hex columns, one line per CPU).
+pub(crate) fn softnet(r: &mut Reader, proc: &Path, out: &mut Out<'_>) -> Result<()> {
+    let path = join(proc, "net/softnet_stat");
+    let text = r.read(&path)?.to_string();
+    let mut rows: Vec<[u64; 3]> = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_ascii_whitespace().collect();
+        if f.len() < 3 {
+            return Err(Error::parse(&path, format!("expected at least 3 columns in {line:?}")));
+        }
+        rows.push([hex(&path, f[0])?, hex(&path, f[1])?, hex(&path, f[2])?]);
+    }
+    let families = [
+        ("node_softnet_processed_total", "Number of processed packets"),
+        ("node_softnet_dropped_total", "Number of dropped packets"),
+        ("node_softnet_times_squeezed_total", "Number of times processing packets ran out of quota"),
+    ];
+    let mut cpu = String::new();
+    for (i, (name, help)) in families.iter().enumerate() {
+        out.family(name, help, MetricType::Counter);
+        for (n, row) in rows.iter().enumerate() {
+            cpu.clear();
+            cpu.push_str(&n.to_string());
+            out.put(&[("cpu", &cpu)], row[i] as f64);
+        }
+    }
+    Ok(())
+}
+
+/// `node_udp_queues{ip,queue}`: the bytes waiting in every UDP socket's transmit and receive
+/// queues, from /proc/net/udp and udp6 (`tx_queue:rx_queue`, hex).
+pub(crate) fn udp_queues(r: &mut Reader, proc: &Path, out: &mut Out<'_>) -> Result<()> {
+    let mut sums: Vec<(&str, u64, u64)> = Vec::new();
+    for (file, ip) in [("net/udp", "v4"), ("net/udp6", "v6")] {
+        let path = join(proc, file);
+        let Some(text) = r.read_opt(&path)? else {
+            if ip == "v4" {
+                return Err(Error::NoData(format!("{} does not exist", path.display())));
+            }
+            continue;
+        };
+        let (mut tx, mut rx) = (0u64, 0u64);
+        for line in text.lines().skip(1) {
+            let Some(queues) = line.split_ascii_whitespace().nth(4) else {
+                return Err(Error::parse(&path, format!("too few columns in {line:?}")));
+            };
+            let (t, x) = queues
+                .split_once(':')
+                .ok_or_else(|| Error::parse(&path, format!("bad tx_queue:rx_queue {queues:?}")))?;
+            tx += hex(&path, t)?;
+            rx += hex(&path, x)?;
+        }
+        sums.push((ip, tx, rx));
+    }
+    out.family(
+        "node_udp_queues",
+        "Number of allocated memory in the kernel for UDP datagrams in bytes.",
+        MetricType::Gauge,
+    );
+    for (ip, tx, rx) in sums {
+        out.put(&[("ip", ip), ("queue", "tx")], tx as f64);
+        out.put(&[("ip", ip), ("queue", "rx")], rx as f64);
+    }
+    Ok(())
+}
+
+/// `(column in /proc/net/stat/nf_conntrack, name)`: the positions procfs reads (the header's
+/// names changed between kernels, the positions did not).
+const CONNTRACK_STATS: [(usize, &str); 8] = [
+    (2, "found"),
+    (4, "invalid"),
+    (5, "ignore"),
+    (8, "insert"),
+    (9, "insert_failed"),
+    (10, "drop"),
+    (11, "early_drop"),
+    (16, "search_restart"),
+];
+
+/// `node_nf_conntrack_entries`, `node_nf_conntrack_entries_limit` and
+/// `node_nf_conntrack_stat_*` (summed over CPUs); no data without the conntrack module.
+pub(crate) fn conntrack(r: &mut Reader, proc: &Path, out: &mut Out<'_>) -> Result<()> {
+    let mut vals = [0.0f64; 2];
+    for (i, file) in ["sys/net/netfilter/nf_conntrack_count", "sys/net/netfilter/nf_conntrack_max"].iter().enumerate() {
+        let path = join(proc, file);
+        let Some(text) = r.read_opt(&path)? else {
+            return Err(Error::NoData(format!("{} does not exist (no nf_conntrack module)", path.display())));
+        };
+        vals[i] = num(&path, text.trim())?;
+    }
+    let path = join(proc, "net/stat/nf_conntrack");
+    let Some(text) = r.read_opt(&path)? else {
+        return Err(Error::NoData(format!("{} does not exist", path.display())));
+    };
+    let mut sums = [0u64; 8];
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_ascii_whitespace().collect();
+        if f.len() < 17 {
+            return Err(Error::parse(&path, format!("expected 17 columns in {line:?}")));
+        }
+        for (j, (col, _)) in CONNTRACK_STATS.iter().enumerate() {
+            sums[j] += hex(&path, f[*col])?;
+        }
+    }
+    out.gauge(
+        "node_nf_conntrack_entries",
+        "Number of currently allocated flow entries for connection tracking.",
+        vals[0],
+    );
+    out.gauge("node_nf_conntrack_entries_limit", "Maximum size of connection tracking table.", vals[1]);
+    let mut name = String::with_capacity(48);
+    for (j, (_, stat)) in CONNTRACK_STATS.iter().enumerate() {
+        name.clear();
+        name.push_str("node_nf_conntrack_stat_");
+        name.push_str(stat);
+        out.gauge(&name, "Conntrack statistic (summed over CPUs).", sums[j] as f64);
+    }
+    Ok(())
+}

@@ -45,6 +45,24 @@ impl<'a> Out<'a> {
         }
     }
 
+    /// Every sample of an already decoded batch (a textfile), with labels made by `labels`
+    /// from the decoded ones and the base labels; its metadata on rounds that carry metadata.
+    pub(crate) fn add_decoded(
+        &mut self,
+        decoded: WriteBatch,
+        labels: impl Fn(&telltale_model::Labels, &[(String, String)]) -> Option<telltale_model::Labels>,
+    ) {
+        for (l, samples) in decoded.iter() {
+            let Some(l) = labels(l, self.base) else { continue };
+            for s in samples {
+                self.batch.push_sample(l.clone(), Sample::new(self.t, s.v));
+            }
+        }
+        if self.meta {
+            self.batch.metadata.extend(decoded.metadata);
+        }
+    }
+
     /// A family with a single unlabelled sample.
     pub(crate) fn gauge(&mut self, name: &str, help: &str, v: f64) {
         self.family(name, help, MetricType::Gauge);

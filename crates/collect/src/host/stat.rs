@@ -235,3 +235,34 @@ pub(crate) fn pressure(r: &mut Reader, proc: &Path, out: &mut Out<'_>) -> Result
     }
     Ok(())
 }
+
+/// `node_schedstat_{running,waiting}_seconds_total{cpu}` and `node_schedstat_timeslices_total{cpu}`
+/// from /proc/schedstat (fields 7-9 of each `cpuN` line; no data on kernels without it).
+pub(crate) fn schedstat(r: &mut Reader, proc: &Path, out: &mut Out<'_>) -> Result<()> {
+    let path = join(proc, "schedstat");
+    let Some(text) = r.read_opt(&path)? else {
+        return Err(Error::NoData(format!("{} does not exist", path.display())));
+    };
+    let mut rows: Vec<(String, [f64; 3])> = Vec::new();
+    for line in text.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let Some(cpu) = f.next().and_then(|c| c.strip_prefix("cpu")) else { continue };
+        let v: Vec<&str> = f.collect();
+        if v.len() < 9 {
+            return Err(Error::parse(&path, format!("expected 9 fields in {line:?}")));
+        }
+        rows.push((cpu.to_string(), [num(&path, v[6])? / 1e9, num(&path, v[7])? / 1e9, num(&path, v[8])?]));
+    }
+    let families = [
+        ("node_schedstat_running_seconds_total", "Number of seconds CPU spent running a process."),
+        ("node_schedstat_waiting_seconds_total", "Number of seconds spent by processing waiting for this CPU."),
+        ("node_schedstat_timeslices_total", "Number of timeslices executed by CPU."),
+    ];
+    for (i, (name, help)) in families.iter().enumerate() {
+        out.family(name, help, MetricType::Counter);
+        for (cpu, v) in &rows {
+            out.put(&[("cpu", cpu)], v[i]);
+        }
+    }
+    Ok(())
+}

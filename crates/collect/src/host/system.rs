@@ -1,16 +1,128 @@
-//! time, uname and os: facts about the host rather than counters.
+//! time, timex, uname, os and entropy: facts about the host rather than counters.
 
 use std::path::Path;
 
 use telltale_model::{MetricType, Timestamp};
 
-use super::read::Reader;
+use super::ffi;
+use super::read::{join, num, Reader};
 use super::Out;
 use crate::error::{Error, Result};
 
-/// `node_time_seconds`: the collection time, so uptime is `node_time_seconds - node_boot_time_seconds`.
-pub(crate) fn time(now: Timestamp, out: &mut Out<'_>) -> Result<()> {
+/// `node_time_seconds` (the collection time, so uptime is `node_time_seconds -
+/// node_boot_time_seconds`), `node_time_zone_offset_seconds{time_zone}`, and the clock
+/// sources of /sys/devices/system/clocksource (`node_time_clocksource_{available,current}_info`).
+pub(crate) fn time(r: &mut Reader, sys: &Path, now: Timestamp, out: &mut Out<'_>) -> Result<()> {
     out.gauge("node_time_seconds", "System time in seconds since epoch (1970).", now as f64 / 1000.0);
+    if let Some((zone, offset)) = ffi::local_zone(now.div_euclid(1000)) {
+        out.family("node_time_zone_offset_seconds", "System time zone offset in seconds.", MetricType::Gauge);
+        out.put(&[("time_zone", &zone)], offset as f64);
+    }
+    let dir = join(sys, "devices/system/clocksource");
+    let mut devices: Vec<(String, Vec<String>, String)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_prefix("clocksource") else { continue };
+            let available = r.read_opt(&e.path().join("available_clocksource"))?.unwrap_or_default();
+            let available: Vec<String> = available.split_ascii_whitespace().map(str::to_string).collect();
+            let current = r.read_opt(&e.path().join("current_clocksource"))?.unwrap_or_default().trim().to_string();
+            devices.push((id.to_string(), available, current));
+        }
+    }
+    devices.sort();
+    if !devices.is_empty() {
+        out.family(
+            "node_time_clocksource_available_info",
+            "Available clocksources read from '/sys/devices/system/clocksource'.",
+            MetricType::Gauge,
+        );
+        for (id, available, _) in &devices {
+            for a in available {
+                out.put(&[("device", id), ("clocksource", a)], 1.0);
+            }
+        }
+        out.family(
+            "node_time_clocksource_current_info",
+            "Current clocksource read from '/sys/devices/system/clocksource'.",
+            MetricType::Gauge,
+        );
+        for (id, _, current) in &devices {
+            out.put(&[("device", id), ("clocksource", current)], 1.0);
+        }
+    }
+    Ok(())
+}
+
+/// adjtimex's clock state for `TIME_ERROR` (not synchronised).
+const TIME_ERROR: i32 = 5;
+/// `status` bit: `offset` and `jitter` are in nanoseconds, not microseconds.
+const STA_NANO: i32 = 0x2000;
+/// adjtimex's 16.16 fixed-point parts per million, as a ratio.
+const PPM16FRAC: f64 = 1_000_000.0 * 65536.0;
+
+/// `node_timex_*`: the kernel's clock discipline from adjtimex(2), as node_exporter's timex
+/// collector (for clock-skew alerts: `node_timex_offset_seconds`, `node_timex_sync_status`,
+/// `node_timex_maxerror_seconds`).
+pub(crate) fn timex(out: &mut Out<'_>) -> Result<()> {
+    let t = ffi::adjtimex().map_err(|e| Error::io("call adjtimex", "adjtimex(2)", e))?;
+    let divisor = if t.status & STA_NANO != 0 { 1e9 } else { 1e6 };
+    let gauges: [(&str, &str, f64); 13] = [
+        (
+            "node_timex_sync_status",
+            "Is clock synchronized to a reliable server (1 = yes, 0 = no).",
+            if t.state == TIME_ERROR { 0.0 } else { 1.0 },
+        ),
+        (
+            "node_timex_offset_seconds",
+            "Time offset in between local system and reference clock.",
+            t.offset as f64 / divisor,
+        ),
+        ("node_timex_frequency_adjustment_ratio", "Local clock frequency adjustment.", 1.0 + t.freq as f64 / PPM16FRAC),
+        ("node_timex_maxerror_seconds", "Maximum error in seconds.", t.maxerror as f64 / 1e6),
+        ("node_timex_estimated_error_seconds", "Estimated error in seconds.", t.esterror as f64 / 1e6),
+        ("node_timex_status", "Value of the status array bits.", f64::from(t.status)),
+        ("node_timex_loop_time_constant", "Phase-locked loop time constant.", t.constant as f64),
+        ("node_timex_tick_seconds", "Seconds between clock ticks.", t.tick as f64 / 1e6),
+        ("node_timex_pps_frequency_hertz", "Pulse per second frequency.", t.ppsfreq as f64 / PPM16FRAC),
+        ("node_timex_pps_jitter_seconds", "Pulse per second jitter.", t.jitter as f64 / divisor),
+        ("node_timex_pps_shift_seconds", "Pulse per second interval duration.", f64::from(t.shift)),
+        (
+            "node_timex_pps_stability_hertz",
+            "Pulse per second stability, average of recent frequency changes.",
+            t.stabil as f64 / PPM16FRAC,
+        ),
+        ("node_timex_tai_offset_seconds", "International Atomic Time (TAI) offset.", f64::from(t.tai)),
+    ];
+    for (name, help, v) in gauges {
+        out.gauge(name, help, v);
+    }
+    let counters: [(&str, &str, libc::c_long); 4] = [
+        ("node_timex_pps_jitter_total", "Pulse per second count of jitter limit exceeded events.", t.jitcnt),
+        ("node_timex_pps_calibration_total", "Pulse per second count of calibration intervals.", t.calcnt),
+        ("node_timex_pps_error_total", "Pulse per second count of calibration errors.", t.errcnt),
+        (
+            "node_timex_pps_stability_exceeded_total",
+            "Pulse per second count of stability limit exceeded events.",
+            t.stbcnt,
+        ),
+    ];
+    for (name, help, v) in counters {
+        out.counter(name, help, v as f64);
+    }
+    Ok(())
+}
+
+/// `node_entropy_available_bits`, `node_entropy_pool_size_bits` from /proc/sys/kernel/random.
+pub(crate) fn entropy(r: &mut Reader, proc: &Path, out: &mut Out<'_>) -> Result<()> {
+    for (file, name, help) in [
+        ("sys/kernel/random/entropy_avail", "node_entropy_available_bits", "Bits of available entropy."),
+        ("sys/kernel/random/poolsize", "node_entropy_pool_size_bits", "Bits of entropy pool."),
+    ] {
+        let path = join(proc, file);
+        let v = num(&path, r.read(&path)?.trim())?;
+        out.gauge(name, help, v);
+    }
     Ok(())
 }
 

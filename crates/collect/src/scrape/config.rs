@@ -1,8 +1,8 @@
 //! `global:` and `scrape_configs:` in Prometheus's own schema
 //! (<https://prometheus.io/docs/prometheus/latest/configuration/configuration/#scrape_config>),
 //! so a Prometheus config's sections paste in unchanged. Keys Telltale does not implement
-//! (service discovery other than static and file, TLS client certificates, proxies) are
-//! refused by name rather than ignored.
+//! (service discovery other than static, file and HTTP) are refused by name rather than
+//! ignored.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ use telltale_model::units;
 
 use super::relabel::RelabelConfig;
 use crate::error::{Error, Result};
+use crate::tls::TlsConfig;
 
 /// `global:`: defaults for every scrape config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,9 +25,31 @@ pub struct GlobalConfig {
     /// How long a scrape may take unless its job says otherwise (Prometheus: 10s).
     #[serde(with = "units::duration")]
     pub scrape_timeout: Duration,
+    /// How often rule groups are evaluated unless a group says otherwise (Prometheus: 1m).
+    /// Accepted here so a pasted Prometheus `global:` loads; rule evaluation reads it.
+    #[serde(with = "units::duration")]
+    pub evaluation_interval: Duration,
     /// Labels added to every series Telltale scrapes or collects when it ships them
     /// (`telltale agent`); the server ignores them.
     pub external_labels: BTreeMap<String, String>,
+    /// The exposition formats to ask targets for, most preferred first, unless a job says
+    /// otherwise (Prometheus's names; see [`ScrapeConfig::scrape_protocols`]).
+    pub scrape_protocols: Vec<String>,
+    /// Default `body_size_limit` of every job (`0`: none).
+    #[serde(with = "units::size")]
+    pub body_size_limit: u64,
+    /// Default `sample_limit` of every job (0: none).
+    pub sample_limit: usize,
+    /// Default `label_limit` of every job (0: none).
+    pub label_limit: usize,
+    /// Default `label_name_length_limit` of every job (0: none).
+    pub label_name_length_limit: usize,
+    /// Default `label_value_length_limit` of every job (0: none).
+    pub label_value_length_limit: usize,
+    /// Default `target_limit` of every job (0: none).
+    pub target_limit: usize,
+    /// Default `keep_dropped_targets` of every job (0: keep all).
+    pub keep_dropped_targets: usize,
 }
 
 impl Default for GlobalConfig {
@@ -34,9 +57,59 @@ impl Default for GlobalConfig {
         Self {
             scrape_interval: Duration::from_secs(60),
             scrape_timeout: Duration::from_secs(10),
+            evaluation_interval: Duration::from_secs(60),
             external_labels: BTreeMap::new(),
+            scrape_protocols: DEFAULT_PROTOCOLS.iter().map(|p| p.to_string()).collect(),
+            body_size_limit: 0,
+            sample_limit: 0,
+            label_limit: 0,
+            label_name_length_limit: 0,
+            label_value_length_limit: 0,
+            target_limit: 0,
+            keep_dropped_targets: 0,
         }
     }
+}
+
+/// The default `scrape_protocols`: Prometheus 3's without `PrometheusText1.0.0` (the text
+/// format with quoted UTF-8 names, which a target then may send; ask for it by listing it).
+pub const DEFAULT_PROTOCOLS: [&str; 3] = ["OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText0.0.4"];
+
+/// Prometheus's scrape protocol names and the media types they ask for; `None`: known but
+/// not spoken (Telltale parses the text formats, not protobuf).
+fn protocol_media_type(name: &str) -> Result<Option<&'static str>, String> {
+    match name {
+        "OpenMetricsText1.0.0" => Ok(Some("application/openmetrics-text;version=1.0.0")),
+        "OpenMetricsText0.0.1" => Ok(Some("application/openmetrics-text;version=0.0.1")),
+        "PrometheusText1.0.0" => Ok(Some("text/plain;version=1.0.0")),
+        "PrometheusText0.0.4" => Ok(Some("text/plain;version=0.0.4")),
+        "PrometheusProto" => Ok(None),
+        other => Err(format!(
+            "unknown scrape protocol {other:?}, supported: OpenMetricsText1.0.0, OpenMetricsText0.0.1, PrometheusText1.0.0, PrometheusText0.0.4, PrometheusProto"
+        )),
+    }
+}
+
+/// The `Accept` header for `protocols`, weighted as Prometheus does (`q` falling from 0.6 in
+/// list order, then `*/*`); protobuf is left out.
+pub fn accept_header(protocols: &[String]) -> Result<String, String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut parts = Vec::new();
+    let mut weight = 6;
+    for p in protocols {
+        if !seen.insert(p.as_str()) {
+            return Err(format!("duplicated protocol in scrape_protocols, got {protocols:?}"));
+        }
+        if let Some(mt) = protocol_media_type(p)? {
+            parts.push(format!("{mt};q=0.{weight}"));
+            weight -= 1;
+        }
+    }
+    if parts.is_empty() {
+        return Err("scrape_protocols names no text format (Telltale does not parse PrometheusProto)".into());
+    }
+    parts.push(format!("*/*;q=0.{weight}"));
+    Ok(parts.join(","))
 }
 
 /// One `scrape_configs` entry: a job and how to scrape its targets.
@@ -78,12 +151,18 @@ pub struct ScrapeConfig {
     /// A file holding the bearer token, read at every scrape.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_file: Option<PathBuf>,
+    /// TLS settings for `https` targets (CA, client certificate, server name, versions).
+    #[serde(default, skip_serializing_if = "TlsConfig::is_default")]
+    pub tls_config: TlsConfig,
     /// Targets listed in the config.
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,
     /// Targets listed in JSON or YAML files, re-read every `refresh_interval`.
     #[serde(default)]
     pub file_sd_configs: Vec<FileSdConfig>,
+    /// Targets fetched from HTTP endpoints every `refresh_interval`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_sd_configs: Vec<super::http_sd::HttpSdConfig>,
     /// Rewrites of target labels before scraping (and which targets to drop).
     #[serde(default)]
     pub relabel_configs: Vec<RelabelConfig>,
@@ -102,9 +181,47 @@ pub struct ScrapeConfig {
     /// A label value longer than this fails the scrape (0: no limit).
     #[serde(default)]
     pub label_value_length_limit: usize,
-    /// An uncompressed body larger than this fails the scrape (`0`: no limit).
+    /// An uncompressed body larger than this fails the scrape (`0`: `global.body_size_limit`).
     #[serde(default, with = "units::size")]
     pub body_size_limit: u64,
+    /// More targets than this after relabeling fails every scrape of the job (0:
+    /// `global.target_limit`, 0 there too: no limit).
+    #[serde(default)]
+    pub target_limit: usize,
+    /// At most this many dropped targets are kept for `/api/v1/targets` (0:
+    /// `global.keep_dropped_targets`, 0 there too: all).
+    #[serde(default)]
+    pub keep_dropped_targets: usize,
+    /// The exposition formats to ask for, most preferred first (default:
+    /// `global.scrape_protocols`): `OpenMetricsText1.0.0`, `OpenMetricsText0.0.1`,
+    /// `PrometheusText1.0.0`, `PrometheusText0.0.4`; `PrometheusProto` is accepted and left
+    /// out of the request (Telltale parses the text formats).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scrape_protocols: Vec<String>,
+    /// The format to parse a body in when the target sends no usable Content-Type
+    /// (default: PrometheusText0.0.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_scrape_protocol: Option<String>,
+    /// Ask for gzip-compressed bodies.
+    #[serde(default = "yes")]
+    pub enable_compression: bool,
+    /// Follow HTTP redirects (at most 10).
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
+    /// Accepted for Prometheus compatibility; Telltale scrapes over HTTP/1.1 either way.
+    #[serde(default = "yes")]
+    pub enable_http2: bool,
+    /// An HTTP proxy (`http://host:port`, credentials as `http://user:pass@host:port`) that
+    /// targets are reached through (CONNECT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
+    /// Hosts reached directly despite `proxy_url`, comma-separated (`example.com`,
+    /// `.example.com` for its subdomains, `*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_proxy: Option<String>,
+    /// Use the proxy of the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`).
+    #[serde(default)]
+    pub proxy_from_environment: bool,
 }
 
 fn default_metrics_path() -> String {
@@ -148,6 +265,34 @@ pub struct Authorization {
 
 fn bearer() -> String {
     "Bearer".into()
+}
+
+/// The `Authorization` header of `basic_auth` or `authorization`, reading `*_file`s now (so a
+/// rotated secret is used at once, as in Prometheus).
+pub fn authorization_header(basic: Option<&BasicAuth>, auth: Option<&Authorization>) -> Result<Option<String>, String> {
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    if let Some(b) = basic {
+        let password = match (&b.password, &b.password_file) {
+            (_, Some(f)) => read(f)?,
+            (Some(p), None) => p.clone(),
+            (None, None) => String::new(),
+        };
+        let pair = format!("{}:{password}", b.username);
+        return Ok(Some(format!("Basic {}", super::scraper::base64(pair.as_bytes()))));
+    }
+    if let Some(a) = auth {
+        let cred = match (&a.credentials, &a.credentials_file) {
+            (_, Some(f)) => read(f)?,
+            (Some(c), None) => c.clone(),
+            (None, None) => String::new(),
+        };
+        return Ok(Some(format!("{} {cred}", a.kind)));
+    }
+    Ok(None)
 }
 
 /// `static_configs:` entry.
@@ -205,11 +350,109 @@ impl ScrapeConfig {
     pub fn timeout(&self, g: &GlobalConfig) -> Duration {
         self.scrape_timeout.unwrap_or_else(|| g.scrape_timeout.min(self.interval(g)))
     }
+
+    /// The `Accept` header of this job's scrapes.
+    pub fn accept(&self, g: &GlobalConfig) -> Result<String, String> {
+        accept_header(if self.scrape_protocols.is_empty() { &g.scrape_protocols } else { &self.scrape_protocols })
+    }
+
+    /// This job's limits, the global ones where it sets none (0), as Prometheus does.
+    pub fn with_global_limits(&self, g: &GlobalConfig) -> ScrapeConfig {
+        let or = |mine: usize, global: usize| if mine == 0 { global } else { mine };
+        let mut c = self.clone();
+        c.sample_limit = or(c.sample_limit, g.sample_limit);
+        c.label_limit = or(c.label_limit, g.label_limit);
+        c.label_name_length_limit = or(c.label_name_length_limit, g.label_name_length_limit);
+        c.label_value_length_limit = or(c.label_value_length_limit, g.label_value_length_limit);
+        c.target_limit = or(c.target_limit, g.target_limit);
+        c.keep_dropped_targets = or(c.keep_dropped_targets, g.keep_dropped_targets);
+        if c.body_size_limit == 0 {
+            c.body_size_limit = g.body_size_limit;
+        }
+        c
+    }
+
+    /// The proxy to reach targets through, if any.
+    pub fn proxy(&self) -> Result<Option<ureq::Proxy>, String> {
+        if self.proxy_from_environment {
+            return Ok(ureq::Proxy::try_from_env());
+        }
+        let Some(url) = &self.proxy_url else { return Ok(None) };
+        let scheme = url.split_once("://").map_or("http", |(s, _)| s);
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("proxy_url {url:?}: only http:// and https:// proxies are supported"));
+        }
+        let parsed = ureq::Proxy::new(url).map_err(|e| format!("proxy_url {url:?}: {e}"))?;
+        let Some(no_proxy) = &self.no_proxy else { return Ok(Some(parsed)) };
+        let mut b = ureq::Proxy::builder(parsed.protocol()).host(parsed.host()).port(parsed.port());
+        if let Some(u) = parsed.username() {
+            b = b.username(u);
+        }
+        if let Some(p) = parsed.password() {
+            b = b.password(p);
+        }
+        for host in no_proxy.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+            b = b.no_proxy(host);
+        }
+        b.build().map(Some).map_err(|e| format!("proxy_url {url:?}: {e}"))
+    }
+}
+
+/// One file named by `scrape_config_files`: only a `scrape_configs:` list, as in Prometheus.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScrapeConfigFile {
+    #[serde(default)]
+    scrape_configs: Vec<ScrapeConfig>,
+}
+
+/// Reads the scrape configs of Prometheus's `scrape_config_files`: each entry a file or a
+/// pattern (`*`/`?` in its last component), relative to `base` (the main config file's
+/// directory). Files are read in name order; a pattern that matches nothing adds nothing. A
+/// file that cannot be read or parsed, or that repeats a job name of `existing` or of an
+/// earlier file, is an error naming it.
+pub fn read_scrape_config_files(
+    patterns: &[String],
+    base: &std::path::Path,
+    existing: &[ScrapeConfig],
+) -> Result<Vec<ScrapeConfig>> {
+    let mut out: Vec<ScrapeConfig> = Vec::new();
+    for (i, pattern) in patterns.iter().enumerate() {
+        let key = format!("scrape_config_files[{i}]");
+        let path = base.join(pattern);
+        if path.parent().is_some_and(|p| p.to_string_lossy().contains(['*', '?'])) {
+            return Err(Error::config(key, format!("{pattern:?}: only the last path component may be a pattern")));
+        }
+        let pattern_given = path.file_name().is_some_and(|n| n.to_string_lossy().contains(['*', '?']));
+        for file in super::target::glob(&path) {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) if pattern_given && e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::config(key, format!("cannot read {}: {e}", file.display()))),
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            let f: ScrapeConfigFile = serde_yaml_ng::from_str(&text)
+                .map_err(|e| Error::config(key.clone(), format!("{}: {e}", file.display())))?;
+            for c in f.scrape_configs {
+                if existing.iter().chain(&out).any(|e| e.job_name == c.job_name) {
+                    return Err(Error::config(
+                        key,
+                        format!("{}: found multiple scrape configs with job name {:?}", file.display(), c.job_name),
+                    ));
+                }
+                out.push(c);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Checks every scrape config as Prometheus does; errors name the key
 /// (`scrape_configs[1].scrape_timeout`).
 pub fn validate(global: &GlobalConfig, configs: &[ScrapeConfig]) -> Result<()> {
+    accept_header(&global.scrape_protocols).map_err(|m| Error::config("global.scrape_protocols", m))?;
     if global.scrape_interval.is_zero() {
         return Err(Error::config("global.scrape_interval", "must be greater than zero"));
     }
@@ -240,9 +483,30 @@ pub fn validate(global: &GlobalConfig, configs: &[ScrapeConfig]) -> Result<()> {
         if c.scheme != "http" && c.scheme != "https" {
             return Err(Error::config(key("scheme"), format!("{:?} is not http or https", c.scheme)));
         }
-        if c.scheme == "https" {
-            return Err(Error::config(key("scheme"), "https scraping is not supported yet (see docs/collect.md)"));
+        c.tls_config.validate().map_err(|m| Error::config(key("tls_config"), m))?;
+        c.accept(global).map_err(|m| Error::config(key("scrape_protocols"), m))?;
+        if let Some(f) = &c.fallback_scrape_protocol {
+            match protocol_media_type(f) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(Error::config(
+                        key("fallback_scrape_protocol"),
+                        "PrometheusProto is not parsed by Telltale",
+                    ))
+                }
+                Err(m) => return Err(Error::config(key("fallback_scrape_protocol"), m)),
+            }
         }
+        if c.proxy_url.is_some() && c.proxy_from_environment {
+            return Err(Error::config(
+                key("proxy_from_environment"),
+                "if proxy_from_environment is configured, proxy_url must not be configured",
+            ));
+        }
+        if c.no_proxy.is_some() && c.proxy_url.is_none() {
+            return Err(Error::config(key("no_proxy"), "if no_proxy is configured, proxy_url must also be configured"));
+        }
+        c.proxy().map_err(|m| Error::config(key("proxy_url"), m))?;
         if !c.metrics_path.starts_with('/') {
             return Err(Error::config(key("metrics_path"), "must start with /"));
         }
@@ -301,6 +565,9 @@ pub fn validate(global: &GlobalConfig, configs: &[ScrapeConfig]) -> Result<()> {
                     ));
                 }
             }
+        }
+        for (j, h) in c.http_sd_configs.iter().enumerate() {
+            h.validate().map_err(|m| Error::config(key(&format!("http_sd_configs[{j}]")), m))?;
         }
         for (j, r) in c.relabel_configs.iter().enumerate() {
             r.compile().map_err(|m| Error::config(key(&format!("relabel_configs[{j}]")), m))?;

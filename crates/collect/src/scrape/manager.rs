@@ -43,7 +43,10 @@ struct ActiveView {
 #[derive(Default)]
 struct PoolView {
     active: Vec<ActiveView>,
+    /// At most `keep_dropped_targets` of them.
     dropped: Vec<LabelMap>,
+    /// All dropped targets, kept or not.
+    dropped_count: usize,
     interval: String,
     timeout: String,
 }
@@ -52,6 +55,32 @@ struct PoolView {
 #[derive(Clone, Default)]
 pub struct Targets {
     pools: Arc<RwLock<BTreeMap<String, PoolView>>>,
+    /// The port Telltale listens on, for `globalUrl` (see [`global_url`]).
+    own_port: Arc<std::sync::OnceLock<u16>>,
+    host: Arc<std::sync::OnceLock<String>>,
+}
+
+/// Prometheus's `globalUrl`: a target on a loopback address (`127.0.0.1`, `localhost`, `::1`)
+/// is not reachable from elsewhere, so its host is replaced by this host's name (Prometheus:
+/// its external URL's, by default `http://<hostname>:<port>`), keeping the target's port;
+/// a loopback target on Telltale's own port is Telltale itself.
+pub fn global_url(url: &str, hostname: &str, own_port: Option<u16>) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if !matches!(bare, "127.0.0.1" | "localhost" | "::1") {
+        return url.to_string();
+    }
+    let host = if hostname.contains(':') { format!("[{hostname}]") } else { hostname.to_string() };
+    match port {
+        Some(p) if own_port.is_some_and(|o| o.to_string() == p) => format!("http://{host}:{p}{path}"),
+        Some(p) => format!("{scheme}://{host}:{p}{path}"),
+        None => format!("{scheme}://{host}{path}"),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -66,7 +95,13 @@ fn rfc3339(ms: Option<Timestamp>) -> String {
 }
 
 impl Targets {
-    /// The `data` of Prometheus's `GET /api/v1/targets`: `state` is `active`, `dropped` or
+    /// Tells the view Telltale's own port, so `globalUrl` of a target scraping Telltale on
+    /// loopback names it as Prometheus would. Only the first call counts.
+    pub fn set_own_port(&self, port: u16) {
+        let _ = self.own_port.set(port);
+    }
+
+    /// The `data` of Prometheus 3's `GET /api/v1/targets`: `state` is `active`, `dropped` or
     /// `any` (default), `pool` limits it to one scrape pool.
     pub fn to_json(&self, state: Option<&str>, pool: Option<&str>) -> Value {
         let pools = self.pools.read().unwrap_or_else(|p| p.into_inner());
@@ -78,11 +113,13 @@ impl Targets {
         let mut active = Vec::new();
         let mut dropped = Vec::new();
         let mut dropped_counts = serde_json::Map::new();
+        let hostname = self.host.get_or_init(crate::host::hostname);
+        let own = self.own_port.get().copied();
         for (name, p) in pools.iter() {
             if pool.is_some_and(|want| want != name) {
                 continue;
             }
-            dropped_counts.insert(name.clone(), json!(p.dropped.len()));
+            dropped_counts.insert(name.clone(), json!(p.dropped_count));
             if want_active {
                 for a in &p.active {
                     let h = lock(&a.health).clone();
@@ -96,7 +133,7 @@ impl Targets {
                         "labels": a.target.labels,
                         "scrapePool": name,
                         "scrapeUrl": a.target.url,
-                        "globalUrl": a.target.url,
+                        "globalUrl": global_url(&a.target.url, hostname, own),
                         "lastError": h.error,
                         "lastScrape": rfc3339(h.last_scrape),
                         "lastScrapeDuration": h.duration,
@@ -108,19 +145,14 @@ impl Targets {
             }
             if want_dropped {
                 for d in &p.dropped {
-                    dropped.push(json!({ "discoveredLabels": d }));
+                    dropped.push(json!({ "discoveredLabels": d, "scrapePool": name }));
                 }
             }
         }
-        let mut data = serde_json::Map::new();
-        if want_active {
-            data.insert("activeTargets".into(), Value::Array(active));
-        }
-        if want_dropped {
-            data.insert("droppedTargets".into(), Value::Array(dropped));
-            data.insert("droppedTargetCounts".into(), Value::Object(dropped_counts));
-        }
-        Value::Object(data)
+        // As Prometheus 3: both lists are always there (empty when not asked for); the
+        // counts are null unless dropped targets were asked for.
+        let counts = if want_dropped { Value::Object(dropped_counts) } else { Value::Null };
+        json!({ "activeTargets": active, "droppedTargets": dropped, "droppedTargetCounts": counts })
     }
 
     /// `(pool, scrape URL, health)` of every active target, for logs and tests.
@@ -228,6 +260,10 @@ struct Pool {
     sink: Arc<dyn Sink>,
     clock: Clock,
     view: Targets,
+    /// Set while the job has more targets than `target_limit`: every scrape fails with it.
+    over_limit: Mutex<Option<String>>,
+    /// The last good answer of each `http_sd_configs` entry.
+    http_sd_last: Mutex<Vec<Vec<Group>>>,
 }
 
 struct LoopHandle {
@@ -237,6 +273,7 @@ struct LoopHandle {
 
 impl Pool {
     fn new(cfg: &ScrapeConfig, global: &GlobalConfig, sink: Arc<dyn Sink>, clock: Clock, view: Targets) -> Arc<Self> {
+        let cfg = &cfg.with_global_limits(global);
         let compile = |r: &[super::relabel::RelabelConfig]| r.iter().filter_map(|r| r.compile().ok()).collect();
         let timeout = cfg.timeout(global);
         let mut limits = telltale_ingest::Limits::unlimited();
@@ -249,13 +286,19 @@ impl Pool {
             metric_relabel: compile(&cfg.metric_relabel_configs),
             limits,
             sample_limit: cfg.sample_limit,
+            fallback: match cfg.fallback_scrape_protocol.as_deref() {
+                Some(p) if p.starts_with("OpenMetrics") => telltale_ingest::exposition::Format::OpenMetrics,
+                _ => telltale_ingest::exposition::Format::Prometheus,
+            },
         };
         Arc::new(Self {
             cfg: cfg.clone(),
             global: global.clone(),
             interval: cfg.interval(global),
             relabel: compile(&cfg.relabel_configs),
-            client: Arc::new(Client::new(cfg, timeout)),
+            client: Arc::new(Client::new(cfg, global, timeout)),
+            over_limit: Mutex::new(None),
+            http_sd_last: Mutex::new(Vec::new()),
             settings: Arc::new(settings),
             sink,
             clock,
@@ -268,10 +311,20 @@ impl Pool {
             .cfg
             .static_configs
             .iter()
-            .map(|s| Group { targets: s.targets.clone(), labels: s.labels.clone(), source: None })
+            .map(|s| Group { targets: s.targets.clone(), labels: s.labels.clone(), source: None, url: None })
             .collect();
         for sd in &self.cfg.file_sd_configs {
             out.extend(read_file_sd(sd));
+        }
+        let mut last = lock(&self.http_sd_last);
+        last.resize(self.cfg.http_sd_configs.len(), Vec::new());
+        for (i, sd) in self.cfg.http_sd_configs.iter().enumerate() {
+            match sd.fetch() {
+                Ok(groups) => last[i] = groups,
+                // Prometheus keeps the last good answer; so does Telltale.
+                Err(e) => tracing::warn!(job = %self.cfg.job_name, url = %sd.url, error = %e, "http_sd fetch failed"),
+            }
+            out.extend(last[i].iter().cloned());
         }
         out
     }
@@ -279,7 +332,13 @@ impl Pool {
     async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let name = self.cfg.job_name.clone();
         let mut loops: HashMap<String, LoopHandle> = HashMap::new();
-        let refresh = self.cfg.file_sd_configs.iter().map(|f| f.refresh_interval).min();
+        let refresh = self
+            .cfg
+            .file_sd_configs
+            .iter()
+            .map(|f| f.refresh_interval)
+            .chain(self.cfg.http_sd_configs.iter().map(|h| h.refresh_interval))
+            .min();
         loop {
             let me = self.clone();
             let groups = tokio::task::spawn_blocking(move || me.groups()).await.unwrap_or_default();
@@ -340,9 +399,18 @@ impl Pool {
             }
             keep
         });
+        // As Prometheus: past target_limit no target is scraped; each scrape fails saying why.
+        let limit = self.cfg.target_limit;
+        *lock(&self.over_limit) = (limit > 0 && active.len() > limit)
+            .then(|| format!("target_limit exceeded (number of targets: {}, limit: {limit})", active.len()));
+        let dropped_count = dropped.len();
+        if self.cfg.keep_dropped_targets > 0 {
+            dropped.truncate(self.cfg.keep_dropped_targets);
+        }
         let view = PoolView {
             active,
             dropped,
+            dropped_count,
             interval: telltale_model::units::format_duration(self.interval),
             timeout: telltale_model::units::format_duration(self.cfg.timeout(&self.global)),
         };
@@ -395,9 +463,9 @@ impl Pool {
     fn scrape_once(&self, target: &Target, health: &Mutex<Health>, caches: &mut (Staleness, Staleness)) {
         let now = (self.clock)();
         let started = Instant::now();
-        let result = self
-            .client
-            .fetch(&target.url)
+        let forced = lock(&self.over_limit).clone();
+        let result = forced
+            .map_or_else(|| self.client.fetch(&target.url), Err)
             .and_then(|(body, ctype)| samples(&body, ctype.as_deref(), target, &self.settings, now, &mut caches.0));
         let duration = started.elapsed().as_secs_f64();
         let (mut batch, r, error) = match result {
@@ -432,4 +500,20 @@ fn key(t: &Target) -> String {
         k.push('\u{2}');
     }
     k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::global_url;
+
+    #[test]
+    fn global_urls_name_this_host_for_loopback_targets() {
+        let g = |u: &str| global_url(u, "vm", Some(7070));
+        assert_eq!(g("http://127.0.0.1:9100/metrics"), "http://vm:9100/metrics");
+        assert_eq!(g("https://localhost:9100/m?x=1"), "https://vm:9100/m?x=1");
+        assert_eq!(g("http://[::1]:9100/metrics"), "http://vm:9100/metrics");
+        assert_eq!(g("https://127.0.0.1:7070/metrics"), "http://vm:7070/metrics");
+        assert_eq!(g("http://10.0.0.1:9100/metrics"), "http://10.0.0.1:9100/metrics");
+        assert_eq!(g("http://localhost/metrics"), "http://vm/metrics");
+    }
 }

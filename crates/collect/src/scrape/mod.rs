@@ -8,11 +8,11 @@
 //! `telltale_ingest::exposition`, the same decoder as `POST /api/v1/import/prometheus`.
 
 pub mod config;
+pub mod http_sd;
 mod manager;
 pub mod relabel;
 mod scraper;
 pub mod target;
 
 pub use config::{GlobalConfig, ScrapeConfig};
-pub use manager::{Clock, Manager, Targets};
-pub use scraper::ACCEPT;
+pub use manager::{global_url, Clock, Manager, Targets};

@@ -8,56 +8,50 @@ use std::time::Duration;
 use telltale_ingest::exposition::{self, Format};
 use telltale_model::{Labels, LabelsBuilder, Sample, Timestamp, WriteBatch, METRIC_NAME};
 
-use super::config::ScrapeConfig;
+use super::config::{authorization_header, GlobalConfig, ScrapeConfig};
 use super::relabel::{process, LabelMap, Relabel};
 use super::target::Target;
 use crate::Staleness;
 
-/// What Prometheus 3 sends: OpenMetrics first, then the 0.0.4 text format.
-pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
-
 /// The HTTP side of a scrape pool, shared by its targets.
 pub(crate) struct Client {
-    agent: ureq::Agent,
+    /// The agent, or why it could not be built (a TLS file went missing since validation):
+    /// then every scrape fails with that reason.
+    agent: Result<ureq::Agent, String>,
     cfg: ScrapeConfig,
     timeout: Duration,
+    accept: String,
 }
 
 impl Client {
-    pub(crate) fn new(cfg: &ScrapeConfig, timeout: Duration) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .user_agent(concat!("Telltale/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
-        Self { agent, cfg: cfg.clone(), timeout }
+    /// The client of job `cfg` (its limits already merged with the global ones).
+    pub(crate) fn new(cfg: &ScrapeConfig, global: &GlobalConfig, timeout: Duration) -> Self {
+        let accept = cfg.accept(global).unwrap_or_default();
+        let agent = cfg.proxy().and_then(|proxy| {
+            let config = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(timeout))
+                .max_redirects(if cfg.follow_redirects { 10 } else { 0 })
+                .max_redirects_will_error(false)
+                .proxy(proxy)
+                .user_agent(concat!("Telltale/", env!("CARGO_PKG_VERSION")))
+                .build();
+            crate::tls::agent(&cfg.tls_config, config)
+        });
+        if let Err(e) = &agent {
+            tracing::warn!(job = %cfg.job_name, error = %e, "cannot set up the scrape client");
+        }
+        Self { agent, cfg: cfg.clone(), timeout, accept }
     }
 
     fn authorization(&self) -> Result<Option<String>, String> {
-        let read = |p: &std::path::Path| {
-            std::fs::read_to_string(p)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| format!("cannot read {}: {e}", p.display()))
-        };
-        if let Some(b) = &self.cfg.basic_auth {
-            let password = match (&b.password, &b.password_file) {
-                (_, Some(f)) => read(f)?,
-                (Some(p), None) => p.clone(),
-                (None, None) => String::new(),
-            };
-            return Ok(Some(format!("Basic {}", base64(format!("{}:{password}", b.username).as_bytes()))));
-        }
-        if let Some(a) = &self.cfg.authorization {
-            let cred = match (&a.credentials, &a.credentials_file) {
-                (_, Some(f)) => read(f)?,
-                (Some(c), None) => c.clone(),
-                (None, None) => String::new(),
-            };
-            return Ok(Some(format!("{} {cred}", a.kind)));
+        if let Some(h) = authorization_header(self.cfg.basic_auth.as_ref(), self.cfg.authorization.as_ref())? {
+            return Ok(Some(h));
         }
         match (&self.cfg.bearer_token, &self.cfg.bearer_token_file) {
-            (_, Some(f)) => Ok(Some(format!("Bearer {}", read(f)?))),
+            (_, Some(f)) => std::fs::read_to_string(f)
+                .map(|t| Some(format!("Bearer {}", t.trim())))
+                .map_err(|e| format!("cannot read {}: {e}", f.display())),
             (Some(t), None) => Ok(Some(format!("Bearer {t}"))),
             (None, None) => Ok(None),
         }
@@ -65,17 +59,19 @@ impl Client {
 
     /// GETs `url`; returns the (decompressed) body and its Content-Type.
     pub(crate) fn fetch(&self, url: &str) -> Result<(Vec<u8>, Option<String>), String> {
-        let mut req = self
-            .agent
+        let agent = self.agent.as_ref().map_err(|e| format!("Get \"{url}\": {e}"))?;
+        let mut req = agent
             .get(url)
-            .header("Accept", ACCEPT)
-            .header("Accept-Encoding", "gzip")
+            .header("Accept", &self.accept)
+            .header("Accept-Encoding", if self.cfg.enable_compression { "gzip" } else { "identity" })
             .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", self.timeout.as_secs_f64()));
         if let Some(auth) = self.authorization()? {
             req = req.header("Authorization", auth);
         }
         let mut res = req.call().map_err(|e| match e {
             ureq::Error::Timeout(_) => format!("Get \"{url}\": context deadline exceeded"),
+            // TLS handshake failures arrive as I/O errors; say what happened without "io:".
+            ureq::Error::Io(e) => format!("Get \"{url}\": {e}"),
             e => format!("Get \"{url}\": {e}"),
         })?;
         let status = res.status();
@@ -115,7 +111,7 @@ fn status_text(s: ureq::http::StatusCode) -> String {
     }
 }
 
-fn base64(input: &[u8]) -> String {
+pub(crate) fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for c in input.chunks(3) {
@@ -149,6 +145,17 @@ pub(crate) struct Settings {
     pub(crate) metric_relabel: Vec<Relabel>,
     pub(crate) limits: telltale_ingest::Limits,
     pub(crate) sample_limit: usize,
+    /// How a body without a usable Content-Type is parsed (`fallback_scrape_protocol`).
+    pub(crate) fallback: Format,
+}
+
+/// The format of a body: by its Content-Type when that names a text format, else `fallback`.
+fn format_of(ctype: Option<&str>, fallback: Format) -> Format {
+    let media = ctype.and_then(|c| c.split(';').next()).map(|m| m.trim().to_ascii_lowercase());
+    match media.as_deref() {
+        Some("application/openmetrics-text") | Some("text/plain") => Format::from_content_type(ctype),
+        _ => fallback,
+    }
 }
 
 /// Turns a fetched body into the series to store (without report series): target labels
@@ -164,7 +171,7 @@ pub(crate) fn samples(
     t: Timestamp,
     cache: &mut Staleness,
 ) -> Result<(WriteBatch, usize, usize, usize), String> {
-    let format = Format::from_content_type(ctype);
+    let format = format_of(ctype, s.fallback);
     let decoded = exposition::decode_format(body, format, t, &s.limits).map_err(|e| e.to_string())?;
     let scraped = decoded.sample_count();
     let mut out = WriteBatch::new();

@@ -23,6 +23,9 @@ pub struct Group {
     /// Where the group came from (`__meta_filepath` for file discovery).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// The HTTP discovery endpoint it came from (`__meta_url`).
+    #[serde(skip)]
+    pub url: Option<String>,
 }
 
 /// A target after relabeling.
@@ -61,6 +64,9 @@ pub fn populate(
     l.insert("__address__".into(), address.to_string());
     if let Some(p) = &group.source {
         l.insert("__meta_filepath".into(), p.display().to_string());
+    }
+    if let Some(u) = &group.url {
+        l.insert("__meta_url".into(), u.clone());
     }
     let defaults = [
         ("job", cfg.job_name.clone()),
@@ -168,7 +174,7 @@ fn read_groups(path: &Path) -> Result<Vec<Group>, String> {
 }
 
 /// Files matching `pattern`, whose last component may hold `*` and `?`; sorted.
-fn glob(pattern: &Path) -> Vec<PathBuf> {
+pub(crate) fn glob(pattern: &Path) -> Vec<PathBuf> {
     let name = pattern.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if !name.contains(['*', '?']) {
         return vec![pattern.to_path_buf()];
@@ -207,7 +213,7 @@ mod tests {
     fn labels_url_and_relabeling() {
         let c = cfg("job_name: node\nparams:\n  module: [a, b]\nrelabel_configs:\n  - source_labels: [__address__]\n    regex: '(.*):.*'\n    target_label: host\n");
         let relabel: Vec<Relabel> = c.relabel_configs.iter().map(|r| r.compile().unwrap()).collect();
-        let g = Group { targets: vec![], labels: [("env".into(), "prod".into())].into(), source: None };
+        let g = Group { targets: vec![], labels: [("env".into(), "prod".into())].into(), source: None, url: None };
         let Outcome::Active(t) = populate(&c, &GlobalConfig::default(), &g, "h:9100", &relabel) else { panic!() };
         assert_eq!(t.url, "http://h:9100/metrics?module=a&module=b");
         let want: LabelMap = [("env", "prod"), ("host", "h"), ("instance", "h:9100"), ("job", "node")]
@@ -224,7 +230,7 @@ mod tests {
         let c = cfg("job_name: x\n");
         let drop: RelabelConfig =
             serde_yaml_ng::from_str("source_labels: [__address__]\nregex: 'bad.*'\naction: drop\n").unwrap();
-        let g = Group { targets: vec![], labels: BTreeMap::new(), source: None };
+        let g = Group { targets: vec![], labels: BTreeMap::new(), source: None, url: None };
         let Outcome::Dropped(d) = populate(&c, &GlobalConfig::default(), &g, "bad:1", &[drop.compile().unwrap()])
         else {
             panic!()

@@ -2,6 +2,11 @@
 //! moment: the same families with the same label sets; exact values for what does not move,
 //! counters between our reading before and after node_exporter's, gauges within a tolerance.
 
+mod fixtures;
+mod scrape;
+mod support;
+mod tls;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -12,9 +17,9 @@ use telltale_model::WriteBatch;
 use telltale_testkit::{eventually, free_port, Peer};
 
 /// family → (labels without job/instance, rendered) → value
-type Families = BTreeMap<String, BTreeMap<String, f64>>;
+pub(crate) type Families = BTreeMap<String, BTreeMap<String, f64>>;
 
-fn families(b: &WriteBatch) -> Families {
+pub(crate) fn families(b: &WriteBatch) -> Families {
     let mut out = Families::new();
     for (l, s) in b.iter() {
         let name = l.metric_name().unwrap_or_default().to_string();
@@ -28,7 +33,7 @@ fn families(b: &WriteBatch) -> Families {
     out
 }
 
-fn scrape(url: &str) -> Option<WriteBatch> {
+pub(crate) fn scrape(url: &str) -> Option<WriteBatch> {
     let mut res = ureq::get(url).call().ok()?;
     let body = res.body_mut().read_to_vec().ok()?;
     telltale_ingest::exposition::decode(&body, 0, &telltale_ingest::Limits::unlimited()).ok()
@@ -53,6 +58,42 @@ const EXACT: &[&str] = &[
     "node_os_version",
     "node_disk_info",
     "node_netstat_Ip_Forwarding",
+    // netclass: the devices' settings
+    "node_network_up",
+    "node_network_info",
+    "node_network_mtu_bytes",
+    "node_network_speed_bytes",
+    "node_network_carrier",
+    "node_network_dormant",
+    "node_network_flags",
+    "node_network_iface_id",
+    "node_network_iface_link",
+    "node_network_iface_link_mode",
+    "node_network_address_assign_type",
+    "node_network_device_id",
+    "node_network_net_dev_group",
+    "node_network_protocol_type",
+    "node_network_transmit_queue_length",
+    "node_network_carrier_changes_total",
+    "node_network_carrier_up_changes_total",
+    "node_network_carrier_down_changes_total",
+    // time, timex, entropy, conntrack: settings of the kernel
+    "node_time_zone_offset_seconds",
+    "node_time_clocksource_available_info",
+    "node_time_clocksource_current_info",
+    "node_timex_status",
+    "node_timex_sync_status",
+    "node_timex_tick_seconds",
+    "node_timex_loop_time_constant",
+    "node_timex_tai_offset_seconds",
+    "node_entropy_pool_size_bits",
+    "node_nf_conntrack_entries_limit",
+    // textfile: what the files say, their mtimes, and the error flag
+    "node_textfile_mtime_seconds",
+    "node_textfile_scrape_error",
+    "backup_last_success_timestamp_seconds",
+    "apt_upgrades_pending",
+    "node_reboot_required",
 ];
 
 fn is_counter(name: &str) -> bool {
@@ -63,6 +104,19 @@ fn is_counter(name: &str) -> bool {
 #[test]
 fn host_collectors_agree_with_node_exporter() {
     let port = free_port();
+    // A textfile directory with a good file, one that does not parse, and one with a
+    // client-side timestamp (both of those are skipped and set the error flag).
+    let textfiles = tempfile::tempdir().unwrap();
+    std::fs::write(
+        textfiles.path().join("good.prom"),
+        "# HELP backup_last_success_timestamp_seconds Last good backup.\n# TYPE backup_last_success_timestamp_seconds gauge\n\
+         backup_last_success_timestamp_seconds{target=\"db\"} 1.7e+09\napt_upgrades_pending{origin=\"Debian\",arch=\"amd64\"} 3\n\
+         node_reboot_required 0\n",
+    )
+    .unwrap();
+    std::fs::write(textfiles.path().join("bad.prom"), "this is {not a metric\n").unwrap();
+    std::fs::write(textfiles.path().join("stamped.prom"), "stamped_metric 1 1700000000000\n").unwrap();
+    std::fs::write(textfiles.path().join("ignored.txt"), "not_read 1\n").unwrap();
     // node_exporter with upstream's default flags (Debian's package changes two of them), and
     // netdev from /proc/net/dev as Telltale reads it.
     let _ne = Peer::start(
@@ -76,12 +130,15 @@ fn host_collectors_agree_with_node_exporter() {
             format!("--collector.vmstat.fields={VMSTAT_FIELDS}"),
             "--collector.netdev.device-exclude=^$".to_string(),
             "--no-collector.netdev.netlink".to_string(),
+            format!("--collector.textfile.directory={}", textfiles.path().display()),
         ],
     );
     let url = format!("http://127.0.0.1:{port}/metrics");
     eventually("node_exporter to answer", Duration::from_millis(100), || scrape(&url));
 
-    let mut host = Host::new(&Options { instance: "h".into(), ..Options::default() }).unwrap();
+    let mut opts = Options { instance: "h".into(), ..Options::default() };
+    opts.textfile.directory = textfiles.path().to_path_buf();
+    let mut host = Host::new(&opts).unwrap();
     let before = families(&host.collect(1));
     let theirs = families(&scrape(&url).expect("node_exporter metrics"));
     let after = families(&host.collect(2));
@@ -146,10 +203,36 @@ fn host_collectors_agree_with_node_exporter() {
         "node_uname_info",
         "node_os_info",
         "node_time_seconds",
+        // Beyond the overview: what "Node Exporter Full" and the common node alert rules use.
+        // (node_arp_entries and node_network_speed_bytes are compared when the host has ARP
+        // entries and a device with a speed, but not required: a host may have neither.)
+        "node_network_up",
+        "node_network_info",
+        "node_network_mtu_bytes",
+        "node_network_carrier",
+        "node_network_transmit_queue_length",
+        "node_time_zone_offset_seconds",
+        "node_timex_offset_seconds",
+        "node_timex_sync_status",
+        "node_timex_maxerror_seconds",
+        "node_timex_estimated_error_seconds",
+        "node_timex_frequency_adjustment_ratio",
+        "node_entropy_available_bits",
+        "node_softnet_processed_total",
+        "node_softnet_times_squeezed_total",
+        "node_udp_queues",
+        "node_textfile_scrape_error",
+        "node_textfile_mtime_seconds",
+        "apt_upgrades_pending",
     ] {
         if !before.contains_key(want) {
             problems.push(format!("{want}: Telltale does not collect it"));
         }
+    }
+    if std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_count").is_file()
+        && !before.contains_key("node_nf_conntrack_entries")
+    {
+        problems.push("node_nf_conntrack_entries: missing although the kernel tracks connections".into());
     }
     if std::path::Path::new("/proc/pressure/cpu").is_file()
         && !before.contains_key("node_pressure_cpu_waiting_seconds_total")

@@ -81,7 +81,8 @@ fn scrapes_targets_lists_them_and_ends_their_series_on_reload() {
     let dn = active.iter().find(|x| x["labels"]["instance"] == down.as_str()).unwrap();
     assert_eq!(dn["health"], "down");
     assert!(dn["lastError"].as_str().unwrap().contains("Get \"http://"), "{dn}");
-    assert!(t["data"].get("droppedTargets").is_none());
+    assert_eq!(t["data"]["droppedTargets"], serde_json::json!([]), "state=active lists no dropped targets");
+    assert_eq!(t["data"]["droppedTargetCounts"], Value::Null);
 
     let ups = query(&s, "up{job=\"ne\"}");
     let v = |inst: &str| ups.iter().find(|x| x["metric"]["instance"] == inst).map(|x| x["value"][1].clone());
@@ -211,4 +212,121 @@ fn agent_buffers_a_60s_outage_and_delivers_every_sample_once() {
     // an identical duplicate silently, so a resend would make sent exceed stored). The agent's
     // own series (job="telltale-agent") have the same instance and are counted above.
     assert_eq!(stored, field("sent_samples"), "{line}");
+}
+
+/// bcrypt of "s3cret" (made with Python's `crypt.crypt("s3cret", crypt.mksalt(METHOD_BLOWFISH))`),
+/// for Prometheus's `basic_auth_users`.
+const S3CRET_BCRYPT: &str = "$2b$12$AF00arKi4gSO.naakS4jPOTD064om52FDQYHCwL/CPLm/dzazgdo.";
+
+/// `telltale agent` remote-writes over TLS (`agent.tls_config` with a client certificate) and
+/// with basic auth (`agent.basic_auth`, the password from a file) to a real Prometheus whose
+/// remote-write receiver requires both.
+#[test]
+fn agent_remote_writes_over_tls_with_a_client_certificate() {
+    let pki = telltale_testkit::pki::Pki::new();
+    pki.server("server", &["IP:127.0.0.1"]);
+    let p = |f: &str| pki.path(f).display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n\
+             basic_auth_users:\n  agent: '{S3CRET_BCRYPT}'\n",
+            p("server.crt"),
+            p("server.key"),
+            p("ca.crt")
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("prometheus.yml"), "global:\n  scrape_interval: 1m\n").unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let basic = "Basic YWdlbnQ6czNjcmV0"; // agent:s3cret
+    let port = free_port();
+    let _prom = Peer::start(
+        "prometheus",
+        &[
+            format!("--config.file={}", dir.path().join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            format!("--web.config.file={}", web.display()),
+            "--web.enable-remote-write-receiver".into(),
+        ],
+    );
+    let tls: telltale_collect::tls::TlsConfig = serde_yaml_ng::from_str(&format!(
+        "ca_file: {}\ncert_file: {}\nkey_file: {}\n",
+        p("ca.crt"),
+        p("client.crt"),
+        p("client.key")
+    ))
+    .unwrap();
+    let client = telltale_collect::tls::agent(
+        &tls,
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(10))).build(),
+    )
+    .unwrap();
+    let base = format!("https://127.0.0.1:{port}");
+    eventually("Prometheus ready over TLS", Duration::from_millis(200), || {
+        client
+            .get(format!("{base}/-/ready"))
+            .header("Authorization", basic)
+            .call()
+            .ok()
+            .filter(|r| r.status() == 200)
+            .map(|_| ())
+    });
+    assert_eq!(client.get(format!("{base}/-/ready")).call().unwrap().status(), 401, "basic auth is required");
+    let cfg = dir.path().join("agent.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "collectors:\n  interval: 1s\n  instance: tls-agent\n  disabled: [processes]\n\
+             agent:\n  max_backoff: 1s\n  tls_config:\n    ca_file: {}\n    cert_file: {}\n    key_file: {}\n  \
+             basic_auth:\n    username: agent\n    password_file: {}\n  headers:\n    X-Scope-OrgID: team-a\n",
+            p("ca.crt"),
+            p("client.crt"),
+            p("client.key"),
+            password.display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Peer::start(
+        BIN,
+        &[
+            "agent".into(),
+            "--remote-write".into(),
+            format!("{base}/api/v1/write"),
+            "--config".into(),
+            cfg.display().to_string(),
+            "--data-dir".into(),
+            dir.path().join("agent").display().to_string(),
+        ],
+    );
+    let query = |q: &str| -> Vec<Value> {
+        let mut r =
+            client.get(format!("{base}/api/v1/query")).header("Authorization", basic).query("query", q).call().unwrap();
+        let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    };
+    let r = eventually("the agent's samples in Prometheus", Duration::from_millis(200), || {
+        let log = agent.log();
+        // A config error ends the agent at once ("telltale: <file>: <key>: ...").
+        assert!(!log.contains("remote write failed") && !log.starts_with("telltale: "), "{log}");
+
+        let r = query("node_load1{instance=\"tls-agent\"}");
+        (!r.is_empty()).then_some(r)
+    });
+    assert_eq!(r[0]["metric"]["job"], "node", "{r:?}");
+    // Without the client certificate Prometheus refuses the connection.
+    let plain = telltale_collect::tls::agent(
+        &serde_yaml_ng::from_str(&format!("ca_file: {}\n", p("ca.crt"))).unwrap(),
+        ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).build(),
+    )
+    .unwrap();
+    let err = plain.get(format!("{base}/-/ready")).call().unwrap_err().to_string();
+    assert!(err.contains("alert"), "{err}");
+    let status = agent.terminate();
+    assert!(status.success(), "agent exited {status}\n{}", agent.log());
+    assert!(!agent.log().contains("remote write failed"), "{}", agent.log());
 }

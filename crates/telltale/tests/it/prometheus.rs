@@ -113,3 +113,193 @@ fn answers_match_a_real_prometheus_fed_by_remote_write() {
     assert_eq!(meta[0]["type"], "counter", "{meta:?}");
     assert!(meta[0]["help"].as_str().is_some_and(|h| !h.is_empty()), "{meta:?}");
 }
+
+/// Every key of an object, recursively, with the JSON type of its value (the structure of a
+/// response, not its values).
+fn shape(v: &Value, path: &str, out: &mut std::collections::BTreeSet<String>) {
+    let kind = match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    out.insert(format!("{path}: {kind}"));
+    match v {
+        Value::Object(m) => {
+            // Label maps hold data, not structure.
+            if path.ends_with("labels") || path.ends_with("Labels") || path.ends_with("Counts") {
+                return;
+            }
+            for (k, x) in m {
+                shape(x, &format!("{path}.{k}"), out);
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                shape(x, &format!("{path}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `(scrapeUrl, the fields that must be equal)` of every active target, sorted.
+fn comparable(targets: &Value) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = targets["data"]["activeTargets"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|t| {
+            let keep = serde_json::json!({
+                "labels": t["labels"],
+                "discoveredLabels": t["discoveredLabels"],
+                "scrapePool": t["scrapePool"],
+                "scrapeUrl": t["scrapeUrl"],
+                "globalUrl": t["globalUrl"],
+                "health": t["health"],
+                "scrapeInterval": t["scrapeInterval"],
+                "scrapeTimeout": t["scrapeTimeout"],
+            });
+            (t["scrapeUrl"].as_str().unwrap_or_default().to_string(), keep)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn dropped(targets: &Value) -> Vec<String> {
+    let mut d: Vec<String> = targets["data"]["droppedTargets"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|t| t["discoveredLabels"].to_string())
+        .collect();
+    d.sort();
+    d
+}
+
+/// The same scrape config (static and file targets, hashmod and the other relabel actions,
+/// params, a dropped target) given to Prometheus and to Telltale, scraping one node_exporter
+/// and some closed ports: `/api/v1/targets` must give the same targets with the same labels,
+/// discovered labels, URLs and health, in the same JSON structure.
+#[test]
+fn targets_and_relabeling_match_a_real_prometheus() {
+    let port = free_port();
+    let _ne = Peer::start("prometheus-node-exporter", &[format!("--web.listen-address=127.0.0.1:{port}")]);
+    let addr = format!("127.0.0.1:{port}");
+    let closed: Vec<String> = (0..6).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("more.json"),
+        format!(r#"[{{"targets":["{addr}","localhost:{port}"],"labels":{{"team":"files","__meta_rack":"r1"}}}}]"#),
+    )
+    .unwrap();
+    let scrape = format!(
+        r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: ne
+    static_configs:
+      - targets: ['{addr}', {closed}]
+        labels: {{env: test, team: core}}
+      - targets: ['drop.me:1']
+    relabel_configs:
+      - source_labels: [__address__]
+        regex: 'drop\..*'
+        action: drop
+      - source_labels: [__address__]
+        modulus: 8
+        target_label: __tmp_shard
+        action: hashmod
+      - source_labels: [__tmp_shard]
+        target_label: shard
+      - source_labels: [__address__, env]
+        separator: '@'
+        modulus: 1000
+        target_label: bucket
+        action: hashmod
+      - source_labels: [__address__]
+        regex: '(.*):(\d+)'
+        target_label: port
+        replacement: 'p${{2}}'
+      - source_labels: [team]
+        target_label: team_upper
+        action: uppercase
+  - job_name: files
+    metrics_path: /metrics
+    params:
+      'collect[]': [loadavg]
+    file_sd_configs:
+      - files: ['{dir}/*.json']
+    relabel_configs:
+      - regex: '__meta_(rack)'
+        replacement: 'meta_$1'
+        action: labelmap
+      - source_labels: [__address__]
+        regex: 'localhost:.*'
+        target_label: instance
+        replacement: local
+"#,
+        closed = closed.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", "),
+        dir = dir.path().display()
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), &scrape).unwrap();
+    let prom_port = free_port();
+    let prom_url = format!("http://127.0.0.1:{prom_port}");
+    let prom = Peer::start(
+        "prometheus",
+        &[
+            format!("--config.file={}", dir.path().join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+        ],
+    );
+    let telltale = start(&format!("collectors:\n  enabled: false\nserver:\n  self_scrape_interval: 0s\n{scrape}"));
+    // Both have scraped every target at least once.
+    let settled = |get: &dyn Fn() -> Value| {
+        eventually("every target scraped", Duration::from_millis(200), || {
+            let v = get();
+            let a = v["data"]["activeTargets"].as_array()?.clone();
+            (a.len() == 9 && a.iter().all(|t| t["health"] != "unknown")).then_some(v)
+        })
+    };
+    let theirs = settled(&|| prometheus_get(&prom_url, "/api/v1/targets"));
+    let ours = settled(&|| json(&telltale.get("/api/v1/targets")));
+    let (a, b) = (comparable(&ours), comparable(&theirs));
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y, "target differs\n{}", prom.log());
+    }
+    assert_eq!(a.len(), b.len());
+    assert_eq!(dropped(&ours), dropped(&theirs));
+    // hashmod gave each closed port a shard; the same as Prometheus's is checked above, and
+    // with 6 addresses over 8 shards more than one shard is used.
+    let shards: std::collections::BTreeSet<String> = a.iter().map(|(_, t)| t["labels"]["shard"].to_string()).collect();
+    assert!(shards.len() > 1, "{shards:?}");
+
+    // The same structure: every key with the type of its value. Telltale answers as
+    // Prometheus 3, which has two fields Debian's Prometheus 2.42 predates:
+    // `droppedTargetCounts` and the `scrapePool` of a dropped target.
+    let newer = [".data.droppedTargetCounts: object", ".data.droppedTargets[].scrapePool: string"];
+    let (mut s1, mut s2) = (Default::default(), Default::default());
+    shape(&ours, "", &mut s1);
+    shape(&theirs, "", &mut s2);
+    for n in newer {
+        assert!(s1.remove(n), "{n} in {s1:?}");
+    }
+    assert_eq!(s1, s2);
+    for q in ["?state=active", "?state=dropped", "?scrapePool=files", "?state=active&scrapePool=ne"] {
+        let path = format!("/api/v1/targets{q}");
+        let (ours, theirs) = (json(&telltale.get(&path)), prometheus_get(&prom_url, &path));
+        let (mut s1, mut s2) = (Default::default(), Default::default());
+        shape(&ours, "", &mut s1);
+        shape(&theirs, "", &mut s2);
+        s1.retain(|k| !k.starts_with(".data.droppedTargetCounts") && !newer.contains(&k.as_str()));
+        assert_eq!(s1, s2, "{path}");
+        let urls = |v: &Value| comparable(v).into_iter().map(|(u, _)| u).collect::<Vec<_>>();
+        assert_eq!(urls(&ours), urls(&theirs), "{path}");
+        assert_eq!(dropped(&ours), dropped(&theirs), "{path}");
+    }
+}
