@@ -179,41 +179,9 @@ async fn otlp_metrics_inner(app: &AppState, headers: &HeaderMap, body: Body, jso
     if !message.is_empty() {
         tracing::debug!(rejected, reason = %message.join("; "), "otlp partial success");
     }
-    let body = otlp_response(json, rejected, &message.join("; "));
+    let body = otlp::metrics_response(json, rejected, &message.join("; "));
     let ctype = if json { "application/json" } else { "application/x-protobuf" };
     Ok(([(header::CONTENT_TYPE, ctype)], body).into_response())
-}
-
-/// `ExportMetricsServiceResponse`, with `partial_success` when anything was not stored.
-fn otlp_response(json: bool, rejected: u64, message: &str) -> Vec<u8> {
-    let partial = rejected > 0 || !message.is_empty();
-    if json {
-        if !partial {
-            return b"{}".to_vec();
-        }
-        // int64 as a string, as OTLP/JSON writes 64-bit integers.
-        let body = serde_json::json!({"partialSuccess": {"rejectedDataPoints": rejected.to_string(), "errorMessage": message}});
-        return body.to_string().into_bytes();
-    }
-    if !partial {
-        return Vec::new();
-    }
-    // ExportMetricsPartialSuccess { int64 rejected_data_points = 1; string error_message = 2; }
-    let mut inner = Vec::new();
-    if rejected > 0 {
-        inner.push(0x08);
-        put_varint(&mut inner, rejected);
-    }
-    if !message.is_empty() {
-        inner.push(0x12);
-        put_varint(&mut inner, message.len() as u64);
-        inner.extend_from_slice(message.as_bytes());
-    }
-    // ExportMetricsServiceResponse { ExportMetricsPartialSuccess partial_success = 1; }
-    let mut out = vec![0x0a];
-    put_varint(&mut out, inner.len() as u64);
-    out.extend_from_slice(&inner);
-    out
 }
 
 /// An OTLP error: the status from [`ApiError::status`], the body a `google.rpc.Status`
@@ -230,6 +198,7 @@ fn otlp_error(e: ApiError, json: bool) -> Response {
     let (ctype, body) = if json {
         ("application/json", serde_json::json!({"code": code, "message": e.message()}).to_string().into_bytes())
     } else {
+        // google.rpc.Status { int32 code = 1; string message = 2; }
         let mut b = vec![0x08];
         put_varint(&mut b, code);
         b.push(0x12);
@@ -256,11 +225,11 @@ mod tests {
 
     #[test]
     fn otlp_partial_success_encodings() {
-        assert_eq!(otlp_response(false, 0, ""), Vec::<u8>::new());
-        assert_eq!(otlp_response(true, 0, ""), b"{}");
-        assert_eq!(otlp_response(false, 300, "x"), vec![0x0a, 0x06, 0x08, 0xac, 0x02, 0x12, 0x01, b'x']);
+        assert_eq!(otlp::metrics_response(false, 0, ""), Vec::<u8>::new());
+        assert_eq!(otlp::metrics_response(true, 0, ""), b"{}");
+        assert_eq!(otlp::metrics_response(false, 300, "x"), vec![0x0a, 0x06, 0x08, 0xac, 0x02, 0x12, 0x01, b'x']);
         assert_eq!(
-            String::from_utf8(otlp_response(true, 2, "dropped")).unwrap(),
+            String::from_utf8(otlp::metrics_response(true, 2, "dropped")).unwrap(),
             r#"{"partialSuccess":{"errorMessage":"dropped","rejectedDataPoints":"2"}}"#
         );
     }

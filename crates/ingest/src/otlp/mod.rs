@@ -107,28 +107,35 @@ impl Dropped {
 impl Decoded {
     /// The `ExportMetricsServiceResponse` body to answer with, as protobuf: empty when everything
     /// was stored, else a `partial_success` with the rejected count and [`Dropped::message`].
-    /// See <https://opentelemetry.io/docs/specs/otlp/#partial-success-1>.
     pub fn response_proto(&self) -> Vec<u8> {
-        proto::ExportMetricsServiceResponse { partial_success: self.partial_success() }.encode_to_vec()
+        metrics_response(false, self.dropped.rejected_data_points(), &self.dropped.message().unwrap_or_default())
     }
 
     /// The same response as OTLP/JSON (`{}` when everything was stored).
     pub fn response_json(&self) -> Vec<u8> {
-        let body = match self.partial_success() {
-            None => serde_json::json!({}),
-            Some(p) => serde_json::json!({"partialSuccess": {
-                // int64 as a string, as OTLP/JSON writes 64-bit integers.
-                "rejectedDataPoints": p.rejected_data_points.to_string(),
-                "errorMessage": p.error_message,
-            }}),
-        };
-        body.to_string().into_bytes()
+        metrics_response(true, self.dropped.rejected_data_points(), &self.dropped.message().unwrap_or_default())
     }
+}
 
-    fn partial_success(&self) -> Option<proto::ExportMetricsPartialSuccess> {
-        let error_message = self.dropped.message()?;
-        let rejected_data_points = i64::try_from(self.dropped.rejected_data_points()).unwrap_or(i64::MAX);
-        Some(proto::ExportMetricsPartialSuccess { rejected_data_points, error_message })
+/// An `ExportMetricsServiceResponse` body, protobuf or OTLP/JSON: with a `partial_success` of
+/// `rejected` points and `message` when either is set, else empty (`{}` in JSON). The server
+/// adds the points its store refused to those the decoder dropped.
+/// See <https://opentelemetry.io/docs/specs/otlp/#partial-success-1>.
+pub fn metrics_response(json: bool, rejected: u64, message: &str) -> Vec<u8> {
+    let partial = (rejected > 0 || !message.is_empty()).then(|| proto::ExportMetricsPartialSuccess {
+        rejected_data_points: i64::try_from(rejected).unwrap_or(i64::MAX),
+        error_message: message.to_string(),
+    });
+    match (json, partial) {
+        (false, partial_success) => proto::ExportMetricsServiceResponse { partial_success }.encode_to_vec(),
+        (true, None) => b"{}".to_vec(),
+        // int64 as a string, as OTLP/JSON writes 64-bit integers.
+        (true, Some(p)) => serde_json::json!({"partialSuccess": {
+            "rejectedDataPoints": p.rejected_data_points.to_string(),
+            "errorMessage": p.error_message,
+        }})
+        .to_string()
+        .into_bytes(),
     }
 }
 
