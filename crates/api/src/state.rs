@@ -71,6 +71,7 @@ struct Inner {
     metadata: MetadataRegistry,
     reloader: OnceLock<Reloader>,
     runtime: RwLock<RuntimeInfo>,
+    rules: telltale_alerting::Rules,
 }
 
 /// What `/api/v1/status/runtimeinfo` reports beyond the process's own facts.
@@ -97,6 +98,7 @@ impl AppState {
             metadata: MetadataRegistry::default(),
             reloader: OnceLock::new(),
             runtime: RwLock::default(),
+            rules: telltale_alerting::Rules::new(),
         };
         let state = Self { inner: Arc::new(inner) };
         let now = state.now_ms();
@@ -165,6 +167,11 @@ impl AppState {
     /// Now, in milliseconds.
     pub fn now_ms(&self) -> Timestamp {
         (self.inner.clock)()
+    }
+
+    /// The rule groups in force (the binary loads them and runs their evaluation).
+    pub fn rules(&self) -> &telltale_alerting::Rules {
+        &self.inner.rules
     }
 
     /// The self-metrics registry.

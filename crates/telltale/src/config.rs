@@ -29,6 +29,10 @@ pub(crate) struct Config {
     pub(crate) otlp: telltale_ingest::otlp::OtlpOptions,
     /// PromQL's lookback and limits. Reloadable.
     pub(crate) query: QueryConfig,
+    /// Prometheus rule files (paths or globs, relative to this file). Reloadable.
+    pub(crate) rule_files: Vec<String>,
+    /// How rules are evaluated, and the built-in rule pack. Reloadable.
+    pub(crate) rules: telltale_alerting::RulesOptions,
 }
 
 /// `query:`
@@ -84,11 +88,19 @@ pub(crate) struct ServerConfig {
     /// How often Telltale writes its own metrics into its store (`"0s"` turns it off).
     #[serde(with = "units::duration")]
     pub(crate) self_scrape_interval: Duration,
+    /// The URL people reach Telltale at, for links in alerts and notifications (empty:
+    /// `http://` + the listen address).
+    pub(crate) external_url: String,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:7070".into(), max_body_size: 64 << 20, self_scrape_interval: Duration::from_secs(15) }
+        Self {
+            listen: "127.0.0.1:7070".into(),
+            max_body_size: 64 << 20,
+            self_scrape_interval: Duration::from_secs(15),
+            external_url: String::new(),
+        }
     }
 }
 
@@ -241,6 +253,14 @@ fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
     if c.storage.maintenance_interval.is_zero() {
         return Err(invalid(origin, "storage.maintenance_interval", "must be greater than zero"));
     }
+    if c.rules.evaluation_interval.is_zero() {
+        return Err(invalid(origin, "rules.evaluation_interval", "must be greater than zero"));
+    }
+    telltale_alerting::builtin::validate(&c.rules.builtin).map_err(|e| invalid(origin, "rules.builtin.disabled", e))?;
+    let url = &c.server.external_url;
+    if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(invalid(origin, "server.external_url", "must start with http:// or https://"));
+    }
     if c.storage.data_dir.as_os_str().is_empty() {
         return Err(invalid(origin, "storage.data_dir", "must not be empty"));
     }
@@ -284,7 +304,12 @@ pub(crate) fn changed_keys(a: &Config, b: &Config) -> Vec<String> {
 
 /// Keys a reload applies without a restart.
 pub(crate) fn is_live(key: &str) -> bool {
-    key == "server.max_body_size" || key == "limits" || key.starts_with("otlp") || key.starts_with("query")
+    key == "server.max_body_size"
+        || key == "limits"
+        || key.starts_with("otlp")
+        || key.starts_with("query")
+        || key.starts_with("rule_files")
+        || (key.starts_with("rules") && key != "rules.resend_delay")
 }
 
 #[cfg(test)]

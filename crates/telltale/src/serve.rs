@@ -55,6 +55,9 @@ fn api_limits(c: &Config) -> Limits {
 }
 
 async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
+    let config_path = source.path.clone();
+    // Rule files are read before anything starts, so a broken one stops startup.
+    let groups = crate::alerting::load_groups(&config, config_path.as_deref()).map_err(anyhow::Error::msg)?;
     let data_dir = config.storage.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let addr = config::listen_addr(&config.server.listen).map_err(anyhow::Error::msg)?;
@@ -113,6 +116,22 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
             move || tsdb.sync_wal()
         })));
     }
+    let external_url = if config.server.external_url.is_empty() {
+        format!("http://{bound}")
+    } else {
+        config.server.external_url.trim_end_matches('/').to_string()
+    };
+    let rules = state.rules().clone();
+    if let Err(e) = rules.persist_to(data_dir.join("alerting").join("rules_state.json")) {
+        warn!(error = %e, "cannot read the saved alert state; alerts start afresh");
+    }
+    rules.set_groups(groups);
+    let ctx = crate::alerting::eval_context(store.clone(), &config, external_url.clone());
+    let send = crate::alerting::sender(&state);
+    tasks.push(tokio::spawn({
+        let stop = stop_rx.clone();
+        async move { rules.run(ctx, Arc::new(system_now_ms), send, stop).await }
+    }));
     info!("ready");
 
     loop {
@@ -197,6 +216,8 @@ fn reloader(source: Source, running: Config, state: AppState) -> telltale_api::R
     let running = Mutex::new(running);
     Arc::new(move || {
         let new = config::load(source.path.as_deref(), &source.env, &source.flags).map_err(|e| e.to_string())?;
+        let groups = crate::alerting::load_groups(&new, source.path.as_deref())?;
+        state.rules().set_groups(groups);
         let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
         let (live, restart): (Vec<String>, Vec<String>) =
             changed_keys(&running, &new).into_iter().partition(|k| is_live(k));
@@ -205,6 +226,8 @@ fn reloader(source: Source, running: Config, state: AppState) -> telltale_api::R
         running.limits = new.limits.clone();
         running.otlp = new.otlp.clone();
         running.query = new.query.clone();
+        running.rule_files = new.rule_files.clone();
+        running.rules = new.rules.clone();
         if !restart.is_empty() {
             warn!(settings = %restart.join(", "), "changed settings need a restart to apply");
         }

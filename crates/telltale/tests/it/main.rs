@@ -151,5 +151,6 @@ fn bodies_over_max_body_size_get_413_naming_the_limit() {
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
+mod alerting;
 mod durability;
 mod prometheus;
