@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use telltale_model::{ErrorKind, Timestamp};
 
+pub mod am;
 pub mod builtin;
 pub mod manager;
 pub mod rulefile;

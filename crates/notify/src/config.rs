@@ -1,0 +1,255 @@
+//! Receiver configs with Alertmanager's keys, and [`Secret`]: values that never show in
+//! logs or APIs.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A secret: given inline, as `${ENV_VAR}` (read at load), or through a `*_file` key.
+/// It prints and serializes as `<secret>`, as Alertmanager does.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A secret from its value.
+    pub fn new(v: impl Into<String>) -> Self {
+        Secret(v.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether no value was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<secret>")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        expand_env(&s).map(Secret).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `${NAME}` references replaced by the environment's values; an unset one is an error.
+fn expand_env(s: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('}').ok_or_else(|| "unterminated ${ in a secret".to_string())?;
+        let name = &rest[i + 2..i + end];
+        let v = std::env::var(name)
+            .map_err(|_| format!("environment variable {name} (referenced by a secret) is not set"))?;
+        out.push_str(&v);
+        rest = &rest[i + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Reads a `*_file` secret (trailing newline trimmed), as Alertmanager does at send time.
+pub(crate) fn read_secret_file(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+        .map_err(|e| format!("cannot read {path}: {e}"))
+}
+
+/// `http_config:` of a receiver (the parts that apply here).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// `Authorization: Basic`.
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization: <type> <credentials>`.
+    pub authorization: Option<Authorization>,
+    /// Follow HTTP redirects (default true).
+    pub follow_redirects: Option<bool>,
+    /// TLS settings; accepted for compatibility, the system roots are used.
+    pub tls_config: Option<serde_json::Value>,
+    /// A proxy; accepted for compatibility, not used.
+    pub proxy_url: Option<String>,
+}
+
+/// `basic_auth:`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: Secret,
+    /// Password read from a file.
+    pub password_file: String,
+}
+
+/// `authorization:`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Authorization {
+    /// The scheme (default `Bearer`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The credentials.
+    pub credentials: Secret,
+    /// Credentials read from a file.
+    pub credentials_file: String,
+}
+
+impl HttpConfig {
+    /// The `Authorization` header value, if any.
+    pub(crate) fn auth_header(&self) -> Result<Option<String>, String> {
+        if let Some(b) = &self.basic_auth {
+            let pw = if b.password_file.is_empty() {
+                b.password.expose().to_string()
+            } else {
+                read_secret_file(&b.password_file)?
+            };
+            return Ok(Some(format!("Basic {}", base64(format!("{}:{pw}", b.username).as_bytes()))));
+        }
+        if let Some(a) = &self.authorization {
+            let c = if a.credentials_file.is_empty() {
+                a.credentials.expose().to_string()
+            } else {
+                read_secret_file(&a.credentials_file)?
+            };
+            let kind = if a.kind.is_empty() { "Bearer" } else { &a.kind };
+            return Ok(Some(format!("{kind} {c}")));
+        }
+        Ok(None)
+    }
+}
+
+fn base64(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// One receiver of the `receivers:` list.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    /// The name routes refer to.
+    pub name: String,
+    /// Generic webhooks (Alertmanager's JSON, version 4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhook_configs: Vec<WebhookConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Retry policy shared by every channel: attempts within the notification's deadline.
+pub(crate) const RETRIES: u32 = 3;
+
+/// `webhook_configs:` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Notify about resolved alerts too (default true).
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+    /// The endpoint (a secret: it often carries a token).
+    #[serde(default)]
+    pub url: Secret,
+    /// The endpoint, read from a file at send time.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub url_file: String,
+    /// At most this many alerts per message (0: all); the rest are counted in `truncatedAlerts`.
+    #[serde(default)]
+    pub max_alerts: usize,
+    /// How long one attempt may take ("0s": 10s).
+    #[serde(default, with = "telltale_model::units::duration")]
+    pub timeout: Duration,
+    /// Authentication and TLS.
+    #[serde(default)]
+    pub http_config: HttpConfig,
+}
+
+impl WebhookConfig {
+    pub(crate) fn endpoint(&self) -> Result<String, String> {
+        if !self.url_file.is_empty() {
+            return read_secret_file(&self.url_file);
+        }
+        Ok(self.url.expose().to_string())
+    }
+}
+
+impl ReceiverConfig {
+    /// Problems with this receiver's settings.
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, w) in self.webhook_configs.iter().enumerate() {
+            if w.url.is_empty() == w.url_file.is_empty() {
+                return Err(format!(
+                    "receiver {:?}: webhook_configs[{i}]: one of url or url_file must be set",
+                    self.name
+                ));
+            }
+            let u = w.url.expose();
+            if !(u.is_empty() || u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(format!(
+                    "receiver {:?}: webhook_configs[{i}]: url must start with http:// or https://",
+                    self.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show() {
+        std::env::set_var("TELLTALE_TEST_HOOK_TOKEN", "s3cr3t");
+        let w: WebhookConfig = serde_json::from_str(r#"{"url":"http://x/${TELLTALE_TEST_HOOK_TOKEN}"}"#).unwrap();
+        assert_eq!(w.url.expose(), "http://x/s3cr3t");
+        assert!(!format!("{w:?}").contains("s3cr3t"));
+        assert!(!serde_json::to_string(&w).unwrap().contains("s3cr3t"));
+        assert!(serde_json::to_string(&w).unwrap().contains("<secret>"));
+        let e = serde_json::from_str::<WebhookConfig>(r#"{"url":"${TELLTALE_TEST_UNSET_VAR}"}"#).unwrap_err();
+        assert!(e.to_string().contains("TELLTALE_TEST_UNSET_VAR"), "{e}");
+    }
+
+    #[test]
+    fn basic_auth_header() {
+        let h = HttpConfig {
+            basic_auth: Some(BasicAuth {
+                username: "Aladdin".into(),
+                password: Secret::new("open sesame"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(h.auth_header().unwrap().unwrap(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    }
+}
