@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod alertmanager;
 mod body;
 mod error;
 mod metadata;
@@ -66,6 +67,15 @@ pub fn router(state: AppState) -> Router {
         .layer(map_response(|r: Response| async move { error::reshape(Shape::InfluxV2, r) }));
     // OTLP renders its own errors (google.rpc.Status in the request's encoding).
     let otlp = Router::new().route("/v1/metrics", post(write::otlp_metrics));
+    // Alertmanager's API answers errors as a JSON string, as go-swagger clients (amtool) expect.
+    let am = Router::new()
+        .route("/api/v2/alerts", get(alertmanager::get_alerts).post(alertmanager::post_alerts))
+        .route("/api/v2/alerts/groups", get(alertmanager::groups))
+        .route("/api/v2/silences", get(alertmanager::get_silences).post(alertmanager::post_silence))
+        .route("/api/v2/silence/{id}", get(alertmanager::get_silence).delete(alertmanager::delete_silence))
+        .route("/api/v2/status", get(alertmanager::status))
+        .route("/api/v2/receivers", get(alertmanager::receivers))
+        .layer(map_response(|r: Response| async move { error::reshape(Shape::JsonString, r) }));
     let admin = Router::new()
         .route("/-/healthy", get(admin::healthy).head(admin::healthy))
         .route("/-/ready", get(admin::ready).head(admin::ready))
@@ -82,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .merge(prom_read)
         .merge(federate)
         .merge(admin)
+        .merge(am)
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), track))
         .with_state(state)

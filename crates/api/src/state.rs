@@ -72,6 +72,7 @@ struct Inner {
     reloader: OnceLock<Reloader>,
     runtime: RwLock<RuntimeInfo>,
     rules: telltale_alerting::Rules,
+    alertmanager: telltale_alerting::am::Alertmanager,
 }
 
 /// What `/api/v1/status/runtimeinfo` reports beyond the process's own facts.
@@ -99,6 +100,7 @@ impl AppState {
             reloader: OnceLock::new(),
             runtime: RwLock::default(),
             rules: telltale_alerting::Rules::new(),
+            alertmanager: telltale_alerting::am::Alertmanager::new(),
         };
         let state = Self { inner: Arc::new(inner) };
         let now = state.now_ms();
@@ -172,6 +174,18 @@ impl AppState {
     /// The rule groups in force (the binary loads them and runs their evaluation).
     pub fn rules(&self) -> &telltale_alerting::Rules {
         &self.inner.rules
+    }
+
+    /// The notification pipeline (alerts, silences, routing); the binary configures it.
+    pub fn alertmanager(&self) -> &telltale_alerting::am::Alertmanager {
+        &self.inner.alertmanager
+    }
+
+    /// Every self-metric family: the registry's, the pipeline's, and the store's `stats`.
+    pub fn families(&self, stats: &[telltale_storage::Stat]) -> Vec<crate::metrics::Family> {
+        let mut f = self.metrics().families(stats);
+        f.extend(crate::alertmanager::families(self));
+        f
     }
 
     /// The self-metrics registry.

@@ -45,6 +45,23 @@ pub(crate) fn eval_context(store: Arc<dyn MetricStore>, c: &Config, external_url
 }
 
 /// Where alerts from rules go: the notification pipeline.
-pub(crate) fn sender(_state: &telltale_api::AppState) -> Arc<dyn Fn(Vec<telltale_alerting::Alert>) + Send + Sync> {
-    Arc::new(|alerts| tracing::debug!(alerts = alerts.len(), "alerts to notify"))
+pub(crate) fn sender(state: &telltale_api::AppState) -> Arc<dyn Fn(Vec<telltale_alerting::Alert>) + Send + Sync> {
+    let am = state.alertmanager().clone();
+    Arc::new(move |alerts| am.receive(alerts, telltale_api::system_now_ms()))
+}
+
+/// Applies the `alerting:` section to the pipeline.
+pub(crate) fn configure(state: &telltale_api::AppState, c: &Config, external_url: &str) -> Result<(), String> {
+    // `/api/v2/status` shows the config as YAML, secrets as `<secret>`.
+    let original = serde_yaml_ng::to_string(&c.alerting).unwrap_or_default();
+    state.alertmanager().configure(&c.alerting, original, external_url.to_string()).map_err(|e| e.to_string())
+}
+
+/// The external URL in force: the configured one, or `http://` + the bound address.
+pub(crate) fn external_url(c: &Config, bound: std::net::SocketAddr) -> String {
+    if c.server.external_url.is_empty() {
+        format!("http://{bound}")
+    } else {
+        c.server.external_url.trim_end_matches('/').to_string()
+    }
 }

@@ -33,6 +33,10 @@ pub(crate) struct Config {
     pub(crate) rule_files: Vec<String>,
     /// How rules are evaluated, and the built-in rule pack. Reloadable.
     pub(crate) rules: telltale_alerting::RulesOptions,
+    /// The notification pipeline: an Alertmanager configuration (`route`, `receivers`,
+    /// `inhibit_rules`, `templates`, `global`), as in `alertmanager.yml`. Reloadable.
+    #[serde(skip_serializing)]
+    pub(crate) alerting: telltale_alerting::am::config::AlertmanagerConfig,
 }
 
 /// `query:`
@@ -256,6 +260,7 @@ fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
     if c.rules.evaluation_interval.is_zero() {
         return Err(invalid(origin, "rules.evaluation_interval", "must be greater than zero"));
     }
+    telltale_alerting::am::Alertmanager::check(&c.alerting).map_err(|e| invalid(origin, "alerting", e))?;
     telltale_alerting::builtin::validate(&c.rules.builtin).map_err(|e| invalid(origin, "rules.builtin.disabled", e))?;
     let url = &c.server.external_url;
     if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
@@ -298,6 +303,9 @@ pub(crate) fn changed_keys(a: &Config, b: &Config) -> Vec<String> {
     if a.limits != b.limits {
         out.push("limits".to_string());
     }
+    if a.alerting != b.alerting {
+        out.push("alerting".to_string());
+    }
     out.sort();
     out
 }
@@ -309,6 +317,7 @@ pub(crate) fn is_live(key: &str) -> bool {
         || key.starts_with("otlp")
         || key.starts_with("query")
         || key.starts_with("rule_files")
+        || key == "alerting"
         || (key.starts_with("rules") && key != "rules.resend_delay")
 }
 

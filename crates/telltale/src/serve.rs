@@ -116,11 +116,17 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
             move || tsdb.sync_wal()
         })));
     }
-    let external_url = if config.server.external_url.is_empty() {
-        format!("http://{bound}")
-    } else {
-        config.server.external_url.trim_end_matches('/').to_string()
-    };
+    let external_url = crate::alerting::external_url(&config, bound);
+    let am = state.alertmanager().clone();
+    if let Err(e) = am.persist_to(data_dir.join("alerting")) {
+        warn!(error = %e, "cannot read saved silences or notification log; starting without them");
+    }
+    crate::alerting::configure(&state, &config, &external_url).map_err(anyhow::Error::msg)?;
+    tasks.push(tokio::spawn({
+        let stop = stop_rx.clone();
+        let notifier: Arc<dyn telltale_notify::Notifier> = Arc::new(telltale_notify::Sender::default());
+        async move { am.run(notifier, Arc::new(system_now_ms), stop).await }
+    }));
     let rules = state.rules().clone();
     if let Err(e) = rules.persist_to(data_dir.join("alerting").join("rules_state.json")) {
         warn!(error = %e, "cannot read the saved alert state; alerts start afresh");
@@ -217,6 +223,8 @@ fn reloader(source: Source, running: Config, state: AppState) -> telltale_api::R
     Arc::new(move || {
         let new = config::load(source.path.as_deref(), &source.env, &source.flags).map_err(|e| e.to_string())?;
         let groups = crate::alerting::load_groups(&new, source.path.as_deref())?;
+        let url = state.alertmanager().external_url();
+        crate::alerting::configure(&state, &new, &url)?;
         state.rules().set_groups(groups);
         let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
         let (live, restart): (Vec<String>, Vec<String>) =
@@ -228,6 +236,7 @@ fn reloader(source: Source, running: Config, state: AppState) -> telltale_api::R
         running.query = new.query.clone();
         running.rule_files = new.rule_files.clone();
         running.rules = new.rules.clone();
+        running.alerting = new.alerting.clone();
         if !restart.is_empty() {
             warn!(settings = %restart.join(", "), "changed settings need a restart to apply");
         }
@@ -281,7 +290,7 @@ async fn self_scrape(
 
 fn scrape_once(state: &AppState, store: &dyn MetricStore, instance: SocketAddr) {
     let instance = instance.to_string();
-    let families = state.metrics().families(&store.stats());
+    let families = state.families(&store.stats());
     let batch = metrics::to_batch(&families, state.now_ms(), &[("job", "telltale"), ("instance", &instance)]);
     if let Err(e) = store.write(&batch) {
         warn!(error = %e, "cannot store own metrics");

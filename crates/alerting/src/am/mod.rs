@@ -28,6 +28,8 @@ use silence::{PostableSilence, Silences};
 
 /// Go's zero time, which Alertmanager's JSON uses for "no end".
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+/// The same, in milliseconds since the epoch.
+const GO_ZERO_MS: Timestamp = -62_135_596_800_000;
 
 /// Alertmanager's label-set fingerprint: FNV-1a 64 over sorted names and values, each
 /// followed by 0xff.
@@ -173,6 +175,11 @@ impl Alertmanager {
         Ok(())
     }
 
+    /// The external URL notifications link to.
+    pub fn external_url(&self) -> String {
+        self.state.lock().external_url.clone()
+    }
+
     /// Checks a config without applying it.
     pub fn check(c: &AlertmanagerConfig) -> std::result::Result<(), String> {
         config::compile(c).map(|_| ())
@@ -244,17 +251,12 @@ impl Alertmanager {
                     return Err(Error::Invalid(format!("invalid alert: empty value for label {k:?}")));
                 }
             }
-            let starts = p
-                .starts_at
-                .filter(|s| !s.is_empty())
-                .map(|s| silence::parse_time("startsAt", &s))
-                .transpose()?
-                .unwrap_or(now);
-            let ends = p
-                .ends_at
-                .filter(|s| !s.is_empty() && s != ZERO_TIME)
-                .map(|s| silence::parse_time("endsAt", &s))
-                .transpose()?;
+            // Go clients (amtool) send the zero time (year 1) for "not set".
+            let set = |t: &Timestamp| *t > GO_ZERO_MS + 86_400_000;
+            let starts_at = p.starts_at.filter(|s| !s.is_empty());
+            let starts = starts_at.map(|s| silence::parse_time("startsAt", &s)).transpose()?.filter(set).unwrap_or(now);
+            let ends_at = p.ends_at.filter(|s| !s.is_empty());
+            let ends = ends_at.map(|s| silence::parse_time("endsAt", &s)).transpose()?.filter(set);
             if ends.is_some_and(|e| e < starts) {
                 return Err(Error::Invalid("invalid alert: start time must be before end time".into()));
             }

@@ -153,4 +153,5 @@ fn bodies_over_max_body_size_get_413_naming_the_limit() {
 
 mod alerting;
 mod durability;
+mod notify;
 mod prometheus;
