@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# Real peers the integration tests start on loopback: Prometheus (remote write sender),
-# node_exporter (reference for the host collectors), curl for quick probes.
-for pkg in prometheus curl; do
+# Real peers the integration tests start on loopback: Prometheus (remote write sender; its
+# promtool checks rule files), node_exporter (reference for the host collectors), curl for
+# quick probes, Alertmanager's amtool (drives the silence API), aiosmtpd (receives mail).
+for pkg in prometheus curl prometheus-alertmanager python3-aiosmtpd openssl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -18,7 +19,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # The Debian packages start system services on well-known ports; the tests start their own.
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    $SUDO systemctl stop prometheus prometheus-node-exporter 2>/dev/null || true
+    $SUDO systemctl stop prometheus prometheus-node-exporter prometheus-alertmanager 2>/dev/null || true
   fi
 fi
 

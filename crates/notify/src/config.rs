@@ -80,8 +80,8 @@ pub struct HttpConfig {
     pub authorization: Option<Authorization>,
     /// Follow HTTP redirects (default true).
     pub follow_redirects: Option<bool>,
-    /// TLS settings; accepted for compatibility, the system roots are used.
-    pub tls_config: Option<serde_json::Value>,
+    /// TLS settings; accepted for compatibility (HTTP channels use the Mozilla roots).
+    pub tls_config: Option<crate::TlsConfig>,
     /// A proxy; accepted for compatibility, not used.
     pub proxy_url: Option<String>,
 }
@@ -160,6 +160,96 @@ pub struct ReceiverConfig {
     /// Generic webhooks (Alertmanager's JSON, version 4).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhook_configs: Vec<WebhookConfig>,
+    /// Email over SMTP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub email_configs: Vec<crate::EmailConfig>,
+    /// Slack.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slack_configs: Vec<crate::SlackConfig>,
+    /// Microsoft Teams.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub msteams_configs: Vec<crate::TeamsConfig>,
+    /// PagerDuty Events API v2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pagerduty_configs: Vec<crate::PagerDutyConfig>,
+    /// Opsgenie.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opsgenie_configs: Vec<crate::OpsgenieConfig>,
+    /// Telegram.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub telegram_configs: Vec<crate::TelegramConfig>,
+    /// Discord.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discord_configs: Vec<crate::DiscordConfig>,
+}
+
+/// `global:` of the Alertmanager config: the pipeline's resolve timeout and the channels'
+/// shared defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlobalConfig {
+    /// An alert posted without `endsAt` resolves after this long unless posted again.
+    #[serde(with = "telltale_model::units::duration")]
+    pub resolve_timeout: Duration,
+    /// Default sender of mail.
+    pub smtp_from: String,
+    /// Default SMTP server, `host:port`.
+    pub smtp_smarthost: String,
+    /// Default EHLO name.
+    pub smtp_hello: String,
+    /// Default SMTP AUTH user.
+    pub smtp_auth_username: String,
+    /// Default SMTP AUTH password.
+    pub smtp_auth_password: Secret,
+    /// Default SMTP AUTH password from a file.
+    pub smtp_auth_password_file: String,
+    /// Accepted for compatibility.
+    pub smtp_auth_identity: String,
+    /// Accepted for compatibility.
+    pub smtp_auth_secret: Secret,
+    /// Default for `require_tls`.
+    pub smtp_require_tls: bool,
+    /// Default Slack URL.
+    pub slack_api_url: Secret,
+    /// Default Slack URL from a file.
+    pub slack_api_url_file: String,
+    /// Default Opsgenie key.
+    pub opsgenie_api_key: Secret,
+    /// Default Opsgenie key from a file.
+    pub opsgenie_api_key_file: String,
+    /// Accepted for compatibility; set `url` per PagerDuty config.
+    pub pagerduty_url: String,
+    /// Accepted for compatibility; set `api_url` per Opsgenie config.
+    pub opsgenie_api_url: String,
+    /// Accepted for compatibility; set `api_url` per Telegram config.
+    pub telegram_api_url: String,
+    /// Accepted for compatibility.
+    pub http_config: Option<HttpConfig>,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        Self {
+            resolve_timeout: Duration::from_secs(300),
+            smtp_from: String::new(),
+            smtp_smarthost: String::new(),
+            smtp_hello: "localhost".into(),
+            smtp_auth_username: String::new(),
+            smtp_auth_password: Secret::default(),
+            smtp_auth_password_file: String::new(),
+            smtp_auth_identity: String::new(),
+            smtp_auth_secret: Secret::default(),
+            smtp_require_tls: true,
+            slack_api_url: Secret::default(),
+            slack_api_url_file: String::new(),
+            opsgenie_api_key: Secret::default(),
+            opsgenie_api_key_file: String::new(),
+            pagerduty_url: String::new(),
+            opsgenie_api_url: String::new(),
+            telegram_api_url: String::new(),
+            http_config: None,
+        }
+    }
 }
 
 fn yes() -> bool {

@@ -1,6 +1,7 @@
 //! HTTP delivery shared by the webhook-style channels: a POST with a timeout, retried with
 //! exponential backoff on 429, 5xx and transport errors (as Alertmanager's notifiers).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{HttpConfig, RETRIES};
@@ -11,7 +12,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// First pause between attempts; doubled each time.
 const BACKOFF: Duration = Duration::from_millis(500);
 
-/// POSTs `body` as JSON to `url`; `headers` are added. Retries up to [`RETRIES`] times.
+/// POSTs `body` as JSON to `url` with `headers`; returns the answer's body. Retried.
 pub(crate) async fn post_json(
     integration: &str,
     url: &str,
@@ -19,25 +20,36 @@ pub(crate) async fn post_json(
     timeout: Duration,
     body: Vec<u8>,
     headers: &[(&str, String)],
-) -> Result<(), Error> {
+) -> Result<String, Error> {
     let auth = http.auth_header().map_err(|message| Error::Config { integration: integration.into(), message })?;
     let timeout = if timeout.is_zero() { DEFAULT_TIMEOUT } else { timeout };
     let mut headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     if let Some(a) = auth {
         headers.push(("authorization".into(), a));
     }
+    let (u, name) = (url.to_string(), integration.to_string());
+    retry(integration, move || post_once(&name, &u, &headers, &body, timeout)).await
+}
+
+/// Runs the blocking `attempt` on the blocking pool up to [`RETRIES`] times, pausing with
+/// exponential backoff between retryable failures.
+pub(crate) async fn retry<T: Send + 'static>(
+    integration: &str,
+    attempt: impl Fn() -> Result<T, Error> + Send + Sync + 'static,
+) -> Result<T, Error> {
+    let attempt = Arc::new(attempt);
     let mut pause = BACKOFF;
-    let mut attempt = 0;
+    let mut n = 0;
     loop {
-        attempt += 1;
-        let (u, b, h, name) = (url.to_string(), body.clone(), headers.clone(), integration.to_string());
-        let result = tokio::task::spawn_blocking(move || post_once(&name, &u, &h, b, timeout))
+        n += 1;
+        let a = attempt.clone();
+        let result = tokio::task::spawn_blocking(move || a())
             .await
             .unwrap_or_else(|e| Err(Error::Transport { integration: integration.into(), message: e.to_string() }));
         match result {
-            Ok(()) => return Ok(()),
-            Err(e) if e.retryable() && attempt < RETRIES => {
-                tracing::debug!(integration, attempt, error = %e, "notification failed; retrying");
+            Ok(v) => return Ok(v),
+            Err(e) if e.retryable() && n < RETRIES => {
+                tracing::debug!(integration, attempt = n, error = %e, "notification failed; retrying");
                 tokio::time::sleep(pause).await;
                 pause *= 2;
             }
@@ -50,9 +62,9 @@ fn post_once(
     integration: &str,
     url: &str,
     headers: &[(String, String)],
-    body: Vec<u8>,
+    body: &[u8],
     timeout: Duration,
-) -> Result<(), Error> {
+) -> Result<String, Error> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(timeout))
@@ -65,13 +77,13 @@ fn post_once(
     }
     // The URL may carry a token: errors name the integration, never the URL.
     let mut res = req
-        .send(&body[..])
+        .send(body)
         .map_err(|e| Error::Transport { integration: integration.into(), message: redact(&e.to_string(), url) })?;
     let status = res.status().as_u16();
-    if (200..300).contains(&status) {
-        return Ok(());
-    }
     let text = res.body_mut().read_to_string().unwrap_or_default();
+    if (200..300).contains(&status) {
+        return Ok(text);
+    }
     let body: String = text.chars().take(200).collect();
     Err(Error::Status { integration: integration.into(), status, body, retry: status == 429 || status >= 500 })
 }

@@ -79,9 +79,8 @@ impl Message {
                     ("GeneratorURL", Value::str(a.generator_url.clone())),
                     ("Fingerprint", Value::str(a.fingerprint.clone())),
                 ];
-                if let Some(v) = a.value {
-                    m.push(("Value", Value::Float(v)));
-                }
+                m.push(("HasValue", Value::Bool(a.value.is_some())));
+                m.push(("Value", Value::Float(a.value.unwrap_or(f64::NAN))));
                 Value::map(m)
             })
             .collect();

@@ -15,5 +15,5 @@ pub(crate) async fn send(c: &WebhookConfig, msg: &Message) -> Result<(), Error> 
     }
     let body =
         serde_json::to_vec(&msg).map_err(|e| Error::Config { integration: name.into(), message: e.to_string() })?;
-    post_json(name, &url, &c.http_config, c.timeout, body, &[]).await
+    post_json(name, &url, &c.http_config, c.timeout, body, &[]).await.map(|_| ())
 }

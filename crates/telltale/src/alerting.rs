@@ -50,11 +50,22 @@ pub(crate) fn sender(state: &telltale_api::AppState) -> Arc<dyn Fn(Vec<telltale_
     Arc::new(move |alerts| am.receive(alerts, telltale_api::system_now_ms()))
 }
 
-/// Applies the `alerting:` section to the pipeline.
-pub(crate) fn configure(state: &telltale_api::AppState, c: &Config, external_url: &str) -> Result<(), String> {
+/// Applies the `alerting:` section to the pipeline, and its `templates:` to `sender`.
+pub(crate) fn configure(
+    state: &telltale_api::AppState,
+    sender: &telltale_notify::Sender,
+    c: &Config,
+    config_path: Option<&Path>,
+    external_url: &str,
+) -> Result<(), String> {
+    let files = telltale_alerting::manager::expand_globs(&c.alerting.templates, &base_dir(config_path))
+        .map_err(|e| format!("alerting.templates: {e}"))?;
+    let templates = telltale_notify::load_templates(&files).map_err(|e| format!("alerting.templates: {e}"))?;
     // `/api/v2/status` shows the config as YAML, secrets as `<secret>`.
     let original = serde_yaml_ng::to_string(&c.alerting).unwrap_or_default();
-    state.alertmanager().configure(&c.alerting, original, external_url.to_string()).map_err(|e| e.to_string())
+    state.alertmanager().configure(&c.alerting, original, external_url.to_string()).map_err(|e| e.to_string())?;
+    sender.set_templates(templates);
+    Ok(())
 }
 
 /// The external URL in force: the configured one, or `http://` + the bound address.

@@ -66,7 +66,8 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     write_addr_file(&data_dir, bound)?;
 
     let state = AppState::new(api_limits(&config), Arc::new(system_now_ms));
-    state.set_reloader(reloader(source, config.clone(), state.clone()));
+    let sender = telltale_notify::Sender::default();
+    state.set_reloader(reloader(source, config.clone(), state.clone(), sender.clone()));
     let retention = units::format_duration(config.storage.tsdb.retention_time);
     state.update_runtime(|r| r.storage_retention = retention);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -121,10 +122,11 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     if let Err(e) = am.persist_to(data_dir.join("alerting")) {
         warn!(error = %e, "cannot read saved silences or notification log; starting without them");
     }
-    crate::alerting::configure(&state, &config, &external_url).map_err(anyhow::Error::msg)?;
+    crate::alerting::configure(&state, &sender, &config, config_path.as_deref(), &external_url)
+        .map_err(anyhow::Error::msg)?;
     tasks.push(tokio::spawn({
         let stop = stop_rx.clone();
-        let notifier: Arc<dyn telltale_notify::Notifier> = Arc::new(telltale_notify::Sender::default());
+        let notifier: Arc<dyn telltale_notify::Notifier> = Arc::new(sender.clone());
         async move { am.run(notifier, Arc::new(system_now_ms), stop).await }
     }));
     let rules = state.rules().clone();
@@ -218,13 +220,18 @@ fn write_addr_file(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<()> {
 
 /// The function `/-/reload` and SIGHUP run: load the config again the same way, apply what
 /// can change live, and name what needs a restart.
-fn reloader(source: Source, running: Config, state: AppState) -> telltale_api::Reloader {
+fn reloader(
+    source: Source,
+    running: Config,
+    state: AppState,
+    sender: telltale_notify::Sender,
+) -> telltale_api::Reloader {
     let running = Mutex::new(running);
     Arc::new(move || {
         let new = config::load(source.path.as_deref(), &source.env, &source.flags).map_err(|e| e.to_string())?;
         let groups = crate::alerting::load_groups(&new, source.path.as_deref())?;
         let url = state.alertmanager().external_url();
-        crate::alerting::configure(&state, &new, &url)?;
+        crate::alerting::configure(&state, &sender, &new, source.path.as_deref(), &url)?;
         state.rules().set_groups(groups);
         let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
         let (live, restart): (Vec<String>, Vec<String>) =

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use telltale_model::Matcher;
-use telltale_notify::ReceiverConfig;
+use telltale_notify::{GlobalConfig, ReceiverConfig};
 
 use super::matchers;
 
@@ -35,21 +35,6 @@ impl Default for AlertmanagerConfig {
             inhibit_rules: Vec::new(),
             templates: Vec::new(),
         }
-    }
-}
-
-/// `global:`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GlobalConfig {
-    /// An alert posted without `endsAt` resolves after this long unless posted again.
-    #[serde(with = "telltale_model::units::duration")]
-    pub resolve_timeout: Duration,
-}
-
-impl Default for GlobalConfig {
-    fn default() -> Self {
-        Self { resolve_timeout: Duration::from_secs(300) }
     }
 }
 
@@ -258,6 +243,7 @@ pub(crate) struct Compiled {
     pub(crate) root: CompiledRoute,
     pub(crate) inhibit: Vec<CompiledInhibit>,
     pub(crate) receivers: BTreeMap<String, ReceiverConfig>,
+    pub(crate) global: GlobalConfig,
 }
 
 /// Checks and compiles the config as Alertmanager's loader does.
@@ -291,5 +277,5 @@ pub(crate) fn compile(c: &AlertmanagerConfig) -> Result<Compiled, String> {
             .map_err(|e| format!("inhibit_rules[{i}]: {e}"))?;
         inhibit.push(CompiledInhibit { source, target, equal: r.equal.clone() });
     }
-    Ok(Compiled { root, inhibit, receivers })
+    Ok(Compiled { root, inhibit, receivers, global: c.global.clone() })
 }

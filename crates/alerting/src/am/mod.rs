@@ -360,7 +360,7 @@ impl Alertmanager {
                 .map(|a| (fingerprint(&a.alert.labels), a.updated_at))
                 .collect();
             let resolved_fps: Vec<u64> = resolved.iter().map(|(f, _)| *f).collect();
-            let integrations = telltale_notify::integrations(&receiver);
+            let integrations = telltale_notify::integrations(&receiver, &cfg.global);
             if integrations.is_empty() {
                 // Nobody to tell: resolved alerts leave the group now.
                 clear_resolved(&mut s, &key, &resolved);
