@@ -24,6 +24,12 @@ pub struct AlertmanagerConfig {
     pub inhibit_rules: Vec<InhibitRule>,
     /// Template files (globs) for notification texts.
     pub templates: Vec<String>,
+    /// Named time intervals for routes' `mute_time_intervals`/`active_time_intervals`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub time_intervals: Vec<super::timeinterval::NamedTimeInterval>,
+    /// The older name of `time_intervals`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mute_time_intervals: Vec<super::timeinterval::NamedTimeInterval>,
 }
 
 impl Default for AlertmanagerConfig {
@@ -34,6 +40,8 @@ impl Default for AlertmanagerConfig {
             receivers: vec![ReceiverConfig { name: "default".into(), ..Default::default() }],
             inhibit_rules: Vec::new(),
             templates: Vec::new(),
+            time_intervals: Vec::new(),
+            mute_time_intervals: Vec::new(),
         }
     }
 }
@@ -69,10 +77,10 @@ pub struct Route {
     /// Re-send an unchanged, still-firing group after this long (inherited; 4h).
     #[serde(skip_serializing_if = "Option::is_none", with = "opt_dur")]
     pub repeat_interval: Option<Duration>,
-    /// Not supported yet: refused at load.
+    /// Names of time intervals during which this route sends nothing.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mute_time_intervals: Vec<String>,
-    /// Not supported yet: refused at load.
+    /// Names of time intervals outside which this route sends nothing.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub active_time_intervals: Vec<String>,
     /// Child routes, tried in order.
@@ -129,6 +137,8 @@ pub(crate) struct CompiledRoute {
     pub(crate) group_wait: Duration,
     pub(crate) group_interval: Duration,
     pub(crate) repeat_interval: Duration,
+    pub(crate) mute: Vec<String>,
+    pub(crate) active: Vec<String>,
     pub(crate) children: Vec<CompiledRoute>,
 }
 
@@ -157,9 +167,6 @@ impl CompiledRoute {
         key_prefix: &str,
         index: usize,
     ) -> Result<CompiledRoute, String> {
-        if !r.mute_time_intervals.is_empty() || !r.active_time_intervals.is_empty() {
-            return Err("route: mute_time_intervals and active_time_intervals are not supported yet".into());
-        }
         let matchers = compile_matchers(&r.matchers, &r.match_, &r.match_re)?;
         let shown: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
         let key = match parent {
@@ -186,6 +193,9 @@ impl CompiledRoute {
                 .unwrap_or(Duration::from_secs(4 * 3600)),
             matchers,
             key,
+            // Time intervals are not inherited (as in Alertmanager).
+            mute: r.mute_time_intervals.clone(),
+            active: r.active_time_intervals.clone(),
             children: Vec::new(),
         };
         if out.group_interval.is_zero() {
@@ -229,6 +239,17 @@ impl CompiledRoute {
     }
 }
 
+impl Compiled {
+    /// Whether `route` may notify at `now`: not inside a mute interval, and inside an
+    /// active interval when it names any.
+    pub(crate) fn may_notify(&self, route: &CompiledRoute, now: telltale_model::Timestamp) -> bool {
+        let hit = |names: &[String]| {
+            names.iter().any(|n| self.intervals.get(n).is_some_and(|v| v.iter().any(|i| i.contains(now))))
+        };
+        !hit(&route.mute) && (route.active.is_empty() || hit(&route.active))
+    }
+}
+
 /// An inhibit rule with compiled matchers.
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledInhibit {
@@ -240,6 +261,7 @@ pub(crate) struct CompiledInhibit {
 /// Everything the pipeline needs from the config, checked.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
+    pub(crate) intervals: BTreeMap<String, Vec<super::timeinterval::TimeInterval>>,
     pub(crate) root: CompiledRoute,
     pub(crate) inhibit: Vec<CompiledInhibit>,
     pub(crate) receivers: BTreeMap<String, ReceiverConfig>,
@@ -269,6 +291,26 @@ pub(crate) fn compile(c: &AlertmanagerConfig) -> Result<Compiled, String> {
         r.children.iter().try_for_each(|c| check(c, known))
     }
     check(&root, &receivers)?;
+    let mut intervals = BTreeMap::new();
+    for ti in c.time_intervals.iter().chain(&c.mute_time_intervals) {
+        let compiled: Result<Vec<_>, String> = ti.time_intervals.iter().map(|t| t.compile()).collect();
+        let compiled = compiled.map_err(|e| format!("time_intervals {:?}: {e}", ti.name))?;
+        if intervals.insert(ti.name.clone(), compiled).is_some() {
+            return Err(format!("time_intervals: name {:?} is not unique", ti.name));
+        }
+    }
+    fn check_names(
+        r: &CompiledRoute,
+        known: &BTreeMap<String, Vec<super::timeinterval::TimeInterval>>,
+    ) -> Result<(), String> {
+        for n in r.mute.iter().chain(&r.active) {
+            if !known.contains_key(n) {
+                return Err(format!("route: undefined time interval {n:?} used in route"));
+            }
+        }
+        r.children.iter().try_for_each(|c| check_names(c, known))
+    }
+    check_names(&root, &intervals)?;
     let mut inhibit = Vec::new();
     for (i, r) in c.inhibit_rules.iter().enumerate() {
         let source = compile_matchers(&r.source_matchers, &r.source_match, &r.source_match_re)
@@ -277,5 +319,5 @@ pub(crate) fn compile(c: &AlertmanagerConfig) -> Result<Compiled, String> {
             .map_err(|e| format!("inhibit_rules[{i}]: {e}"))?;
         inhibit.push(CompiledInhibit { source, target, equal: r.equal.clone() });
     }
-    Ok(Compiled { root, inhibit, receivers, global: c.global.clone() })
+    Ok(Compiled { intervals, root, inhibit, receivers, global: c.global.clone() })
 }

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod matchers;
 pub mod silence;
+pub mod timeinterval;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -350,6 +351,11 @@ impl Alertmanager {
             }
             if let Some(g) = s.groups.get_mut(&key) {
                 g.next_flush = now + route.group_interval.as_millis() as i64;
+            }
+            // Outside the route's active times (or inside a mute time): nothing is sent and
+            // the log is untouched, so the group is notified once the time comes.
+            if !cfg.may_notify(&route, now) {
+                continue;
             }
             let receiver = cfg.receivers.get(&route.receiver).cloned().unwrap_or_default();
             let firing: Vec<u64> =

@@ -179,3 +179,56 @@ fn config_errors() {
     assert!(bad("route: {receiver: a}\nreceivers: [{name: a, webhook_configs: [{url: ftp://x}]}]\n")
         .contains("url must start with http"));
 }
+
+#[tokio::test]
+async fn mute_and_active_time_intervals_and_group_by_all() {
+    let yaml = r#"
+route:
+  receiver: day
+  group_by: ['...']
+  group_wait: 0s
+  group_interval: 1m
+  routes:
+    - matchers: ['team="night"']
+      receiver: night
+      active_time_intervals: [nights]
+    - matchers: ['team="day"']
+      receiver: day
+      mute_time_intervals: [nights]
+receivers:
+  - name: day
+    webhook_configs: [{url: "http://127.0.0.1:1/d"}]
+  - name: night
+    webhook_configs: [{url: "http://127.0.0.1:1/n"}]
+time_intervals:
+  - name: nights
+    time_intervals:
+      - times: [{start_time: '22:00', end_time: '24:00'}]
+"#;
+    let c: AlertmanagerConfig = serde_yaml_ng::from_str(yaml).unwrap();
+    let (am, rec) = (Alertmanager::new(), Recording::default());
+    am.configure(&c, yaml.into(), String::new()).unwrap();
+    // 2023-11-14T12:00:00Z: midday.
+    let noon = 1_699_963_200_000;
+    am.receive(
+        vec![
+            alert("A", &[("team", "night"), ("x", "1")], noon, Some(noon + 86_400_000)),
+            alert("B", &[("team", "day")], noon, Some(noon + 86_400_000)),
+        ],
+        noon,
+    );
+    let sent = step(&am, &rec, noon).await;
+    assert_eq!(sent.len(), 1, "the night route is outside its active time");
+    assert_eq!(sent[0].1.receiver, "day");
+    // group_by '...': every label is a group label.
+    assert_eq!(sent[0].1.group_labels.len(), 2);
+    // 22:30: the night route may send, the day route is muted (and stays quiet).
+    let late = noon + 10 * 3_600_000 + 30 * 60_000;
+    let sent = step(&am, &rec, late).await;
+    let receivers: Vec<&str> = sent.iter().map(|(_, m)| m.receiver.as_str()).collect();
+    assert_eq!(receivers, ["night"]);
+    let bad = "route: {receiver: a, routes: [{receiver: a, mute_time_intervals: [nope]}]}\nreceivers: [{name: a}]\n";
+    assert!(Alertmanager::check(&serde_yaml_ng::from_str(bad).unwrap())
+        .unwrap_err()
+        .contains("undefined time interval \"nope\""));
+}
