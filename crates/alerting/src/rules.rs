@@ -213,6 +213,10 @@ pub struct Group {
     pub last_evaluation: Option<Timestamp>,
     /// How long the last round took.
     pub evaluation_time: Duration,
+    /// Rule evaluations so far.
+    pub evaluations: u64,
+    /// Rule evaluations that failed so far.
+    pub failures: u64,
 }
 
 /// A group's persisted alert state: rule key to its alerts.
@@ -256,6 +260,8 @@ impl Group {
             rules,
             last_evaluation: None,
             evaluation_time: Duration::ZERO,
+            evaluations: 0,
+            failures: 0,
         }
     }
 
@@ -263,6 +269,8 @@ impl Group {
     pub fn copy_state(&mut self, old: &Group) {
         self.last_evaluation = old.last_evaluation;
         self.evaluation_time = old.evaluation_time;
+        self.evaluations = old.evaluations;
+        self.failures = old.failures;
         let mut olds: Vec<&Rule> = old.rules.iter().collect();
         for r in &mut self.rules {
             if let Some(i) = olds.iter().position(|o| o.key() == r.key()) {
@@ -358,6 +366,10 @@ impl Group {
             }
             rule.status.last_evaluation = Some(at);
             rule.status.evaluation_time = t0.elapsed();
+            self.evaluations += 1;
+            if rule.status.health == Health::Err {
+                self.failures += 1;
+            }
         }
         self.last_evaluation = Some(at);
         self.evaluation_time = start.elapsed();

@@ -88,6 +88,12 @@ pub(crate) async fn receivers(State(app): State<AppState>) -> Response {
     json(app.alertmanager().receivers())
 }
 
+/// `GET /api/v1/notifications`: Telltale's notification log (per group, receiver and
+/// integration: when last notified, the last attempt, its error).
+pub(crate) async fn notifications(State(app): State<AppState>) -> Response {
+    crate::read::success(app.alertmanager().log_json())
+}
+
 /// The pipeline's counters as metric families.
 pub(crate) fn families(app: &AppState) -> Vec<Family> {
     let s = app.alertmanager().stats();
@@ -97,7 +103,23 @@ pub(crate) fn families(app: &AppState) -> Vec<Family> {
         kind: MetricType::Counter,
         points: points.into_iter().map(|(l, v)| ("", l, v)).collect(),
     };
+    let groups = app.rules().groups();
+    let per_group = |f: &dyn Fn(&telltale_alerting::rules::Group) -> f64| -> Vec<(Vec<(&'static str, String)>, f64)> {
+        groups.iter().map(|g| (vec![("rule_group", format!("{};{}", g.file, g.name))], f(g))).collect()
+    };
     vec![
+        counter("telltale_rule_evaluations_total", "Rule evaluations, by group.", per_group(&|g| g.evaluations as f64)),
+        counter(
+            "telltale_rule_evaluation_failures_total",
+            "Rule evaluations that failed, by group.",
+            per_group(&|g| g.failures as f64),
+        ),
+        Family {
+            name: "telltale_rule_group_last_duration_seconds".into(),
+            help: "How long the group's last evaluation took.".into(),
+            kind: MetricType::Gauge,
+            points: per_group(&|g| g.evaluation_time.as_secs_f64()).into_iter().map(|(l, v)| ("", l, v)).collect(),
+        },
         counter(
             "telltale_alerts_received_total",
             "Alerts received by the notification pipeline, by status.",

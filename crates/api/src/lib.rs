@@ -53,7 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
         .route("/api/v1/rules", get(rules::rules).post(rules::rules))
-        .route("/api/v1/alerts", get(rules::alerts).post(rules::alerts));
+        .route("/api/v1/alerts", get(rules::alerts).post(rules::alerts))
+        .route("/api/v1/notifications", get(alertmanager::notifications));
     let federate = Router::new().route("/federate", get(query::federate)).layer(map_response(text_errors));
     let prom_write = Router::new()
         .route("/api/v1/write", post(write::remote_write))

@@ -74,6 +74,18 @@ pub struct LogEntry {
     /// The last failure, if the last attempt failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When the last attempt was made (ms), successful or not.
+    #[serde(default)]
+    pub last_attempt: Timestamp,
+    /// The group notified.
+    #[serde(default)]
+    pub group_key: String,
+    /// The receiver.
+    #[serde(default)]
+    pub receiver: String,
+    /// The integration (`webhook[0]`, ...).
+    #[serde(default)]
+    pub integration: String,
 }
 
 #[derive(Debug)]
@@ -385,7 +397,16 @@ impl Alertmanager {
                     // learns the receiver's alerts are gone (as Alertmanager's RetryStage).
                     s.nflog.insert(
                         log_key,
-                        LogEntry { firing: Vec::new(), resolved: resolved_fps.clone(), at: now, error: None },
+                        LogEntry {
+                            firing: Vec::new(),
+                            resolved: resolved_fps.clone(),
+                            at: now,
+                            error: None,
+                            last_attempt: now,
+                            group_key: key.clone(),
+                            receiver: route.receiver.clone(),
+                            integration: name.clone(),
+                        },
                     );
                     continue;
                 }
@@ -420,7 +441,16 @@ impl Alertmanager {
                     *self.stats.lock().notifications.entry(kind).or_default() += 1;
                     s.nflog.insert(
                         d.log_key.clone(),
-                        LogEntry { firing: d.firing, resolved: d.resolved, at: now, error: None },
+                        LogEntry {
+                            firing: d.firing,
+                            resolved: d.resolved,
+                            at: now,
+                            error: None,
+                            last_attempt: now,
+                            group_key: d.group_key.clone(),
+                            receiver: d.message.receiver.clone(),
+                            integration: d.integration_name.clone(),
+                        },
                     );
                     clear_resolved(&mut s, &d.group_key, &d.sent_resolved);
                 }
@@ -429,6 +459,10 @@ impl Alertmanager {
                     tracing::warn!(integration = %d.integration_name, receiver = %d.message.receiver, error = %e, "notification failed");
                     let entry = s.nflog.entry(d.log_key.clone()).or_default();
                     entry.error = Some(e.to_string());
+                    entry.last_attempt = now;
+                    entry.group_key = d.group_key.clone();
+                    entry.receiver = d.message.receiver.clone();
+                    entry.integration = d.integration_name.clone();
                 }
             }
             drop(s);
@@ -469,6 +503,31 @@ impl Alertmanager {
     /// The notification log, for the API and tests.
     pub fn log(&self) -> BTreeMap<String, LogEntry> {
         self.state.lock().nflog.clone()
+    }
+
+    /// Telltale's `GET /api/v1/notifications`: the notification log, newest attempt first:
+    /// what each receiver's integration was last told about each group, and its last error.
+    pub fn log_json(&self) -> Json {
+        let s = self.state.lock();
+        let mut entries: Vec<&LogEntry> = s.nflog.values().collect();
+        entries.sort_by_key(|e| std::cmp::Reverse(e.last_attempt));
+        Json::Array(
+            entries
+                .into_iter()
+                .map(|e| {
+                    json!({
+                        "groupKey": e.group_key,
+                        "receiver": e.receiver,
+                        "integration": e.integration,
+                        "lastNotified": if e.at > 0 { Json::String(api_time(e.at)) } else { Json::Null },
+                        "lastAttempt": api_time(e.last_attempt),
+                        "firing": e.firing.len(),
+                        "resolved": e.resolved.len(),
+                        "error": e.error,
+                    })
+                })
+                .collect(),
+        )
     }
 
     /// `POST /api/v2/silences`: returns `{"silenceID": ...}`.

@@ -188,6 +188,7 @@ fn amtool_drives_alerts_and_silences_and_a_restart_does_not_page_again() {
         .any(|g| g["labels"]["alertname"] == "Other" && g["receiver"]["name"] == "hook"));
     let m = s.get("/metrics").text();
     assert!(m.contains("telltale_notifications_total{integration=\"webhook\"} 1\n"), "{m}");
+    assert!(m.contains("telltale_rule_evaluations_total{rule_group=\"builtin:node.yml;telltale-node\"}"), "{m}");
 
     // Bad input gets a 400 with the reason as a JSON string.
     let r = s.post("/api/v2/alerts", "application/json", br#"[{"labels":{}}]"#);
@@ -212,4 +213,38 @@ fn firing_rules_reach_the_webhook_with_a_link_to_the_graph() {
     assert_eq!(a["generatorURL"], "http://tt.example:7070/explore?query=vector%2842%29&tab=graph");
     assert_eq!(v["externalURL"], "http://tt.example:7070");
     drop(s);
+}
+
+#[test]
+fn failures_are_counted_and_logged_and_the_config_reloads() {
+    // Nothing listens on the first URL: three attempts, then a failure in the log.
+    let dead = format!("http://127.0.0.1:{}", telltale_testkit::free_port());
+    let s = TestServer::start(BIN, &config(&dead));
+    let r = s.post("/api/v2/alerts", "application/json", br#"[{"labels":{"alertname":"X"}}]"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let entry = telltale_testkit::eventually("a failed notification in the log", Duration::from_millis(100), || {
+        let j = json(&s.get("/api/v1/notifications"));
+        j["data"].as_array().and_then(|a| a.first().cloned()).filter(|e| e["error"].is_string())
+    });
+    assert_eq!(entry["receiver"], "hook");
+    assert_eq!(entry["integration"], "webhook[0]");
+    assert_eq!(entry["lastNotified"], serde_json::Value::Null);
+    assert!(!entry["error"].as_str().unwrap().contains(&dead), "the URL is a secret: {entry}");
+    let m = s.get("/metrics").text();
+    assert!(m.contains("telltale_notifications_failed_total{integration=\"webhook\"} 1\n"), "{m}");
+    assert!(!s.log().contains(&dead), "the URL is a secret and never logged");
+
+    // Reload with a working receiver: the next group interval delivers.
+    let hook = Hook::start();
+    std::fs::write(s.config_path(), config(&hook.url)).unwrap();
+    let r = s.request("POST", "/-/reload", &[], &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("alerting"), "{}", r.text());
+    let (_, _, v) = hook.next();
+    assert_eq!(v["alerts"][0]["labels"]["alertname"], "X");
+    // A bad alerting config is refused and the running one stays.
+    std::fs::write(s.config_path(), "alerting:\n  route: {receiver: nope}\n").unwrap();
+    let r = s.request("POST", "/-/reload", &[], &[]);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("undefined receiver \"nope\""), "{}", r.text());
 }
