@@ -9,6 +9,8 @@ use crate::{Env, Error, Templates, Value};
 const MAX_DEPTH: usize = 100;
 /// Largest output one render may produce, so a runaway template cannot eat memory.
 const MAX_OUTPUT: usize = 4 << 20;
+/// Most nodes one render may execute, so `{{ range 1000000000 }}` cannot hang a rule group.
+const MAX_STEPS: u64 = 1_000_000;
 
 pub(crate) struct Exec<'a> {
     pub(crate) set: &'a Templates,
@@ -16,6 +18,7 @@ pub(crate) struct Exec<'a> {
     name: String,
     vars: Vec<(String, Value)>,
     depth: usize,
+    steps: u64,
 }
 
 enum Flow {
@@ -25,7 +28,7 @@ enum Flow {
 }
 
 pub(crate) fn run(set: &Templates, name: &str, body: &[Node], data: &Value, env: &Env) -> Result<String, Error> {
-    let mut ex = Exec { set, env, name: name.to_string(), vars: vec![(String::new(), data.clone())], depth: 0 };
+    let mut ex = Exec { set, env, name: name.to_string(), vars: vec![(String::new(), data.clone())], depth: 0, steps: 0 };
     let mut out = String::new();
     ex.walk(body, data, &mut out).map_err(|message| Error::Exec { name: ex.name.clone(), message })?;
     Ok(out)
@@ -36,6 +39,10 @@ impl Exec<'_> {
         for n in nodes {
             if out.len() > MAX_OUTPUT {
                 return Err(format!("output larger than {MAX_OUTPUT} bytes"));
+            }
+            self.steps += 1;
+            if self.steps > MAX_STEPS {
+                return Err(format!("template took more than {MAX_STEPS} steps"));
             }
             match n {
                 Node::Text(t) => out.push_str(t),
@@ -77,6 +84,9 @@ impl Exec<'_> {
                     let items: Vec<(Value, Value)> = match v {
                         Value::List(l) => l.into_iter().enumerate().map(|(i, e)| (Value::Int(i as i64), e)).collect(),
                         Value::Map(m) => m.into_iter().map(|(k, e)| (Value::Str(k), e)).collect(),
+                        Value::Int(n) if n > MAX_STEPS as i64 => {
+                            return Err(format!("range over {n}: more than {MAX_STEPS} iterations"))
+                        }
                         Value::Int(n) => (0..n.max(0)).map(|i| (Value::Int(i), Value::Int(i))).collect(),
                         Value::Nil => Vec::new(),
                         other => return Err(format!("range can't iterate over {}", other.to_go_string())),
@@ -90,6 +100,10 @@ impl Exec<'_> {
                         continue;
                     }
                     for (k, e) in items {
+                        self.steps += 1;
+                        if self.steps > MAX_STEPS {
+                            return Err(format!("template took more than {MAX_STEPS} steps"));
+                        }
                         let inner = self.vars.len();
                         match decl.as_slice() {
                             [one] => self.set_var(one, e.clone(), p.assign)?,

@@ -254,5 +254,32 @@ fn exec_errors_are_reported_not_panics() {
     let e = render("t", "{{ first . }}", &Value::List(vec![]), &Env::default()).unwrap_err();
     assert!(e.to_string().contains("first() called on vector with no elements"), "{e}");
     assert!(render("t", "{{ $nope }}", &Value::Nil, &Env::default()).is_err());
+    let e = render("t", "{{ range 1000000000 }}{{ end }}", &Value::Nil, &Env::default()).unwrap_err();
+    assert!(e.to_string().contains("more than 1000000 iterations"), "{e}");
+    let e = render("t", "{{ range 900000 }}{{ range 900000 }}{{ end }}{{ end }}", &Value::Nil, &Env::default()).unwrap_err();
+    assert!(e.to_string().contains("steps"), "{e}");
     assert!(render("t", "{{ .A.B }}", &Value::map([("A", Value::Int(1))]), &Env::default()).is_err());
+}
+
+mod props {
+    use proptest::prelude::*;
+
+    use crate::{go_float, render, Env, Value};
+
+    proptest! {
+        /// `%v` of a float reads back as the same float (shortest round-trip digits).
+        #[test]
+        fn go_float_round_trips(x in any::<f64>().prop_filter("finite", |x| x.is_finite())) {
+            let s = go_float(x);
+            prop_assert_eq!(s.parse::<f64>().unwrap(), x, "{}", s);
+        }
+
+        /// Text without `{{` renders as itself; any input either parses or errs, never panics.
+        #[test]
+        fn plain_text_is_itself_and_nothing_panics(s in "[^{}]*", junk in ".{0,64}") {
+            prop_assert_eq!(render("t", &s, &Value::Nil, &Env::default()).unwrap(), s);
+            let _ = render("t", &junk, &Value::Nil, &Env::default());
+            let _ = render("t", &format!("{{{{ {junk} }}}}"), &Value::Nil, &Env::default());
+        }
+    }
 }

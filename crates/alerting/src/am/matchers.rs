@@ -124,4 +124,16 @@ mod tests {
         assert!(parse("nope").is_err());
         assert!(parse("a=~(").is_err());
     }
+
+    proptest::proptest! {
+        /// A matcher printed the way Alertmanager prints it parses back to itself.
+        #[test]
+        fn printed_matchers_parse_back(name in "[a-zA-Z_][a-zA-Z0-9_]{0,10}", value in "[ -~]{0,20}", op in 0..4usize) {
+            let op = [MatchOp::Equal, MatchOp::NotEqual, MatchOp::Regex, MatchOp::NotRegex][op];
+            let Ok(m) = Matcher::new(op, &name, &value) else { return Ok(()) };
+            let printed = format!("{{{}}}", m);
+            let back = parse(&printed).unwrap();
+            proptest::prop_assert_eq!(back, vec![m]);
+        }
+    }
 }
