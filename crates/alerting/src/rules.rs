@@ -307,7 +307,11 @@ impl Group {
                 .find(|r| r.is_alerting() && r.spec.name() == saved.name && r.spec.expr == saved.expr)
             {
                 for a in &saved.alerts {
-                    r.active.insert(a.labels.clone(), a.clone());
+                    // A new process's pipeline knows nothing yet: send at the first evaluation
+                    // (its notification log keeps receivers from being paged again).
+                    let mut a = a.clone();
+                    a.last_sent_at = None;
+                    r.active.insert(a.labels.clone(), a);
                 }
             }
         }

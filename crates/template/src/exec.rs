@@ -28,7 +28,8 @@ enum Flow {
 }
 
 pub(crate) fn run(set: &Templates, name: &str, body: &[Node], data: &Value, env: &Env) -> Result<String, Error> {
-    let mut ex = Exec { set, env, name: name.to_string(), vars: vec![(String::new(), data.clone())], depth: 0, steps: 0 };
+    let mut ex =
+        Exec { set, env, name: name.to_string(), vars: vec![(String::new(), data.clone())], depth: 0, steps: 0 };
     let mut out = String::new();
     ex.walk(body, data, &mut out).map_err(|message| Error::Exec { name: ex.name.clone(), message })?;
     Ok(out)

@@ -256,7 +256,8 @@ fn exec_errors_are_reported_not_panics() {
     assert!(render("t", "{{ $nope }}", &Value::Nil, &Env::default()).is_err());
     let e = render("t", "{{ range 1000000000 }}{{ end }}", &Value::Nil, &Env::default()).unwrap_err();
     assert!(e.to_string().contains("more than 1000000 iterations"), "{e}");
-    let e = render("t", "{{ range 900000 }}{{ range 900000 }}{{ end }}{{ end }}", &Value::Nil, &Env::default()).unwrap_err();
+    let e = render("t", "{{ range 900000 }}{{ range 900000 }}{{ end }}{{ end }}", &Value::Nil, &Env::default())
+        .unwrap_err();
     assert!(e.to_string().contains("steps"), "{e}");
     assert!(render("t", "{{ .A.B }}", &Value::map([("A", Value::Int(1))]), &Env::default()).is_err());
 }

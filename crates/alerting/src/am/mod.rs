@@ -369,6 +369,18 @@ impl Alertmanager {
             if !cfg.may_notify(&route, now) {
                 continue;
             }
+            // Everything muted: the pipeline stops before dedup (Alertmanager's MultiStage
+            // returns on an empty alert list), so the log keeps what receivers were told.
+            if shown.is_empty() {
+                let resolved: Vec<(u64, Timestamp)> = s.groups[&key]
+                    .alerts
+                    .values()
+                    .filter(|a| a.ends_at <= now)
+                    .map(|a| (fingerprint(&a.alert.labels), a.updated_at))
+                    .collect();
+                clear_resolved(&mut s, &key, &resolved);
+                continue;
+            }
             let receiver = cfg.receivers.get(&route.receiver).cloned().unwrap_or_default();
             let firing: Vec<u64> =
                 shown.iter().filter(|a| a.ends_at > now).map(|a| fingerprint(&a.alert.labels)).collect();

@@ -232,3 +232,16 @@ time_intervals:
         .unwrap_err()
         .contains("undefined time interval \"nope\""));
 }
+
+#[tokio::test]
+async fn a_silence_in_between_does_not_reset_what_the_receiver_knows() {
+    let (am, rec) = (am(), Recording::default());
+    am.receive(vec![alert("A", &[], T0, Some(T0 + 3600 * S))], T0);
+    assert_eq!(step(&am, &rec, T0 + 30 * S).await.len(), 1);
+    let body = br#"{"matchers":[{"name":"alertname","value":"A","isRegex":false}],"startsAt":"2023-11-14T22:13:20Z","endsAt":"2023-11-15T22:13:20Z","createdBy":"me","comment":"c"}"#;
+    let id = am.post_silence(body, T0 + 40 * S).unwrap()["silenceID"].as_str().unwrap().to_string();
+    assert!(step(&am, &rec, T0 + 330 * S).await.is_empty(), "muted");
+    am.expire_silence(&id, T0 + 400 * S).unwrap();
+    // Unchanged since the last notification and inside repeat_interval: nothing new.
+    assert!(step(&am, &rec, T0 + 630 * S).await.is_empty());
+}

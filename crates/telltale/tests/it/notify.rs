@@ -248,3 +248,65 @@ fn failures_are_counted_and_logged_and_the_config_reloads() {
     assert_eq!(r.status, 400);
     assert!(r.text().contains("undefined receiver \"nope\""), "{}", r.text());
 }
+
+#[test]
+fn a_real_prometheus_uses_telltale_as_its_alertmanager() {
+    let hook = Hook::start();
+    let s = TestServer::start(BIN, &config(&hook.url));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n- name: p\n  rules:\n  - alert: FromPrometheus\n    expr: vector(1)\n    labels: {severity: ticket}\n    annotations: {summary: sent by a real Prometheus}\n",
+    )
+    .unwrap();
+    let target = s.url().trim_start_matches("http://").to_string();
+    let cfg = format!(
+        "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n    - api_version: v2\n      static_configs:\n        - targets: ['{target}']\n"
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), cfg).unwrap();
+    let port = telltale_testkit::free_port();
+    let _prom = telltale_testkit::Peer::start(
+        "prometheus",
+        &[
+            format!("--config.file={}", dir.path().join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            // Its first send can come before it has discovered Telltale (and is dropped);
+            // the resend is then 1 s away rather than a minute.
+            "--rules.alert.resend-delay=1s".to_string(),
+        ],
+    );
+    let (_, _, v) = hook.next();
+    check_webhook_schema(&v);
+    let a = &v["alerts"][0];
+    assert_eq!(a["labels"]["alertname"], "FromPrometheus");
+    assert_eq!(a["labels"]["severity"], "ticket");
+    assert_eq!(a["annotations"]["summary"], "sent by a real Prometheus");
+    assert!(a["generatorURL"].as_str().unwrap().contains("/graph?g0.expr="), "{a}");
+    let alerts = json(&s.get("/api/v2/alerts"));
+    assert_eq!(alerts[0]["labels"]["alertname"], "FromPrometheus");
+}
+
+#[test]
+fn a_restart_keeps_firing_rule_alerts_and_does_not_page_again() {
+    let hook = Hook::start();
+    let rules = "groups:\n- name: t\n  interval: 1s\n  rules:\n  - alert: Hot\n    expr: vector(42)\n";
+    let cfg = format!("rule_files: [data/rules.yml]\n{}", config(&hook.url));
+    let mut s = TestServer::start_with(BIN, &cfg, |d| std::fs::write(d.join("rules.yml"), rules).unwrap());
+    let (_, _, v) = hook.next();
+    assert_eq!(v["alerts"][0]["labels"]["alertname"], "Hot");
+    let before = json(&s.get("/api/v1/alerts"))["data"]["alerts"][0].clone();
+    s.restart();
+    // Firing at once after the restart, with the same activeAt, in both APIs.
+    let after = json(&s.get("/api/v1/alerts"))["data"]["alerts"][0].clone();
+    assert_eq!((after["state"].as_str(), &after["activeAt"]), (Some("firing"), &before["activeAt"]));
+    telltale_testkit::eventually("Hot back in the pipeline", Duration::from_millis(100), || {
+        json(&s.get("/api/v2/alerts")).as_array().filter(|a| !a.is_empty()).cloned()
+    });
+    // A new alert after that is the next notification: Hot did not page again.
+    std::fs::write(s.data_dir().join("rules.yml"), format!("{rules}  - alert: AfterRestart\n    expr: vector(1)\n"))
+        .unwrap();
+    assert_eq!(s.request("POST", "/-/reload", &[], &[]).status, 200);
+    let (_, _, v) = hook.next();
+    assert_eq!(v["alerts"][0]["labels"]["alertname"], "AfterRestart", "Hot paged again: {v}");
+}
