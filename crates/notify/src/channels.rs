@@ -142,6 +142,9 @@ pub struct SlackConfig {
     /// Short fields of the attachment.
     #[serde(default)]
     pub fields: Vec<SlackField>,
+    /// How long one attempt may take ("0s": 10s).
+    #[serde(default, with = "telltale_model::units::duration")]
+    pub timeout: Duration,
     /// Authentication (a bot token for chat.postMessage) and TLS.
     #[serde(default)]
     pub http_config: HttpConfig,
@@ -262,6 +265,9 @@ pub struct TeamsConfig {
     /// Card text (markdown).
     #[serde(default = "TeamsConfig::d_text")]
     pub text: String,
+    /// How long one attempt may take ("0s": 10s).
+    #[serde(default, with = "telltale_model::units::duration")]
+    pub timeout: Duration,
     /// Authentication and TLS.
     #[serde(default)]
     pub http_config: HttpConfig,
@@ -343,6 +349,9 @@ pub struct PagerDutyConfig {
     /// Links.
     #[serde(default)]
     pub links: Vec<PagerDutyLink>,
+    /// How long one attempt may take ("0s": 10s).
+    #[serde(default, with = "telltale_model::units::duration")]
+    pub timeout: Duration,
     /// Authentication and TLS.
     #[serde(default)]
     pub http_config: HttpConfig,
@@ -473,6 +482,9 @@ pub struct OpsgenieConfig {
     /// Who is notified.
     #[serde(default)]
     pub responders: Vec<OpsgenieResponder>,
+    /// How long one attempt may take ("0s": 10s).
+    #[serde(default, with = "telltale_model::units::duration")]
+    pub timeout: Duration,
     /// Authentication and TLS.
     #[serde(default)]
     pub http_config: HttpConfig,
@@ -595,6 +607,9 @@ pub struct TelegramConfig {
     /// `HTML` (default), `MarkdownV2`, `Markdown`, or empty.
     #[serde(default = "TelegramConfig::d_parse_mode")]
     pub parse_mode: String,
+    /// How long one attempt may take ("0s": 10s).
+    #[serde(default, with = "telltale_model::units::duration")]
+    pub timeout: Duration,
     /// Authentication and TLS.
     #[serde(default)]
     pub http_config: HttpConfig,
@@ -657,6 +672,9 @@ pub struct DiscordConfig {
     /// Message content outside the embed (mentions).
     #[serde(default)]
     pub content: String,
+    /// How long one attempt may take ("0s": 10s).
+    #[serde(default, with = "telltale_model::units::duration")]
+    pub timeout: Duration,
     /// Authentication and TLS.
     #[serde(default)]
     pub http_config: HttpConfig,

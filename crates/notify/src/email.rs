@@ -70,6 +70,9 @@ pub struct EmailConfig {
     /// TLS settings.
     #[serde(default)]
     pub tls_config: TlsConfig,
+    /// How long the SMTP conversation may take ("0s": 10s).
+    #[serde(default, with = "telltale_model::units::duration")]
+    pub timeout: std::time::Duration,
     /// Extra headers; `Subject`, `To`, `From` override the defaults (templated).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -170,7 +173,7 @@ pub(crate) fn send(c: &EmailConfig, mail: &lettre::Message) -> Result<(), Error>
         .port(port)
         .tls(mode)
         .hello_name(lettre::transport::smtp::extension::ClientId::Domain(hello))
-        .timeout(Some(crate::channels::TIMEOUT));
+        .timeout(Some(if c.timeout.is_zero() { crate::channels::TIMEOUT } else { c.timeout }));
     if !c.auth_username.is_empty() {
         let pw = if c.auth_password_file.is_empty() {
             c.auth_password.expose().to_string()

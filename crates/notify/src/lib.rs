@@ -152,6 +152,19 @@ impl Integration {
         Ok(Some(email::build(c, &r)?.formatted()))
     }
 
+    fn timeout(&self) -> std::time::Duration {
+        match self {
+            Integration::Webhook(c) => c.timeout,
+            Integration::Slack(c) => c.timeout,
+            Integration::Teams(c) => c.timeout,
+            Integration::PagerDuty(c) => c.timeout,
+            Integration::Opsgenie(c) => c.timeout,
+            Integration::Telegram(c) => c.timeout,
+            Integration::Discord(c) => c.timeout,
+            Integration::Email(c) => c.timeout,
+        }
+    }
+
     fn http_config(&self) -> HttpConfig {
         match self {
             Integration::Webhook(c) => c.http_config.clone(),
@@ -279,7 +292,7 @@ impl Notifier for Sender {
                         other.kind(),
                         &req.url,
                         &other.http_config(),
-                        std::time::Duration::ZERO,
+                        other.timeout(),
                         body,
                         &req.headers,
                     )

@@ -407,3 +407,17 @@ fn every_default_template_renders() {
         assert!(mail.contains("Subject: [") && mail.contains("text/html"), "{mail}");
     }
 }
+
+#[test]
+fn template_files_override_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("mine.tmpl");
+    std::fs::write(&f, r#"{{ define "slack.default.title" }}{{ .CommonLabels.severity | toUpper }}: {{ len .Alerts }} on {{ .GroupLabels.alertname }}{{ end }}"#).unwrap();
+    let t = telltale_notify::load_templates(&[f]).unwrap();
+    let i = integration("name: ops\nslack_configs: [{api_url: 'http://x', timeout: 2s}]\n");
+    let req = i.request(&message(true), &t).unwrap().unwrap();
+    assert_eq!(req.body["attachments"][0]["title"], "CRITICAL: 2 on HostDiskFull");
+    let bad = dir.path().join("bad.tmpl");
+    std::fs::write(&bad, "{{ define \"x\" }}{{ if }}{{ end }}").unwrap();
+    assert!(telltale_notify::load_templates(&[bad]).unwrap_err().contains("bad.tmpl"));
+}

@@ -84,6 +84,12 @@ fn rules_run_in_the_server_and_keep_state_across_restarts() {
     assert_eq!(firing["value"], "1e+00");
     let j = json(&s.get("/api/v1/alerts"));
     let slow = alert(&j, "Slow").cloned().expect("Slow is pending");
+    // No receiver is configured: the firing alert is still in the Alertmanager API.
+    let v2 = telltale_testkit::eventually("AlwaysOn in /api/v2/alerts", Duration::from_millis(100), || {
+        json(&s.get("/api/v2/alerts")).as_array().filter(|a| !a.is_empty()).cloned()
+    });
+    assert_eq!(v2[0]["labels"]["alertname"], "AlwaysOn");
+    assert_eq!(v2[0]["receivers"][0]["name"], "default");
     assert_eq!(slow["state"], "pending");
 
     let rules = json(&s.get("/api/v1/rules"));
