@@ -316,7 +316,14 @@ pub struct PagerDutyConfig {
     /// The key read from a file.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub routing_key_file: String,
-    /// The Events API URL.
+    /// The integration key of an Events API v1 ("Prometheus") integration; sends v1 events.
+    #[serde(default)]
+    pub service_key: Secret,
+    /// The v1 key read from a file.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_key_file: String,
+    /// The Events API URL (v2 `.../v2/enqueue`, or v1 `.../generic/2010-04-15/create_event.json`
+    /// with `service_key`).
     #[serde(default = "PagerDutyConfig::d_url")]
     pub url: String,
     /// Name of the monitoring client.
@@ -370,7 +377,7 @@ pub struct PagerDutyLink {
 
 impl PagerDutyConfig {
     fn d_url() -> String {
-        "https://events.pagerduty.com/v2/enqueue".into()
+        String::new()
     }
     fn d_client() -> String {
         r#"{{ template "pagerduty.default.client" . }}"#.into()
@@ -397,6 +404,9 @@ impl PagerDutyConfig {
     }
 
     pub(crate) fn request(&self, r: &Render<'_>, msg: &Message) -> Result<Request, Error> {
+        if !self.service_key.is_empty() || !self.service_key_file.is_empty() {
+            return self.request_v1(r, msg);
+        }
         let key = secret_or_file("pagerduty", &self.routing_key, &self.routing_key_file, "routing_key")?;
         let action = if msg.firing() { "trigger" } else { "resolve" };
         let mut body = json!({
@@ -433,7 +443,34 @@ impl PagerDutyConfig {
                 body["links"] = Json::Array(links?);
             }
         }
-        Ok(Request { url: self.url.clone(), headers: Vec::new(), body })
+        let url =
+            if self.url.is_empty() { "https://events.pagerduty.com/v2/enqueue".to_string() } else { self.url.clone() };
+        Ok(Request { url, headers: Vec::new(), body })
+    }
+
+    /// Events API v1 (<https://developer.pagerduty.com/docs/events-api-v1/overview/>), as
+    /// Alertmanager sends with `service_key`.
+    fn request_v1(&self, r: &Render<'_>, msg: &Message) -> Result<Request, Error> {
+        let key = secret_or_file("pagerduty", &self.service_key, &self.service_key_file, "service_key")?;
+        let details: Result<BTreeMap<String, String>, Error> =
+            self.details.iter().map(|(k, v)| Ok((k.clone(), r.text(v)?))).collect();
+        let mut body = json!({
+            "service_key": key,
+            "event_type": if msg.firing() { "trigger" } else { "resolve" },
+            "incident_key": hash_key(&msg.group_key),
+            "description": truncate(r.text(&self.description)?, 1024),
+            "details": details?,
+        });
+        if msg.firing() {
+            body["client"] = json!(r.text(&self.client)?);
+            body["client_url"] = json!(r.text(&self.client_url)?);
+        }
+        let url = if self.url.is_empty() {
+            "https://events.pagerduty.com/generic/2010-04-15/create_event.json".to_string()
+        } else {
+            self.url.clone()
+        };
+        Ok(Request { url, headers: Vec::new(), body })
     }
 }
 

@@ -293,6 +293,75 @@ impl WebhookConfig {
 }
 
 impl ReceiverConfig {
+    /// Problems with this receiver's settings once `global:` defaults are applied, worded
+    /// as Alertmanager's loader words them.
+    pub fn validate_with(&self, g: &GlobalConfig) -> Result<(), String> {
+        self.validate()?;
+        let name = &self.name;
+        for (i, e) in self.email_configs.iter().enumerate() {
+            let mut e = e.clone();
+            e.apply_globals(g);
+            if e.to.is_empty() {
+                return Err(format!("receiver {name:?}: email_configs[{i}]: missing to address in email config"));
+            }
+            if e.smarthost.is_empty() {
+                return Err(format!("receiver {name:?}: email_configs[{i}]: no global SMTP smarthost set"));
+            }
+            if e.from.is_empty() {
+                return Err(format!("receiver {name:?}: email_configs[{i}]: no global SMTP from set"));
+            }
+        }
+        for (i, c) in self.slack_configs.iter().enumerate() {
+            if c.api_url.is_empty()
+                && c.api_url_file.is_empty()
+                && g.slack_api_url.is_empty()
+                && g.slack_api_url_file.is_empty()
+            {
+                return Err(format!("receiver {name:?}: slack_configs[{i}]: no global Slack API URL set"));
+            }
+        }
+        for (i, c) in self.pagerduty_configs.iter().enumerate() {
+            if [
+                c.routing_key.is_empty(),
+                c.routing_key_file.is_empty(),
+                c.service_key.is_empty(),
+                c.service_key_file.is_empty(),
+            ]
+            .iter()
+            .all(|x| *x)
+            {
+                return Err(format!(
+                    "receiver {name:?}: pagerduty_configs[{i}]: missing service or routing key in PagerDuty config"
+                ));
+            }
+        }
+        for (i, c) in self.opsgenie_configs.iter().enumerate() {
+            if c.api_key.is_empty()
+                && c.api_key_file.is_empty()
+                && g.opsgenie_api_key.is_empty()
+                && g.opsgenie_api_key_file.is_empty()
+            {
+                return Err(format!("receiver {name:?}: opsgenie_configs[{i}]: no global Opsgenie API key set"));
+            }
+        }
+        for (i, c) in self.telegram_configs.iter().enumerate() {
+            if c.bot_token.is_empty() && c.bot_token_file.is_empty() {
+                return Err(format!("receiver {name:?}: telegram_configs[{i}]: missing bot_token or bot_token_file"));
+            }
+        }
+        for (i, c) in self.discord_configs.iter().enumerate() {
+            if c.webhook_url.is_empty() && c.webhook_url_file.is_empty() {
+                return Err(format!("receiver {name:?}: discord_configs[{i}]: one of webhook_url or webhook_url_file must be configured"));
+            }
+        }
+        for (i, c) in self.msteams_configs.iter().enumerate() {
+            if c.webhook_url.is_empty() && c.webhook_url_file.is_empty() {
+                return Err(format!("receiver {name:?}: msteams_configs[{i}]: one of webhook_url or webhook_url_file must be configured"));
+            }
+        }
+        Ok(())
+    }
+
     /// Problems with this receiver's settings.
     pub fn validate(&self) -> Result<(), String> {
         for (i, w) in self.webhook_configs.iter().enumerate() {

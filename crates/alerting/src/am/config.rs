@@ -275,7 +275,7 @@ pub(crate) fn compile(c: &AlertmanagerConfig) -> Result<Compiled, String> {
         if r.name.is_empty() {
             return Err("receivers: a receiver has no name".into());
         }
-        r.validate()?;
+        r.validate_with(&c.global)?;
         if receivers.insert(r.name.clone(), r.clone()).is_some() {
             return Err(format!("receivers: notification config name {:?} is not unique", r.name));
         }

@@ -170,6 +170,20 @@ fn fingerprints_match_alertmanager() {
 }
 
 #[test]
+fn alertmanagers_own_example_config_loads_unchanged() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/alertmanager_simple.yml")).unwrap();
+    let c: AlertmanagerConfig = serde_yaml_ng::from_str(&text).unwrap();
+    Alertmanager::check(&c).unwrap();
+    let am = Alertmanager::new();
+    am.configure(&c, text, String::new()).unwrap();
+    // Its routing: service=files with severity=critical goes to team-Y-pager.
+    am.receive(vec![alert("X", &[("service", "files"), ("severity", "critical")], T0, None)], T0);
+    let j = am.alerts(&AlertQuery::default(), T0).unwrap();
+    assert_eq!(j[0]["receivers"][0]["name"], "team-Y-pager", "{j}");
+}
+
+#[test]
 fn config_errors() {
     let bad = |y: &str| Alertmanager::check(&serde_yaml_ng::from_str(y).unwrap()).unwrap_err();
     assert!(bad("route: {receiver: nope}\nreceivers: [{name: a}]\n").contains("undefined receiver \"nope\""));

@@ -195,6 +195,23 @@ fn pagerduty_events_v2_trigger_and_resolve() {
 }
 
 #[test]
+fn pagerduty_events_v1_with_a_service_key() {
+    let s = Server::start(vec![]);
+    let i = integration(&format!(
+        "name: ops\npagerduty_configs:\n  - service_key: v1key\n    url: {}/generic/2010-04-15/create_event.json\n",
+        s.url
+    ));
+    send(&i, &message(true)).unwrap();
+    let (_, path, _, b) = s.next();
+    // https://developer.pagerduty.com/docs/events-api-v1/trigger-events/
+    assert_eq!(path, "/generic/2010-04-15/create_event.json");
+    assert_eq!((b["service_key"].as_str(), b["event_type"].as_str()), (Some("v1key"), Some("trigger")));
+    assert_eq!(b["incident_key"].as_str().unwrap().len(), 64);
+    assert_eq!(b["description"], "[FIRING:2] HostDiskFull (critical)");
+    assert_eq!(b["details"]["num_firing"], "2");
+}
+
+#[test]
 fn opsgenie_create_and_close() {
     let s = Server::start(vec![]);
     let i = integration(&format!(
