@@ -212,19 +212,25 @@ impl Rules {
             let t = now();
             let mut ready = Vec::new();
             let mut next_wake = t + 1000;
+            let mut live = std::collections::HashSet::with_capacity(groups.len());
             for g in &groups {
                 let (key, interval) = {
                     let g = g.lock();
                     (group_key(&g), g.interval.as_millis().max(1) as i64)
                 };
                 let next = *due.entry(key.clone()).or_insert_with(|| aligned_next(&key, interval, t));
-                if next <= t {
+                let next = if next <= t {
                     ready.push((g.clone(), next));
-                    due.insert(key.clone(), next + interval * ((t - next) / interval + 1));
-                }
-                next_wake = next_wake.min(due[&key]);
+                    let n = next + interval * ((t - next) / interval + 1);
+                    due.insert(key.clone(), n);
+                    n
+                } else {
+                    next
+                };
+                next_wake = next_wake.min(next);
+                live.insert(key);
             }
-            due.retain(|k, _| groups.iter().any(|g| group_key(&g.lock()) == *k));
+            due.retain(|k, _| live.contains(k));
             if !ready.is_empty() {
                 let chunks = chunk(ready, workers);
                 let mut handles = Vec::new();
