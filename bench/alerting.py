@@ -71,12 +71,15 @@ def cmd_sink(port, log):
 
 
 def parse_metrics(path):
-    """Sum of telltale_rule_group_last_duration_seconds and of evaluations."""
+    """Sum over the bench groups of the last evaluation's duration, and evaluations so far
+    (Telltale's telltale_rule_* or Prometheus's prometheus_rule_* families)."""
     last, evals = 0.0, 0.0
     for line in open(path):
-        if line.startswith("telltale_rule_group_last_duration_seconds{") and "bench-" in line:
+        if "bench-" not in line:
+            continue
+        if line.startswith(("telltale_rule_group_last_duration_seconds{", "prometheus_rule_group_last_duration_seconds{")):
             last += float(line.rsplit(" ", 1)[1])
-        if line.startswith("telltale_rule_evaluations_total{") and "bench-" in line:
+        if line.startswith(("telltale_rule_evaluations_total{", "prometheus_rule_evaluations_total{")):
             evals += float(line.rsplit(" ", 1)[1])
     return last, evals
 
