@@ -45,7 +45,7 @@ YML
 "$BIN" serve --config "$OUT/telltale.yml" --listen "127.0.0.1:$PORT" --data-dir "$OUT/data" 2>"$OUT/telltale.log" &
 TT=$!
 trap 'kill $TT $SINK 2>/dev/null || true' EXIT
-until curl -fsS -o /dev/null "http://127.0.0.1:$PORT/-/ready"; do sleep 0.2; done
+until curl -fs -o /dev/null "http://127.0.0.1:$PORT/-/ready"; do sleep 0.2; done
 
 END=$(date +%s)
 "$PY" "$SHARED/tsbench.py" ingest --url "http://127.0.0.1:$PORT/api/v1/write" --series "$SERIES" --range "$RANGE" \
@@ -69,7 +69,7 @@ OTHER=$(echo "($B1 - $B0) / 100 - ($C1 - $C0)" | bc -l)
   echo
   python3 "$ROOT/bench/alerting.py" report "$OUT/hook.log" "$OUT/metrics.before" "$OUT/metrics.after" "$C0" "$C1" "$WALL" 15 1
   printf -- "- other processes on the machine during the window: %.2f cores busy on average\n" "$(echo "$OTHER / $WALL" | bc -l)"
-  grep -o '"health":"err"' "$OUT/rules.json" | wc -l | xargs printf -- "- rules in error: %s\n"
+  printf -- "- rules in error: %s\n" "$(grep -o '"health":"err"' "$OUT/rules.json" | wc -l || true)"
   echo
 } | tee "$OUT/summary.md"
 kill $TT; wait $TT 2>/dev/null || true
@@ -97,7 +97,7 @@ prometheus --config.file="$OUT/prom/prometheus.yml" --storage.tsdb.path="$OUT/pr
   --web.listen-address="127.0.0.1:$PROM" --web.enable-remote-write-receiver 2>"$OUT/prom/log" &
 PP=$!
 trap 'kill $TT $SINK $AMP $PP 2>/dev/null || true' EXIT
-until curl -fsS -o /dev/null "http://127.0.0.1:$PROM/-/ready"; do sleep 0.2; done
+until curl -fs -o /dev/null "http://127.0.0.1:$PROM/-/ready"; do sleep 0.2; done
 "$PY" "$SHARED/tsbench.py" ingest --url "http://127.0.0.1:$PROM/api/v1/write" --series "$SERIES" --range "$RANGE" \
   --end "$(date +%s)" --concurrency 4 --server-pid $PP --wait-quiet 120 >"$OUT/prom/ingest.txt" 2>&1
 tail -3 "$OUT/prom/ingest.txt"
