@@ -62,7 +62,7 @@ def cmd_sink(port, log):
             self.send_header("content-length", "0")
             self.end_headers()
             with open(log, "a") as f:
-                f.write(f"{int(t * 1000)}\t{body.decode()}\n")
+                f.write(f"{int(t * 1000)}\t{body.decode().strip()}\n")
 
         def log_message(self, *a):
             pass
@@ -102,6 +102,8 @@ def cmd_report(log, m0, m1, cpu0, cpu1, wall, interval, group_wait):
     lat = []
     seen = set()
     for line in open(log):
+        if "\t" not in line:
+            continue
         t, body = line.split("\t", 1)
         msg = json.loads(body)
         for a in msg["alerts"]:
