@@ -5,13 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# Real peers the integration tests start on loopback: Prometheus (remote write sender),
-# node_exporter (reference for the host collectors, and real host data for the web UI's
-# tests), Alertmanager (the UI's alerts page runs against it and Prometheus), curl for quick
-# probes, headless Chromium with its WebDriver for the web UI, openssl (the TLS tests make
-# their certificates with it), tinyproxy (an HTTP proxy for proxy_url), python3 (its
-# http.server is a redirecting web server).
-for pkg in prometheus prometheus-node-exporter prometheus-alertmanager curl chromium chromium-driver fonts-dejavu-core openssl tinyproxy python3; do
+# Real peers the integration tests start on loopback: Prometheus (remote write sender; its
+# promtool checks rule files), node_exporter (reference for the host collectors, and real host
+# data for the web UI's tests), Alertmanager (its amtool drives the silence API; the UI's alerts
+# page runs against it and Prometheus), aiosmtpd (receives mail), curl for quick probes,
+# headless Chromium with its WebDriver for the web UI, openssl (the TLS tests make their
+# certificates with it), tinyproxy (an HTTP proxy for proxy_url), python3 (its http.server is a
+# redirecting web server).
+for pkg in prometheus prometheus-node-exporter prometheus-alertmanager python3-aiosmtpd curl chromium chromium-driver fonts-dejavu-core openssl tinyproxy python3; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -52,7 +52,7 @@ pub(crate) async fn metrics(State(app): State<AppState>) -> Response {
         Ok(store) => tokio::task::spawn_blocking(move || store.stats()).await.unwrap_or_default(),
         Err(_) => Vec::new(),
     };
-    let body = render(&app.metrics().families(&stats));
+    let body = render(&app.families(&stats));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 

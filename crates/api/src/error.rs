@@ -162,6 +162,8 @@ pub enum Shape {
     InfluxV1,
     /// InfluxDB 2.x: `{"code":"invalid","message":"..."}`.
     InfluxV2,
+    /// The reason as a JSON string (Alertmanager API v2).
+    JsonString,
 }
 
 impl Shape {
@@ -182,6 +184,7 @@ impl Shape {
             }
             Shape::Text => (HeaderValue::from_static("text/plain; charset=utf-8"), format!("{}\n", e.message)),
             Shape::InfluxV1 => (json, serde_json::json!({"error": e.message}).to_string()),
+            Shape::JsonString => (json, serde_json::Value::String(e.message.clone()).to_string()),
             Shape::InfluxV2 => {
                 // Influx 2's codes: https://docs.influxdata.com/influxdb/v2/api/#operation/PostWrite
                 let code = match e.kind {

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod alertmanager;
 mod body;
 mod dashboards;
 mod error;
@@ -19,6 +20,7 @@ pub mod metrics;
 mod params;
 mod query;
 mod read;
+mod rules;
 mod selector;
 mod state;
 mod status;
@@ -55,7 +57,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/dashboards", get(dashboards::list).post(dashboards::create))
         .route("/api/v1/dashboards/{uid}", get(dashboards::get).put(dashboards::update).delete(dashboards::delete))
-        .route("/api/v1/targets", get(status::targets));
+        .route("/api/v1/targets", get(status::targets))
+
+        .route("/api/v1/rules", get(rules::rules).post(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts).post(rules::alerts))
+        .route("/api/v1/notifications", get(alertmanager::notifications));
     let federate = Router::new().route("/federate", get(query::federate)).layer(map_response(text_errors));
     let prom_write = Router::new()
         .route("/api/v1/write", post(write::remote_write))
@@ -69,6 +75,15 @@ pub fn router(state: AppState) -> Router {
         .layer(map_response(|r: Response| async move { error::reshape(Shape::InfluxV2, r) }));
     // OTLP renders its own errors (google.rpc.Status in the request's encoding).
     let otlp = Router::new().route("/v1/metrics", post(write::otlp_metrics));
+    // Alertmanager's API answers errors as a JSON string, as go-swagger clients (amtool) expect.
+    let am = Router::new()
+        .route("/api/v2/alerts", get(alertmanager::get_alerts).post(alertmanager::post_alerts))
+        .route("/api/v2/alerts/groups", get(alertmanager::groups))
+        .route("/api/v2/silences", get(alertmanager::get_silences).post(alertmanager::post_silence))
+        .route("/api/v2/silence/{id}", get(alertmanager::get_silence).delete(alertmanager::delete_silence))
+        .route("/api/v2/status", get(alertmanager::status))
+        .route("/api/v2/receivers", get(alertmanager::receivers))
+        .layer(map_response(|r: Response| async move { error::reshape(Shape::JsonString, r) }));
     let admin = Router::new()
         .route("/-/healthy", get(admin::healthy).head(admin::healthy))
         .route("/-/ready", get(admin::ready).head(admin::ready))
@@ -86,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .merge(federate)
         .merge(admin)
         .merge(telltale_ui::router())
+        .merge(am)
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), track))
         .with_state(state)

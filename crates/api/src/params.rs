@@ -44,6 +44,11 @@ impl Params {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
+    /// Every value of `name`, in order.
+    pub(crate) fn all(&self, name: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    }
+
     /// `start` and `end`, defaulting to all time.
     pub(crate) fn range(&self) -> Result<TimeRange, ApiError> {
         let start = self.get("start").map(|s| parse_time("start", s)).transpose()?.unwrap_or(TimeRange::ALL.start);

@@ -74,6 +74,8 @@ struct Inner {
     dashboards: OnceLock<Arc<telltale_dashboards::Store>>,
     config_yaml: RwLock<String>,
     targets: OnceLock<telltale_collect::scrape::Targets>,
+    rules: telltale_alerting::Rules,
+    alertmanager: telltale_alerting::am::Alertmanager,
 }
 
 /// What `/api/v1/status/runtimeinfo` reports beyond the process's own facts.
@@ -103,6 +105,8 @@ impl AppState {
             dashboards: OnceLock::new(),
             config_yaml: RwLock::default(),
             targets: OnceLock::new(),
+            rules: telltale_alerting::Rules::new(),
+            alertmanager: telltale_alerting::am::Alertmanager::new(),
         };
         let state = Self { inner: Arc::new(inner) };
         let now = state.now_ms();
@@ -171,6 +175,23 @@ impl AppState {
     /// Now, in milliseconds.
     pub fn now_ms(&self) -> Timestamp {
         (self.inner.clock)()
+    }
+
+    /// The rule groups in force (the binary loads them and runs their evaluation).
+    pub fn rules(&self) -> &telltale_alerting::Rules {
+        &self.inner.rules
+    }
+
+    /// The notification pipeline (alerts, silences, routing); the binary configures it.
+    pub fn alertmanager(&self) -> &telltale_alerting::am::Alertmanager {
+        &self.inner.alertmanager
+    }
+
+    /// Every self-metric family: the registry's, the pipeline's, and the store's `stats`.
+    pub fn families(&self, stats: &[telltale_storage::Stat]) -> Vec<crate::metrics::Family> {
+        let mut f = self.metrics().families(stats);
+        f.extend(crate::alertmanager::families(self));
+        f
     }
 
     /// The self-metrics registry.

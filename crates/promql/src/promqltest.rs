@@ -562,6 +562,25 @@ fn unquote(s: &str) -> Option<String> {
     Some(out)
 }
 
+/// Parses a series in promqltest's (and promtool's `input_series`) notation,
+/// `metric{a="b"}` then values like `1 2+3x4 _ stale`, into its labels and one entry per
+/// step: `None` for an omitted point (`_`). Native histogram values are refused.
+pub fn parse_series_notation(series: &str, values: &str) -> Result<(Labels, Vec<Option<f64>>), String> {
+    let (labels, rest) = parse_metric(series)?;
+    if !rest.trim().is_empty() {
+        return Err(format!("unexpected {:?} after the series", rest.trim()));
+    }
+    let (_, vals) = parse_series(&format!("x {values}"))?;
+    vals.into_iter()
+        .map(|v| match v {
+            SeqValue::Float(f) => Ok(Some(f)),
+            SeqValue::Omitted => Ok(None),
+            SeqValue::Histogram => Err("native histogram values are not supported".to_string()),
+        })
+        .collect::<Result<_, _>>()
+        .map(|v| (labels, v))
+}
+
 /// Parses `metric{a="b"} 1 2+3x4 _ stale {{...}}` into labels and values.
 fn parse_series(line: &str) -> Result<(Labels, Vec<SeqValue>), String> {
     let (labels, rest) = parse_metric(line)?;

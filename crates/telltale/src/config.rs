@@ -43,6 +43,14 @@ pub(crate) struct Config {
     pub(crate) collectors: telltale_collect::host::Options,
     /// `telltale agent`: where and how it ships (ignored by `telltale serve`).
     pub(crate) agent: telltale_collect::agent::Options,
+    /// Prometheus rule files (paths or globs, relative to this file). Reloadable.
+    pub(crate) rule_files: Vec<String>,
+    /// How rules are evaluated, and the built-in rule pack. Reloadable.
+    pub(crate) rules: telltale_alerting::RulesOptions,
+    /// The notification pipeline: an Alertmanager configuration (`route`, `receivers`,
+    /// `inhibit_rules`, `templates`, `global`), as in `alertmanager.yml`. Reloadable.
+    #[serde(skip_serializing)]
+    pub(crate) alerting: telltale_alerting::am::config::AlertmanagerConfig,
 }
 
 /// `query:`
@@ -98,11 +106,19 @@ pub(crate) struct ServerConfig {
     /// How often Telltale writes its own metrics into its store (`"0s"` turns it off).
     #[serde(with = "units::duration")]
     pub(crate) self_scrape_interval: Duration,
+    /// The URL people reach Telltale at, for links in alerts and notifications (empty:
+    /// `http://` + the listen address).
+    pub(crate) external_url: String,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:7070".into(), max_body_size: 64 << 20, self_scrape_interval: Duration::from_secs(15) }
+        Self {
+            listen: "127.0.0.1:7070".into(),
+            max_body_size: 64 << 20,
+            self_scrape_interval: Duration::from_secs(15),
+            external_url: String::new(),
+        }
     }
 }
 
@@ -268,6 +284,15 @@ fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
     if c.storage.maintenance_interval.is_zero() {
         return Err(invalid(origin, "storage.maintenance_interval", "must be greater than zero"));
     }
+    if c.rules.evaluation_interval.is_zero() {
+        return Err(invalid(origin, "rules.evaluation_interval", "must be greater than zero"));
+    }
+    telltale_alerting::am::Alertmanager::check(&c.alerting).map_err(|e| invalid(origin, "alerting", e))?;
+    telltale_alerting::builtin::validate(&c.rules.builtin).map_err(|e| invalid(origin, "rules.builtin.disabled", e))?;
+    let url = &c.server.external_url;
+    if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(invalid(origin, "server.external_url", "must start with http:// or https://"));
+    }
     if c.storage.data_dir.as_os_str().is_empty() {
         return Err(invalid(origin, "storage.data_dir", "must not be empty"));
     }
@@ -311,6 +336,9 @@ pub(crate) fn changed_keys(a: &Config, b: &Config) -> Vec<String> {
     // Sections from other crates that do not serialize are compared whole.
     if a.limits != b.limits {
         out.push("limits".to_string());
+    }
+    if a.alerting != b.alerting {
+        out.push("alerting".to_string());
     }
     out.sort();
     out
@@ -378,6 +406,9 @@ pub(crate) fn is_live(key: &str) -> bool {
         || key.starts_with("scrape_configs")
         || key.starts_with("scrape_config_files")
         || key.starts_with("global")
+        || key.starts_with("rule_files")
+        || key == "alerting"
+        || (key.starts_with("rules") && key != "rules.resend_delay")
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //! shutdown closes the store only after the last in-flight request has finished.
 
 mod agent;
+mod alerting;
 mod config;
+mod ruletool;
 mod serve;
 
 /// mimalloc instead of glibc's malloc: every write allocates a label set per series and
@@ -27,6 +29,8 @@ Examples:
   telltale serve                                   # 127.0.0.1:7070, data in ./telltale-data
   telltale serve --config telltale.yml --listen :7070 --data-dir /var/lib/telltale
   telltale check config telltale.yml               # validate a config file, exit 1 if invalid
+  telltale check rules rules/*.yml                 # validate Prometheus rule files (promtool-like)
+  telltale test rules tests.yml                    # run rule unit tests (promtool's format)
 
 Send it data (Prometheus remote_write, exposition text, Influx line protocol, OTLP/HTTP):
   curl --data-binary 'cpu,host=a usage=0.5' http://127.0.0.1:7070/write
@@ -78,6 +82,21 @@ enum Command {
     /// Validate files without running anything.
     #[command(subcommand)]
     Check(Check),
+    /// Run unit tests.
+    #[command(subcommand)]
+    Test(TestCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum TestCmd {
+    /// Unit-test rules with promtool's test file format (input_series, alert_rule_test,
+    /// promql_expr_test); exits 1 if any test fails.
+    #[command(after_help = "Example:\n  telltale test rules tests.yml")]
+    Rules {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +106,13 @@ enum Check {
     Config {
         /// The YAML file.
         file: PathBuf,
+    },
+    /// Validate Prometheus rule files like promtool; exits 1 if any is invalid.
+    #[command(after_help = "Example:\n  telltale check rules rules/*.yml")]
+    Rules {
+        /// Rule files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -110,6 +136,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Check(Check::Rules { files }) => exit(ruletool::check(&files)),
+        Command::Test(TestCmd::Rules { files }) => exit(ruletool::test(&files)),
         Command::Check(Check::Config { file }) => {
             let env = std::env::vars().collect();
             match config::load(Some(&file), &env, &config::Overrides::default()) {
@@ -123,5 +151,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+fn exit(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -57,6 +57,9 @@ fn api_limits(c: &Config) -> Limits {
 }
 
 async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
+    let config_path = source.path.clone();
+    // Rule files are read before anything starts, so a broken one stops startup.
+    let groups = crate::alerting::load_groups(&config, config_path.as_deref()).map_err(anyhow::Error::msg)?;
     let data_dir = config.storage.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let addr = config::listen_addr(&config.server.listen).map_err(anyhow::Error::msg)?;
@@ -72,7 +75,8 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
             .with_context(|| format!("cannot open the dashboards in {}", dashboards_dir.display()))?;
     state.set_dashboards(Arc::new(dashboards));
     let scraper: Arc<OnceLock<Arc<Manager>>> = Arc::default();
-    state.set_reloader(reloader(source, config.clone(), state.clone(), scraper.clone()));
+    let sender = telltale_notify::Sender::default();
+    state.set_reloader(reloader(source, config.clone(), state.clone(), scraper.clone(), sender.clone()));
     let retention = units::format_duration(config.storage.tsdb.retention_time);
     state.update_runtime(|r| r.storage_retention = retention);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -147,6 +151,29 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
             move || tsdb.sync_wal()
         })));
     }
+    let external_url = crate::alerting::external_url(&config, bound);
+    let am = state.alertmanager().clone();
+    if let Err(e) = am.persist_to(data_dir.join("alerting")) {
+        warn!(error = %e, "cannot read saved silences or notification log; starting without them");
+    }
+    crate::alerting::configure(&state, &sender, &config, config_path.as_deref(), &external_url)
+        .map_err(anyhow::Error::msg)?;
+    tasks.push(tokio::spawn({
+        let stop = stop_rx.clone();
+        let notifier: Arc<dyn telltale_notify::Notifier> = Arc::new(sender.clone());
+        async move { am.run(notifier, Arc::new(system_now_ms), stop).await }
+    }));
+    let rules = state.rules().clone();
+    if let Err(e) = rules.persist_to(data_dir.join("alerting").join("rules_state.json")) {
+        warn!(error = %e, "cannot read the saved alert state; alerts start afresh");
+    }
+    rules.set_groups(groups);
+    let ctx = crate::alerting::eval_context(store.clone(), &config, external_url.clone());
+    let send = crate::alerting::sender(&state);
+    tasks.push(tokio::spawn({
+        let stop = stop_rx.clone();
+        async move { rules.run(ctx, Arc::new(system_now_ms), send, stop).await }
+    }));
     info!("ready");
 
     loop {
@@ -234,10 +261,15 @@ fn reloader(
     running: Config,
     state: AppState,
     scraper: Arc<OnceLock<Arc<Manager>>>,
+    sender: telltale_notify::Sender,
 ) -> telltale_api::Reloader {
     let running = Mutex::new(running);
     Arc::new(move || {
         let new = config::load(source.path.as_deref(), &source.env, &source.flags).map_err(|e| e.to_string())?;
+        let groups = crate::alerting::load_groups(&new, source.path.as_deref())?;
+        let url = state.alertmanager().external_url();
+        crate::alerting::configure(&state, &sender, &new, source.path.as_deref(), &url)?;
+        state.rules().set_groups(groups);
         let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
         let (live, restart): (Vec<String>, Vec<String>) =
             changed_keys(&running, &new).into_iter().partition(|k| is_live(k));
@@ -254,6 +286,9 @@ fn reloader(
         running.limits = new.limits.clone();
         running.otlp = new.otlp.clone();
         running.query = new.query.clone();
+        running.rule_files = new.rule_files.clone();
+        running.rules = new.rules.clone();
+        running.alerting = new.alerting.clone();
         state.set_config_yaml(config::redacted_yaml(&running));
         if !restart.is_empty() {
             warn!(settings = %restart.join(", "), "changed settings need a restart to apply");
@@ -308,7 +343,7 @@ async fn self_scrape(
 
 fn scrape_once(state: &AppState, store: &dyn MetricStore, instance: SocketAddr) {
     let instance = instance.to_string();
-    let families = state.metrics().families(&store.stats());
+    let families = state.families(&store.stats());
     let batch = metrics::to_batch(&families, state.now_ms(), &[("job", "telltale"), ("instance", &instance)]);
     if let Err(e) = store.write(&batch) {
         warn!(error = %e, "cannot store own metrics");

@@ -153,6 +153,8 @@ fn bodies_over_max_body_size_get_413_naming_the_limit() {
 
 mod collect;
 mod dashboards;
+mod alerting;
 mod durability;
+mod notify;
 mod prometheus;
 mod ui;

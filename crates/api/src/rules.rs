@@ -1,0 +1,40 @@
+//! `/api/v1/rules` and `/api/v1/alerts` in Prometheus's shapes, from the rule groups in
+//! force (`telltale_alerting::Rules`).
+
+use axum::extract::State;
+use axum::response::Response;
+use telltale_alerting::manager::RulesFilter;
+
+use crate::params::Params;
+use crate::read::success;
+use crate::{ApiError, AppState};
+
+/// `GET|POST /api/v1/rules?type=alert|record&rule_name[]=&rule_group[]=&file[]=&exclude_alerts=`
+pub(crate) async fn rules(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
+    let kind = p.get("type").filter(|t| !t.is_empty()).map(str::to_string);
+    if let Some(k) = &kind {
+        if k != "alert" && k != "record" {
+            return Err(ApiError::bad_input(format!("invalid parameter \"type\": not supported value {k:?}")));
+        }
+    }
+    let exclude_alerts = match p.get("exclude_alerts") {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(ApiError::bad_input(format!("invalid parameter \"exclude_alerts\": {v:?} is not a boolean")))
+        }
+    };
+    let filter = RulesFilter {
+        kind,
+        names: p.all("rule_name[]"),
+        groups: p.all("rule_group[]"),
+        files: p.all("file[]"),
+        exclude_alerts,
+    };
+    Ok(success(app.rules().rules_json(&filter)))
+}
+
+/// `GET|POST /api/v1/alerts`: every pending and firing alert of the rules.
+pub(crate) async fn alerts(State(app): State<AppState>) -> Response {
+    success(app.rules().alerts_json())
+}
