@@ -19,8 +19,9 @@ use crate::{builtin, rulefile, Alert, Error, Result};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesOptions {
-    /// Interval of groups that set none (Prometheus's `global.evaluation_interval`).
-    #[serde(with = "telltale_model::units::duration")]
+    /// Interval of groups that set none. Not a key of `rules:`: the server sets it from
+    /// Prometheus's own `global.evaluation_interval`, so a pasted `global:` section applies.
+    #[serde(skip)]
     pub evaluation_interval: Duration,
     /// How often a still-firing alert is handed to the notification pipeline again
     /// (Prometheus's `--rules.alert.resend-delay`).

@@ -58,7 +58,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dashboards", get(dashboards::list).post(dashboards::create))
         .route("/api/v1/dashboards/{uid}", get(dashboards::get).put(dashboards::update).delete(dashboards::delete))
         .route("/api/v1/targets", get(status::targets))
-
         .route("/api/v1/rules", get(rules::rules).post(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts).post(rules::alerts))
         .route("/api/v1/notifications", get(alertmanager::notifications));

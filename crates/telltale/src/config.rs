@@ -268,6 +268,7 @@ pub(crate) fn load(
     if let Some(v) = &flags.data_dir {
         config.storage.data_dir = v.clone();
     }
+    config.rules.evaluation_interval = config.global.evaluation_interval;
     validate(&config, "configuration")?;
     Ok(config)
 }
@@ -284,8 +285,8 @@ fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
     if c.storage.maintenance_interval.is_zero() {
         return Err(invalid(origin, "storage.maintenance_interval", "must be greater than zero"));
     }
-    if c.rules.evaluation_interval.is_zero() {
-        return Err(invalid(origin, "rules.evaluation_interval", "must be greater than zero"));
+    if c.global.evaluation_interval.is_zero() {
+        return Err(invalid(origin, "global.evaluation_interval", "must be greater than zero"));
     }
     telltale_alerting::am::Alertmanager::check(&c.alerting).map_err(|e| invalid(origin, "alerting", e))?;
     telltale_alerting::builtin::validate(&c.rules.builtin).map_err(|e| invalid(origin, "rules.builtin.disabled", e))?;

@@ -151,9 +151,9 @@ fn bodies_over_max_body_size_get_413_naming_the_limit() {
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
+mod alerting;
 mod collect;
 mod dashboards;
-mod alerting;
 mod durability;
 mod notify;
 mod prometheus;
