@@ -5,7 +5,8 @@
 //!
 //! One module per protocol, each linking its upstream spec: [`prom_remote_write`] (Prometheus
 //! remote write 1.0 and 2.0), [`exposition`] (Prometheus text 0.0.4 and OpenMetrics 1.0),
-//! [`influx`] (InfluxDB line protocol), [`otlp`] (OTLP/HTTP metrics, protobuf and JSON). Every
+//! [`influx`] (InfluxDB line protocol), [`otlp`] (OTLP/HTTP metrics, protobuf and JSON); for logs
+//! [`loki`] (Loki push, JSON and protobuf) into a [`telltale_model::LogBatch`]. Every
 //! decoder enforces the same [`Limits`] while it decodes and fails with one [`Error`] whose
 //! [`Error::kind`] the api maps to a status code.
 //!
@@ -18,13 +19,16 @@
 
 mod error;
 pub mod limits;
+pub mod loglimits;
 mod pb;
 mod series;
 
 pub mod exposition;
 pub mod influx;
+pub mod loki;
 pub mod otlp;
 pub mod prom_remote_write;
 
 pub use error::{Error, Result};
 pub use limits::Limits;
+pub use loglimits::LogLimits;
