@@ -13,7 +13,9 @@
 //! | Internal        | 500  | |
 //!
 //! One exception, from Prometheus's query API: a query that parses but fails while it runs
-//! (see [`ApiError::execution`]) is 422 with `errorType: execution`.
+//! (see [`ApiError::execution`]) is 422 with `errorType: execution`. Another, from Loki: an
+//! ingestion rate or stream-count limit (see [`ApiError::rate_limited`]) is 429, the status
+//! log shippers back off and retry on.
 //!
 //! The body shape belongs to the API family, chosen per router by [`Shape`]: the handler
 //! returns an `ApiError`, whose response carries the error as an extension, and the
@@ -38,6 +40,8 @@ enum Special {
     UnsupportedMedia,
     /// Prometheus answers 422 `execution` for queries that fail while evaluating.
     Execution,
+    /// A rate or stream-count limit of the log write paths: 429, so clients back off and retry.
+    RateLimited,
 }
 
 impl ApiError {
@@ -60,6 +64,11 @@ impl ApiError {
     /// `errorExec`, e.g. duplicate series after dropping the metric name, too many samples).
     pub fn execution(message: impl Into<String>) -> Self {
         Self { special: Some(Special::Execution), ..Self::new(ErrorKind::InvalidInput, message) }
+    }
+
+    /// A 429: an ingestion rate or stream-count limit was reached; retrying later can succeed.
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self { special: Some(Special::RateLimited), ..Self::new(ErrorKind::LimitExceeded, message) }
     }
 
     /// A 400 for a malformed request.
@@ -87,6 +96,7 @@ impl ApiError {
         match self.special {
             Some(Special::UnsupportedMedia) => return StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Some(Special::Execution) => return StatusCode::UNPROCESSABLE_ENTITY,
+            Some(Special::RateLimited) => return StatusCode::TOO_MANY_REQUESTS,
             None => {}
         }
         match self.kind {
@@ -134,6 +144,12 @@ impl From<telltale_promql::Error> for ApiError {
             E::Execution(_) | E::TooManySamples { .. } | E::TooManySeries { .. } => Self::execution(e.to_string()),
             _ => Self::new(e.kind(), error_chain(&e)),
         }
+    }
+}
+
+impl From<telltale_logql::Error> for ApiError {
+    fn from(e: telltale_logql::Error) -> Self {
+        Self::new(e.kind(), error_chain(&e))
     }
 }
 
@@ -235,6 +251,7 @@ mod tests {
         }
         assert_eq!(ApiError::unsupported_media_type("x").status().as_u16(), 415);
         assert_eq!(ApiError::execution("x").status().as_u16(), 422);
+        assert_eq!(ApiError::rate_limited("x").status().as_u16(), 429);
     }
 
     #[test]

@@ -13,14 +13,18 @@
 mod admin;
 mod body;
 mod error;
+mod logwrite;
+mod loki;
 mod metadata;
 pub mod metrics;
 mod params;
 mod query;
+mod ratelimit;
 mod read;
 mod selector;
 mod state;
 mod status;
+mod tail;
 mod write;
 
 use std::time::Instant;
@@ -32,6 +36,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::{ApiError, Shape};
+pub use ratelimit::LogRates;
 pub use selector::parse_selector;
 pub use state::{system_now_ms, AppState, Clock, Limits, Reloader, RuntimeInfo};
 
@@ -63,6 +68,17 @@ pub fn router(state: AppState) -> Router {
         .layer(map_response(|r: Response| async move { error::reshape(Shape::InfluxV2, r) }));
     // OTLP renders its own errors (google.rpc.Status in the request's encoding).
     let otlp = Router::new().route("/v1/metrics", post(write::otlp_metrics));
+    let loki = Router::new()
+        .route("/loki/api/v1/push", post(loki::push))
+        .route("/loki/api/v1/query", get(loki::query).post(loki::query))
+        .route("/loki/api/v1/query_range", get(loki::query_range).post(loki::query_range))
+        .route("/loki/api/v1/labels", get(loki::labels).post(loki::labels))
+        .route("/loki/api/v1/label/{name}/values", get(loki::label_values).post(loki::label_values))
+        .route("/loki/api/v1/series", get(loki::series).post(loki::series))
+        .route("/loki/api/v1/index/stats", get(loki::index_stats).post(loki::index_stats))
+        .route("/loki/api/v1/status/buildinfo", get(loki::buildinfo))
+        .route("/loki/api/v1/tail", get(loki::tail))
+        .layer(map_response(text_errors));
     let admin = Router::new()
         .route("/-/healthy", get(admin::healthy).head(admin::healthy))
         .route("/-/ready", get(admin::ready).head(admin::ready))
@@ -76,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .merge(influx_v1)
         .merge(influx_v2)
         .merge(otlp)
+        .merge(loki)
         .merge(prom_read)
         .merge(federate)
         .merge(admin)

@@ -44,6 +44,11 @@ impl Params {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
+    /// Every value of `name`, in order.
+    pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
     /// `start` and `end`, defaulting to all time.
     pub(crate) fn range(&self) -> Result<TimeRange, ApiError> {
         let start = self.get("start").map(|s| parse_time("start", s)).transpose()?.unwrap_or(TimeRange::ALL.start);

@@ -258,7 +258,8 @@ impl Engine {
         let mut taken_in_stream = 0usize;
         let mut last_stream: Option<Labels> = None;
         let mut w = Work::default();
-        let select = LogSelect { range, matchers: &log.matchers, filters: &filters, direction: q.direction };
+        let select =
+            LogSelect { range, matchers: &log.matchers, filters: &filters, direction: q.direction, skip_lines: false };
         let mut timed_out = false;
         let mut seen = 0u64;
         reader.select_logs(&select, &mut |stream: &Labels, row: &LogRow<'_>| {
@@ -362,6 +363,10 @@ impl Engine {
             matchers: &r.log.matchers,
             filters: &filters,
             direction: Direction::Forward,
+            // Counting needs no line text (bytes_* and pipelines do).
+            skip_lines: stages.is_empty()
+                && r.unwrap.is_none()
+                && matches!(r.op, RangeOp::Count | RangeOp::Rate | RangeOp::Absent),
         };
         let touches = stages.iter().any(Stage::touches_labels) || r.unwrap.is_some() || r.grouping.is_some();
         let additive = matches!(

@@ -65,7 +65,7 @@ fn read_with(store: &dyn LogStore, q: &LogSelect<'_>) -> Vec<Row> {
 }
 
 fn read(store: &dyn LogStore, range: TimeRange, ms: &[Matcher], fs: &[LineFilter]) -> Vec<Row> {
-    read_with(store, &LogSelect { range, matchers: ms, filters: fs, direction: Direction::Forward })
+    read_with(store, &LogSelect { range, matchers: ms, filters: fs, direction: Direction::Forward, skip_lines: false })
 }
 
 fn lines(rows: &[Row]) -> Vec<&str> {
@@ -113,7 +113,13 @@ pub fn logs_out_of_order_come_back_sorted(store: &dyn LogStore) {
     assert_eq!(lines(&got), ["0", "a", "b", "c", "c2", "d", "e", "f"]);
     let back = read_with(
         store,
-        &LogSelect { range: TimeRange::ALL, matchers: &[], filters: &[], direction: Direction::Backward },
+        &LogSelect {
+            range: TimeRange::ALL,
+            matchers: &[],
+            filters: &[],
+            direction: Direction::Backward,
+            skip_lines: false,
+        },
     );
     assert_eq!(lines(&back), ["f", "e", "d", "c2", "c", "b", "a", "0"]);
 }
@@ -193,7 +199,13 @@ pub fn logs_direction_and_early_stop(store: &dyn LogStore) {
         ],
     );
     store.flush().expect("flush");
-    let q = LogSelect { range: TimeRange::ALL, matchers: &[], filters: &[], direction: Direction::Backward };
+    let q = LogSelect {
+        range: TimeRange::ALL,
+        matchers: &[],
+        filters: &[],
+        direction: Direction::Backward,
+        skip_lines: false,
+    };
     let mut seen = Vec::new();
     store
         .select_logs(&q, &mut |_, r| {

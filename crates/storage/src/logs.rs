@@ -49,6 +49,9 @@ pub struct LogSelect<'a> {
     pub filters: &'a [LineFilter],
     /// Row order within a stream.
     pub direction: Direction,
+    /// The visitor never reads [`LogRow::line`] (it counts rows), so a store may hand it an
+    /// empty string instead of decoding lines. Ignored when there are filters.
+    pub skip_lines: bool,
 }
 
 /// One row handed to a visitor; the strings are borrowed from the store.
