@@ -176,6 +176,8 @@ pub enum Shape {
     InfluxV1,
     /// InfluxDB 2.x: `{"code":"invalid","message":"..."}`.
     InfluxV2,
+    /// Elasticsearch: `{"error":{"root_cause":[...],"type":"...","reason":"..."},"status":400}`.
+    Elasticsearch,
 }
 
 impl Shape {
@@ -206,6 +208,18 @@ impl Shape {
                     _ => "internal error",
                 };
                 (json, serde_json::json!({"code": code, "message": e.message}).to_string())
+            }
+            Shape::Elasticsearch => {
+                let t = match (e.special, e.kind) {
+                    (Some(Special::RateLimited), _) => "es_rejected_execution_exception",
+                    (_, ErrorKind::TooLarge) => "content_too_long_exception",
+                    (_, ErrorKind::Unavailable) => "cluster_block_exception",
+                    (_, ErrorKind::Internal) => "exception",
+                    _ => "illegal_argument_exception",
+                };
+                let cause = serde_json::json!({"type": t, "reason": e.message});
+                let body = serde_json::json!({"error": {"root_cause": [cause], "type": t, "reason": e.message}, "status": e.status().as_u16()});
+                (json, body.to_string())
             }
         }
     }

@@ -13,10 +13,12 @@
 mod admin;
 mod body;
 mod error;
+mod es;
 mod logwrite;
 mod loki;
 mod metadata;
 pub mod metrics;
+mod otlplogs;
 mod params;
 mod query;
 mod ratelimit;
@@ -67,7 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/write", post(write::influx_write))
         .layer(map_response(|r: Response| async move { error::reshape(Shape::InfluxV2, r) }));
     // OTLP renders its own errors (google.rpc.Status in the request's encoding).
-    let otlp = Router::new().route("/v1/metrics", post(write::otlp_metrics));
+    let otlp = Router::new().route("/v1/metrics", post(write::otlp_metrics)).route("/v1/logs", post(otlplogs::logs));
     let loki = Router::new()
         .route("/loki/api/v1/push", post(loki::push))
         .route("/loki/api/v1/query", get(loki::query).post(loki::query))
@@ -79,6 +81,11 @@ pub fn router(state: AppState) -> Router {
         .route("/loki/api/v1/status/buildinfo", get(loki::buildinfo))
         .route("/loki/api/v1/tail", get(loki::tail))
         .layer(map_response(text_errors));
+    let elasticsearch = Router::new()
+        .route("/", get(es::root).head(es::root))
+        .route("/_bulk", post(es::bulk).put(es::bulk))
+        .route("/{index}/_bulk", post(es::bulk_index).put(es::bulk_index))
+        .layer(map_response(|r: Response| async move { es::product_header(error::reshape(Shape::Elasticsearch, r)) }));
     let admin = Router::new()
         .route("/-/healthy", get(admin::healthy).head(admin::healthy))
         .route("/-/ready", get(admin::ready).head(admin::ready))
@@ -93,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .merge(influx_v2)
         .merge(otlp)
         .merge(loki)
+        .merge(elasticsearch)
         .merge(prom_read)
         .merge(federate)
         .merge(admin)

@@ -173,7 +173,15 @@ impl Metrics {
                 points: vec![("", vec![], rss)],
             });
         }
+        // Stores may report the same number (telltale_storage_corrupt_files): one series, summed.
+        let mut merged: Vec<Stat> = Vec::with_capacity(stats.len());
         for s in stats {
+            match merged.iter_mut().find(|m| m.name == s.name) {
+                Some(m) => m.value += s.value,
+                None => merged.push(s.clone()),
+            }
+        }
+        for s in &merged {
             out.push(Family {
                 name: s.name.to_string(),
                 help: s.help.to_string(),

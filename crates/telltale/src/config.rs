@@ -29,6 +29,9 @@ pub(crate) struct Config {
     pub(crate) otlp: telltale_ingest::otlp::OtlpOptions,
     /// PromQL's lookback and limits. Reloadable.
     pub(crate) query: QueryConfig,
+    /// Log intake and LogQL: limits, rates, query limits (reloadable), syslog listeners and
+    /// tailed files (restart).
+    pub(crate) logs: crate::logs::LogsConfig,
 }
 
 /// `query:`
@@ -104,6 +107,9 @@ pub(crate) struct StorageConfig {
     /// How often the engine's upkeep runs (cut blocks, compact, retention, WAL truncation).
     #[serde(with = "units::duration")]
     pub(crate) maintenance_interval: Duration,
+    /// The log store: retention (time, size, per stream), head size, blocks, compression,
+    /// compaction, WAL (kept in `DATA_DIR/logs`). Changes need a restart.
+    pub(crate) logs: telltale_logstore::Options,
 }
 
 impl Default for StorageConfig {
@@ -112,6 +118,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./telltale-data"),
             tsdb: telltale_tsdb::Options::default(),
             maintenance_interval: Duration::from_secs(60),
+            logs: telltale_logstore::Options::default(),
         }
     }
 }
@@ -244,6 +251,8 @@ fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
     if c.storage.data_dir.as_os_str().is_empty() {
         return Err(invalid(origin, "storage.data_dir", "must not be empty"));
     }
+    c.storage.logs.validate().map_err(|e| invalid(origin, "storage.logs", e.to_string()))?;
+    c.logs.validate().map_err(|(key, e)| invalid(origin, &key, e))?;
     Ok(())
 }
 
@@ -284,7 +293,13 @@ pub(crate) fn changed_keys(a: &Config, b: &Config) -> Vec<String> {
 
 /// Keys a reload applies without a restart.
 pub(crate) fn is_live(key: &str) -> bool {
-    key == "server.max_body_size" || key == "limits" || key.starts_with("otlp") || key.starts_with("query")
+    key == "server.max_body_size"
+        || key == "limits"
+        || key.starts_with("otlp")
+        || key.starts_with("query")
+        || key.starts_with("logs.limits")
+        || key.starts_with("logs.rates")
+        || key.starts_with("logs.query")
 }
 
 #[cfg(test)]

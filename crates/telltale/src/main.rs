@@ -7,6 +7,7 @@
 //! shutdown closes the store only after the last in-flight request has finished.
 
 mod config;
+mod logs;
 mod serve;
 
 use std::path::PathBuf;

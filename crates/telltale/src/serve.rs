@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use telltale_api::{metrics, system_now_ms, AppState, Limits};
+use telltale_logstore::LogDb;
 use telltale_model::units;
 use telltale_storage::{Maintenance, MetricStore};
 use telltale_tsdb::Tsdb;
@@ -51,7 +52,9 @@ struct Source {
 }
 
 fn api_limits(c: &Config) -> Limits {
-    Limits::new(c.server.max_body_size, c.limits.clone(), c.otlp.clone()).with_query(c.query.engine_options())
+    Limits::new(c.server.max_body_size, c.limits.clone(), c.otlp.clone())
+        .with_query(c.query.engine_options())
+        .with_logs(c.logs.limits.clone(), c.logs.rates.clone(), c.logs.engine_options())
 }
 
 async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
@@ -92,6 +95,19 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     for problem in tsdb.problems() {
         warn!(problem = %problem, "storage problem found on open");
     }
+    let (logs_dir, logs_opts) = (data_dir.join("logs"), config.storage.logs.clone());
+    let logdb = tokio::select! {
+        s = tokio::task::spawn_blocking(move || LogDb::open(&logs_dir, &logs_opts)) => {
+            let dir = data_dir.join("logs");
+            Arc::new(s.context("log store open task failed")?.with_context(|| format!("cannot open the log store in {}", dir.display()))?)
+        }
+        _ = term.recv() => return stop_early(stop_tx, server).await,
+        _ = int.recv() => return stop_early(stop_tx, server).await,
+    };
+    for problem in logdb.problems() {
+        warn!(problem = %problem, "log storage problem found on open");
+    }
+    state.set_log_store(logdb.clone());
     let store: Arc<dyn MetricStore> = tsdb.clone();
     state.set_store(store.clone());
     let mut tasks = Vec::new();
@@ -107,6 +123,16 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         let tsdb = tsdb.clone();
         move || tsdb.maintain(system_now_ms())
     })));
+    tasks.push(tokio::spawn(periodic(every, stop_rx.clone(), "log maintenance", {
+        let logdb = logdb.clone();
+        move || logdb.maintain(system_now_ms())
+    })));
+    if let Some(every) = config.storage.logs.wal.fsync_interval().filter(|d| !d.is_zero()) {
+        tasks.push(tokio::spawn(periodic(every, stop_rx.clone(), "log wal sync", {
+            let logdb = logdb.clone();
+            move || logdb.sync_wal()
+        })));
+    }
     if let Some(every) = config.storage.tsdb.wal.fsync.interval() {
         tasks.push(tokio::spawn(periodic(every, stop_rx.clone(), "wal sync", {
             let tsdb = tsdb.clone();
@@ -136,6 +162,10 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     }
     drop(store);
     tokio::task::spawn_blocking(move || close_store(tsdb)).await.context("store close task failed")??;
+    tokio::task::spawn_blocking(move || logdb.sync_wal())
+        .await
+        .context("log store close task failed")?
+        .context("cannot sync the log WAL at shutdown")?;
     info!("stopped");
     Ok(())
 }
@@ -205,6 +235,9 @@ fn reloader(source: Source, running: Config, state: AppState) -> telltale_api::R
         running.limits = new.limits.clone();
         running.otlp = new.otlp.clone();
         running.query = new.query.clone();
+        running.logs.limits = new.logs.limits.clone();
+        running.logs.rates = new.logs.rates.clone();
+        running.logs.query = new.logs.query.clone();
         if !restart.is_empty() {
             warn!(settings = %restart.join(", "), "changed settings need a restart to apply");
         }
@@ -258,7 +291,11 @@ async fn self_scrape(
 
 fn scrape_once(state: &AppState, store: &dyn MetricStore, instance: SocketAddr) {
     let instance = instance.to_string();
-    let families = state.metrics().families(&store.stats());
+    let mut stats = store.stats();
+    if let Ok(logs) = state.log_store() {
+        stats.extend(logs.stats());
+    }
+    let families = state.metrics().families(&stats);
     let batch = metrics::to_batch(&families, state.now_ms(), &[("job", "telltale"), ("instance", &instance)]);
     if let Err(e) = store.write(&batch) {
         warn!(error = %e, "cannot store own metrics");

@@ -152,4 +152,5 @@ fn bodies_over_max_body_size_get_413_naming_the_limit() {
 }
 
 mod durability;
+mod logs;
 mod prometheus;
