@@ -16,6 +16,8 @@ pub(crate) struct LogsConfig {
     pub(crate) rates: telltale_api::LogRates,
     /// LogQL limits. Reloadable.
     pub(crate) query: LogQueryConfig,
+    /// Syslog listeners (RFC 5424/3164 over UDP and TCP). Changes need a restart.
+    pub(crate) syslog: crate::syslog::SyslogConfig,
 }
 
 /// `logs.query:`
@@ -54,6 +56,6 @@ impl LogsConfig {
         if self.query.max_entries_limit == 0 {
             return Err(("logs.query.max_entries_limit".into(), "must be greater than zero".into()));
         }
-        Ok(())
+        self.syslog.validate()
     }
 }

@@ -9,6 +9,7 @@
 mod config;
 mod logs;
 mod serve;
+mod syslog;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

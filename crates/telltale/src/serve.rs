@@ -139,6 +139,7 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
             move || tsdb.sync_wal()
         })));
     }
+    tasks.extend(crate::syslog::start(&config.logs.syslog, state.clone(), stop_rx.clone()).await?);
     info!("ready");
 
     loop {

@@ -152,5 +152,6 @@ fn bodies_over_max_body_size_get_413_naming_the_limit() {
 }
 
 mod durability;
+mod logclients;
 mod logs;
 mod prometheus;
