@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # Real peers the integration tests start on loopback: Prometheus (remote write sender),
 # node_exporter (reference for the host collectors), curl for quick probes.
-for pkg in prometheus curl; do
+# Log shippers for the log tests: rsyslog (forwarding), util-linux's logger (bsdutils), and
+# python3-venv for the Python clients below.
+for pkg in prometheus curl rsyslog bsdutils python3-venv; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -18,8 +20,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # The Debian packages start system services on well-known ports; the tests start their own.
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    $SUDO systemctl stop prometheus prometheus-node-exporter 2>/dev/null || true
+    $SUDO systemctl stop prometheus prometheus-node-exporter rsyslog 2>/dev/null || true
   fi
+fi
+
+# Python log clients the log tests run (crates/telltale/tests/clients/*.py), in a venv.
+if [ ! -x .venv-test/bin/python ] || ! .venv-test/bin/python -c 'import elasticsearch, logging_loki, opentelemetry.exporter.otlp.proto.http' 2>/dev/null; then
+  echo "== python test clients (pip, .venv-test)"
+  /usr/bin/python3 -m venv .venv-test
+  .venv-test/bin/pip install -q "elasticsearch>=8,<9" opentelemetry-sdk opentelemetry-exporter-otlp-proto-http python-logging-loki
 fi
 
 echo "== cargo fmt --check"

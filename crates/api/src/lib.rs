@@ -24,6 +24,7 @@ mod query;
 mod ratelimit;
 mod read;
 mod selector;
+mod sql;
 mod state;
 mod status;
 mod tail;
@@ -40,6 +41,7 @@ use axum::Router;
 pub use error::{ApiError, Shape};
 pub use ratelimit::LogRates;
 pub use selector::parse_selector;
+pub use sql::{SqlResult, SqlService};
 pub use state::{system_now_ms, AppState, Clock, Limits, Reloader, RuntimeInfo};
 
 /// Every endpoint, wired to `state`.
@@ -56,7 +58,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/query_exemplars", get(query::exemplars).post(query::exemplars))
         .route("/api/v1/metadata", get(status::metadata))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
-        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo));
+        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
+        .route("/api/v1/sql", get(sql::sql).post(sql::sql));
     let federate = Router::new().route("/federate", get(query::federate)).layer(map_response(text_errors));
     let prom_write = Router::new()
         .route("/api/v1/write", post(write::remote_write))

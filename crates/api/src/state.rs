@@ -92,6 +92,7 @@ struct Inner {
     store: OnceLock<Arc<dyn MetricStore>>,
     logs: OnceLock<Arc<dyn LogStore>>,
     rates: crate::ratelimit::RateLimiter,
+    sql: OnceLock<Arc<dyn crate::sql::SqlService>>,
     tail: crate::tail::TailHub,
     limits: RwLock<Arc<Limits>>,
     clock: Clock,
@@ -121,6 +122,7 @@ impl AppState {
             store: OnceLock::new(),
             logs: OnceLock::new(),
             rates: Default::default(),
+            sql: OnceLock::new(),
             tail: Default::default(),
             limits: RwLock::new(Arc::new(limits)),
             clock,
@@ -229,6 +231,15 @@ impl AppState {
     /// The log store if it is open (for readiness and self-metrics).
     pub(crate) fn log_store_opt(&self) -> Option<Arc<dyn LogStore>> {
         self.inner.logs.get().cloned()
+    }
+
+    /// Installs the SQL engine (`POST /api/v1/sql`). Later calls are ignored.
+    pub fn set_sql(&self, sql: Arc<dyn crate::sql::SqlService>) {
+        let _ = self.inner.sql.set(sql);
+    }
+
+    pub(crate) fn sql(&self) -> Option<Arc<dyn crate::sql::SqlService>> {
+        self.inner.sql.get().cloned()
     }
 
     /// Per-tenant and per-stream rate limits of the log write paths.

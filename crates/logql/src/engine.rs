@@ -1004,3 +1004,14 @@ fn merge_same_labels(series: Vec<Ser>) -> Result<Vec<Ser>> {
     }
     Ok(out)
 }
+
+/// The query function alert rules call (`Fn(&str, Timestamp) -> Result<Vector>`, as
+/// Prometheus's `rules.QueryFunc`): a LogQL metric expression evaluated at `at_ms`
+/// (milliseconds, the rules' clock) into `(labels, value)` samples. This is how a rule group
+/// holds LogQL expressions, as Loki's ruler does.
+pub fn rule_query<'a>(
+    engine: &'a Engine,
+    reader: &'a dyn LogReader,
+) -> impl Fn(&str, i64) -> Result<Vec<(Labels, f64)>> + 'a {
+    move |query, at_ms| engine.instant_vector(reader, query, at_ms.saturating_mul(1_000_000))
+}

@@ -23,7 +23,7 @@ pub mod pipeline;
 mod template;
 mod value;
 
-pub use engine::{Engine, EngineOptions, LogLine, LogStream, Query, QueryResult, StepSeries};
+pub use engine::{rule_query, Engine, EngineOptions, LogLine, LogStream, Query, QueryResult, StepSeries};
 pub use error::{Error, Result};
 pub use parser::parse;
 pub use value::fmt_num;

@@ -928,6 +928,28 @@ impl Maintenance for LogDb {
     }
 }
 
+impl LogDb {
+    /// Segment files, their column names, and copies of the head's streams, consistently.
+    pub(crate) fn sql_parts(&self) -> crate::sqlview::SqlParts {
+        let h = read(&self.head);
+        let p = read(&self.persisted);
+        let reg = read(&self.registry);
+        let mut files = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for o in &p.segments {
+            files.push(o.seg.path.clone());
+            names.extend(o.seg.column_names());
+        }
+        let mut heads = Vec::new();
+        for head in p.flushing.iter().map(|f| &f.head).chain(std::iter::once(&*h)) {
+            for (sid, s) in &head.streams {
+                heads.push((reg.labels[*sid as usize].clone(), s.clone()));
+            }
+        }
+        (files, names, heads)
+    }
+}
+
 impl Drop for LogDb {
     fn drop(&mut self) {
         if let Ok(w) = self.writer.lock() {

@@ -19,11 +19,15 @@ mod head;
 mod options;
 mod segment;
 mod selector;
+mod sqlview;
 mod wal;
 
 pub use db::LogDb;
 pub use error::{Error, Result};
 pub use options::{Options, StreamRetention, WalOptions};
+pub use sqlview::SqlView;
+/// The Arrow and Parquet crates the store's files and [`SqlView`] are made with.
+pub use {arrow_array, arrow_schema};
 
 #[cfg(test)]
 mod tests {

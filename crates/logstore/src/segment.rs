@@ -335,6 +335,11 @@ impl Segment {
         Ok(Segment { id, path, index, bytes, meta, meta_cols, file })
     }
 
+    /// Names of the segment's columns.
+    pub(crate) fn column_names(&self) -> Vec<String> {
+        self.meta.schema().fields().iter().map(|f| f.name().clone()).collect()
+    }
+
     /// Decodes one block: timestamps, lines (unless `skip_lines`) and metadata pairs.
     pub(crate) fn read_block(&self, block: &Block, skip_lines: bool) -> Result<DecodedBlock> {
         let file = self.file.try_clone().map_err(io_err("open segment", &self.path))?;

@@ -108,6 +108,10 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         warn!(problem = %problem, "log storage problem found on open");
     }
     state.set_log_store(logdb.clone());
+    state.set_sql(Arc::new(crate::logs::Sql {
+        engine: telltale_sql::SqlEngine::new(logdb.clone(), config.logs.sql.options()),
+        runtime: tokio::runtime::Handle::current(),
+    }));
     let store: Arc<dyn MetricStore> = tsdb.clone();
     state.set_store(store.clone());
     let mut tasks = Vec::new();
@@ -140,6 +144,7 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         })));
     }
     tasks.extend(crate::syslog::start(&config.logs.syslog, state.clone(), stop_rx.clone()).await?);
+    tasks.extend(crate::logs::start_files(&config.logs, &config.storage.data_dir, state.clone(), stop_rx.clone())?);
     info!("ready");
 
     loop {

@@ -220,3 +220,21 @@ fn testdata_scripts() {
     }
     assert!(total > 40, "only {total} cases ran");
 }
+
+#[test]
+fn alert_rules_evaluate_logql_into_instant_vectors() {
+    let store = MemLogStore::new();
+    let mut b = LogBatch::new();
+    for (app, n) in [("api", 12), ("db", 3)] {
+        let l = Labels::from_pairs([("app", app)]).unwrap();
+        b.push(l, (0..n).map(|i| LogEntry::new(1_000_000_000_000 + i * 1_000_000_000, format!("level=error n={i}"))));
+    }
+    store.write_logs(&b).unwrap();
+    let engine = Engine::new(EngineOptions::default());
+    let eval = telltale_logql::rule_query(&engine, &store);
+    // A Loki ruler rule: more than 10 errors in 5 minutes.
+    let at_ms = 1_000_000_000 + 60_000;
+    let v = eval(r#"sum by (app) (count_over_time({app=~".+"} |= "level=error" [5m])) > 10"#, at_ms).unwrap();
+    assert_eq!(v, vec![(Labels::from_pairs([("app", "api")]).unwrap(), 12.0)]);
+    assert!(eval(r#"{app="api"}"#, at_ms).is_err(), "a log query is not an alert expression");
+}

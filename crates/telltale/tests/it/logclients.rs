@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use telltale_testkit::{eventually, Peer, TestServer};
 
-use super::logs::{logql, QUIET};
+use super::logs::{logql, sql_lines, QUIET};
 use super::start;
 
 fn python() -> PathBuf {
@@ -99,6 +99,9 @@ fn logger_over_udp_and_tcp_rfc5424_and_3164() {
             ("udpapp".into(), "warning".into(), "udp 5424 line ✓".into()),
         ]
     );
+    let mut via_sql = sql_lines(&s, "SELECT line FROM logs WHERE app IN ('udpapp', 'tcpapp')");
+    via_sql.sort();
+    assert_eq!(via_sql, ["tcp newline framed", "tcp octet counted", "udp 3164 line", "udp 5424 line ✓"]);
     let l = &got.iter().find(|(_, _, line)| line == "udp 5424 line ✓").unwrap().0;
     assert_eq!(l["facility"], "local3");
     assert!(l["host"].is_string(), "{l}");
@@ -144,6 +147,7 @@ fn rsyslog_forwards_to_telltale() {
     let got = wait_lines(&s, r#"{app="viarsyslog"}"#, 1);
     assert_eq!(got.len(), 1, "{got:?}\n{}", peer.log());
     assert_eq!(got[0].2, "forwarded by rsyslog");
+    assert_eq!(sql_lines(&s, "SELECT line FROM logs WHERE app = 'viarsyslog'"), ["forwarded by rsyslog"]);
 }
 
 #[test]
@@ -158,6 +162,9 @@ fn elasticsearch_python_client_helpers_bulk() {
         assert_eq!(labels["level"], if i % 2 == 1 { "warn" } else { "info" });
         assert_eq!(labels["http_status"], (200 + i).to_string());
     }
+    let want: Vec<String> = (0..20).map(|i| format!("es line {i} \"quoted\" ✓")).collect();
+    assert_eq!(sql_lines(&s, "SELECT line FROM logs WHERE index = 'py-app' ORDER BY timestamp"), want);
+    assert_eq!(sql_lines(&s, "SELECT count(*) FROM logs WHERE level = 'warn'"), ["10"]);
 }
 
 #[test]
@@ -168,6 +175,7 @@ fn opentelemetry_python_sdk_otlp_http_logs() {
     let lines: Vec<&str> = got.iter().map(|g| g.2.as_str()).collect();
     let want: Vec<String> = (0..10).map(|i| format!("otlp line {i} ✓")).collect();
     assert_eq!(lines, want);
+    assert_eq!(sql_lines(&s, "SELECT line FROM logs WHERE service_name = 'py-otel' ORDER BY timestamp"), want);
     let l = &got[0].0;
     assert_eq!((l["severity_text"].as_str(), l["host_name"].as_str()), (Some("WARN"), Some("box-1")), "{l}");
     assert_eq!(l["order_id"], "0");
@@ -182,4 +190,5 @@ fn python_logging_loki_handler() {
     let want: Vec<String> = (0..10).map(|i| format!("loki line {i} ✓")).collect();
     assert_eq!(lines, want);
     assert_eq!(got[0].0["severity"], "error");
+    assert_eq!(sql_lines(&s, "SELECT line FROM logs WHERE app = 'py-loki' ORDER BY timestamp"), want);
 }

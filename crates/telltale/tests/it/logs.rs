@@ -42,6 +42,19 @@ pub(crate) fn logql(s: &TestServer, query: &str) -> Vec<(serde_json::Value, Stri
     out
 }
 
+/// The first column of a SQL query's rows, as strings.
+pub(crate) fn sql_lines(s: &TestServer, query: &str) -> Vec<String> {
+    let body = serde_json::json!({ "query": query }).to_string();
+    let r = s.post("/api/v1/sql", "application/json", body.as_bytes());
+    assert_eq!(r.status, 200, "{query}: {}", r.text());
+    json(&r)["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row[0].as_str().map_or_else(|| row[0].to_string(), str::to_string))
+        .collect()
+}
+
 #[test]
 fn loki_push_then_logql_after_flush_and_restart() {
     let mut s = start(QUIET);
@@ -65,6 +78,12 @@ fn loki_push_then_logql_after_flush_and_restart() {
     assert_eq!(logql(&s, r#"{job="e2e"}"#), want, "read back from the segment");
     s.restart();
     assert_eq!(logql(&s, r#"{job="e2e"}"#), want, "after a restart");
+    assert_eq!(sql_lines(&s, "SELECT line FROM logs WHERE job = 'e2e' ORDER BY timestamp"), ["first line", "second ✓"]);
+    push(
+        &s,
+        r#"{"streams":[{"stream":{"job":"e2e","level":"warn"},"values":[["1700000000000000003","in the head"]]}]}"#,
+    );
+    assert_eq!(sql_lines(&s, "SELECT count(*) FROM logs"), ["3"], "segments and head");
     let r = s.get("/loki/api/v1/labels?start=0&end=4000000000");
     assert_eq!(json(&r)["data"], serde_json::json!(["job", "level"]));
     assert!(s.get("/metrics").text().contains("\ntelltale_logs_segments 1\n"));
