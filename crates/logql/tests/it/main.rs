@@ -233,7 +233,7 @@ fn alert_rules_evaluate_logql_into_instant_vectors() {
     let engine = Engine::new(EngineOptions::default());
     let eval = telltale_logql::rule_query(&engine, &store);
     // A Loki ruler rule: more than 10 errors in 5 minutes.
-    let at_ms = 1_000_000_000 + 60_000;
+    let at_ms = 1_000_000 + 60_000; // a minute after the first line (at 1000 s)
     let v = eval(r#"sum by (app) (count_over_time({app=~".+"} |= "level=error" [5m])) > 10"#, at_ms).unwrap();
     assert_eq!(v, vec![(Labels::from_pairs([("app", "api")]).unwrap(), 12.0)]);
     assert!(eval(r#"{app="api"}"#, at_ms).is_err(), "a log query is not an alert expression");
