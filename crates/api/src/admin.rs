@@ -20,7 +20,14 @@ pub(crate) async fn ready(State(app): State<AppState>) -> Response {
     let Ok(store) = app.store() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting up\n").into_response();
     };
-    let problems = match tokio::task::spawn_blocking(move || store.problems()).await {
+    let logs = app.log_store_opt();
+    let problems = match tokio::task::spawn_blocking(move || {
+        let mut p = store.problems();
+        p.extend(logs.map(|l| l.problems()).unwrap_or_default());
+        p
+    })
+    .await
+    {
         Ok(p) => p,
         Err(e) => vec![format!("cannot list storage problems: {e}")],
     };
@@ -48,8 +55,15 @@ pub(crate) async fn reload(State(app): State<AppState>) -> Result<String, ApiErr
 
 /// `GET /metrics`: Telltale's own metrics in the text exposition format.
 pub(crate) async fn metrics(State(app): State<AppState>) -> Response {
+    let logs = app.log_store_opt();
     let stats = match app.store() {
-        Ok(store) => tokio::task::spawn_blocking(move || store.stats()).await.unwrap_or_default(),
+        Ok(store) => tokio::task::spawn_blocking(move || {
+            let mut s = store.stats();
+            s.extend(logs.map(|l| l.stats()).unwrap_or_default());
+            s
+        })
+        .await
+        .unwrap_or_default(),
         Err(_) => Vec::new(),
     };
     let body = render(&app.families(&stats));
@@ -60,6 +74,9 @@ pub(crate) async fn metrics(State(app): State<AppState>) -> Response {
 /// has the same endpoint; the benchmark harness calls it before measuring disk use).
 pub(crate) async fn force_flush(State(app): State<AppState>) -> Result<StatusCode, ApiError> {
     app.blocking(|s| Ok(s.flush()?)).await?;
+    if app.log_store_opt().is_some() {
+        app.blocking_logs(|s| Ok(s.flush()?)).await?;
+    }
     Ok(StatusCode::OK)
 }
 

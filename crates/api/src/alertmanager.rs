@@ -33,7 +33,7 @@ fn flag(p: &Params, name: &str) -> Result<bool, ApiError> {
 
 fn query(p: &Params) -> Result<AlertQuery, ApiError> {
     Ok(AlertQuery {
-        filter: p.all("filter"),
+        filter: p.all_owned("filter"),
         silenced: flag(p, "silenced")?,
         inhibited: flag(p, "inhibited")?,
         active: flag(p, "active")?,
@@ -59,7 +59,7 @@ pub(crate) async fn groups(State(app): State<AppState>, p: Params) -> Result<Res
 
 /// `GET /api/v2/silences`
 pub(crate) async fn get_silences(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
-    Ok(json(app.alertmanager().silences(&p.all("filter"), app.now_ms())?))
+    Ok(json(app.alertmanager().silences(&p.all_owned("filter"), app.now_ms())?))
 }
 
 /// `POST /api/v2/silences`: create or update; answers `{"silenceID": ...}`.

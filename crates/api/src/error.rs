@@ -14,7 +14,9 @@
 //! | Conflict        | 409  | a dashboard saved over a newer version than the one the editor loaded |
 //!
 //! One exception, from Prometheus's query API: a query that parses but fails while it runs
-//! (see [`ApiError::execution`]) is 422 with `errorType: execution`.
+//! (see [`ApiError::execution`]) is 422 with `errorType: execution`. Another, from Loki: an
+//! ingestion rate or stream-count limit (see [`ApiError::rate_limited`]) is 429, the status
+//! log shippers back off and retry on.
 //!
 //! The body shape belongs to the API family, chosen per router by [`Shape`]: the handler
 //! returns an `ApiError`, whose response carries the error as an extension, and the
@@ -39,6 +41,8 @@ enum Special {
     UnsupportedMedia,
     /// Prometheus answers 422 `execution` for queries that fail while evaluating.
     Execution,
+    /// A rate or stream-count limit of the log write paths: 429, so clients back off and retry.
+    RateLimited,
 }
 
 impl ApiError {
@@ -61,6 +65,11 @@ impl ApiError {
     /// `errorExec`, e.g. duplicate series after dropping the metric name, too many samples).
     pub fn execution(message: impl Into<String>) -> Self {
         Self { special: Some(Special::Execution), ..Self::new(ErrorKind::InvalidInput, message) }
+    }
+
+    /// A 429: an ingestion rate or stream-count limit was reached; retrying later can succeed.
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self { special: Some(Special::RateLimited), ..Self::new(ErrorKind::LimitExceeded, message) }
     }
 
     /// A 400 for a malformed request.
@@ -88,6 +97,7 @@ impl ApiError {
         match self.special {
             Some(Special::UnsupportedMedia) => return StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Some(Special::Execution) => return StatusCode::UNPROCESSABLE_ENTITY,
+            Some(Special::RateLimited) => return StatusCode::TOO_MANY_REQUESTS,
             None => {}
         }
         match self.kind {
@@ -139,6 +149,12 @@ impl From<telltale_promql::Error> for ApiError {
     }
 }
 
+impl From<telltale_logql::Error> for ApiError {
+    fn from(e: telltale_logql::Error) -> Self {
+        Self::new(e.kind(), error_chain(&e))
+    }
+}
+
 /// `e: cause: cause`, one line.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -164,6 +180,8 @@ pub enum Shape {
     InfluxV2,
     /// The reason as a JSON string (Alertmanager API v2).
     JsonString,
+    /// Elasticsearch: `{"error":{"root_cause":[...],"type":"...","reason":"..."},"status":400}`.
+    Elasticsearch,
 }
 
 impl Shape {
@@ -195,6 +213,18 @@ impl Shape {
                     _ => "internal error",
                 };
                 (json, serde_json::json!({"code": code, "message": e.message}).to_string())
+            }
+            Shape::Elasticsearch => {
+                let t = match (e.special, e.kind) {
+                    (Some(Special::RateLimited), _) => "es_rejected_execution_exception",
+                    (_, ErrorKind::TooLarge) => "content_too_long_exception",
+                    (_, ErrorKind::Unavailable) => "cluster_block_exception",
+                    (_, ErrorKind::Internal) => "exception",
+                    _ => "illegal_argument_exception",
+                };
+                let cause = serde_json::json!({"type": t, "reason": e.message});
+                let body = serde_json::json!({"error": {"root_cause": [cause], "type": t, "reason": e.message}, "status": e.status().as_u16()});
+                (json, body.to_string())
             }
         }
     }
@@ -241,6 +271,7 @@ mod tests {
         }
         assert_eq!(ApiError::unsupported_media_type("x").status().as_u16(), 415);
         assert_eq!(ApiError::execution("x").status().as_u16(), 422);
+        assert_eq!(ApiError::rate_limited("x").status().as_u16(), 429);
     }
 
     #[test]

@@ -15,15 +15,22 @@ mod alertmanager;
 mod body;
 mod dashboards;
 mod error;
+mod es;
+mod logwrite;
+mod loki;
 mod metadata;
 pub mod metrics;
+mod otlplogs;
 mod params;
 mod query;
+mod ratelimit;
 mod read;
 mod rules;
 mod selector;
+mod sql;
 mod state;
 mod status;
+mod tail;
 mod write;
 
 use std::time::Instant;
@@ -35,7 +42,9 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::{ApiError, Shape};
+pub use ratelimit::LogRates;
 pub use selector::parse_selector;
+pub use sql::{SqlResult, SqlService};
 pub use state::{system_now_ms, AppState, Clock, Limits, Reloader, RuntimeInfo};
 
 /// Every endpoint, wired to `state`.
@@ -60,7 +69,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/targets", get(status::targets))
         .route("/api/v1/rules", get(rules::rules).post(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts).post(rules::alerts))
-        .route("/api/v1/notifications", get(alertmanager::notifications));
+        .route("/api/v1/notifications", get(alertmanager::notifications))
+        .route("/api/v1/sql", get(sql::sql).post(sql::sql));
     let federate = Router::new().route("/federate", get(query::federate)).layer(map_response(text_errors));
     let prom_write = Router::new()
         .route("/api/v1/write", post(write::remote_write))
@@ -73,7 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/write", post(write::influx_write))
         .layer(map_response(|r: Response| async move { error::reshape(Shape::InfluxV2, r) }));
     // OTLP renders its own errors (google.rpc.Status in the request's encoding).
-    let otlp = Router::new().route("/v1/metrics", post(write::otlp_metrics));
+    let otlp = Router::new().route("/v1/metrics", post(write::otlp_metrics)).route("/v1/logs", post(otlplogs::logs));
     // Alertmanager's API answers errors as a JSON string, as go-swagger clients (amtool) expect.
     let am = Router::new()
         .route("/api/v2/alerts", get(alertmanager::get_alerts).post(alertmanager::post_alerts))
@@ -83,6 +93,22 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/status", get(alertmanager::status))
         .route("/api/v2/receivers", get(alertmanager::receivers))
         .layer(map_response(|r: Response| async move { error::reshape(Shape::JsonString, r) }));
+    let loki = Router::new()
+        .route("/loki/api/v1/push", post(loki::push))
+        .route("/loki/api/v1/query", get(loki::query).post(loki::query))
+        .route("/loki/api/v1/query_range", get(loki::query_range).post(loki::query_range))
+        .route("/loki/api/v1/labels", get(loki::labels).post(loki::labels))
+        .route("/loki/api/v1/label/{name}/values", get(loki::label_values).post(loki::label_values))
+        .route("/loki/api/v1/series", get(loki::series).post(loki::series))
+        .route("/loki/api/v1/index/stats", get(loki::index_stats).post(loki::index_stats))
+        .route("/loki/api/v1/status/buildinfo", get(loki::buildinfo))
+        .route("/loki/api/v1/tail", get(loki::tail))
+        .layer(map_response(text_errors));
+    let elasticsearch = Router::new()
+        .route("/", get(es::root).head(es::root))
+        .route("/_bulk", post(es::bulk).put(es::bulk))
+        .route("/{index}/_bulk", post(es::bulk_index).put(es::bulk_index))
+        .layer(map_response(|r: Response| async move { es::product_header(error::reshape(Shape::Elasticsearch, r)) }));
     let admin = Router::new()
         .route("/-/healthy", get(admin::healthy).head(admin::healthy))
         .route("/-/ready", get(admin::ready).head(admin::ready))
@@ -96,6 +122,8 @@ pub fn router(state: AppState) -> Router {
         .merge(influx_v1)
         .merge(influx_v2)
         .merge(otlp)
+        .merge(loki)
+        .merge(elasticsearch)
         .merge(prom_read)
         .merge(federate)
         .merge(admin)

@@ -53,6 +53,10 @@ pub struct Metrics {
     ingested: Mutex<BTreeMap<&'static str, u64>>,
     /// reason → samples refused.
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// protocol → (log lines, line bytes) stored.
+    log_lines: Mutex<BTreeMap<&'static str, (u64, u64)>>,
+    /// reason → log lines refused or shortened (`truncated`, `duplicate`, `rate_limited`, ...).
+    log_rejected: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -87,6 +91,23 @@ impl Metrics {
     pub fn add_rejected(&self, reason: &'static str, n: usize) {
         if n > 0 {
             *lock(&self.rejected).entry(reason).or_default() += n as u64;
+        }
+    }
+
+    /// Counts log lines (and their bytes) stored through `protocol` (`loki`, `elasticsearch`, ...).
+    pub fn add_log_lines(&self, protocol: &'static str, lines: usize, bytes: usize) {
+        if lines > 0 {
+            let mut m = lock(&self.log_lines);
+            let e = m.entry(protocol).or_default();
+            e.0 += lines as u64;
+            e.1 += bytes as u64;
+        }
+    }
+
+    /// Counts log lines refused or shortened for `reason`.
+    pub fn add_log_rejected(&self, reason: &'static str, n: usize) {
+        if n > 0 {
+            *lock(&self.log_rejected).entry(reason).or_default() += n as u64;
         }
     }
 
@@ -130,6 +151,19 @@ impl Metrics {
         out.push(counter("telltale_samples_ingested_total", "Samples stored, by write protocol.", ingested));
         let rejected = lock(&self.rejected).iter().map(|(r, n)| (vec![("reason", r.to_string())], *n as f64)).collect();
         out.push(counter("telltale_samples_rejected_total", "Samples refused, by reason.", rejected));
+        let logs = lock(&self.log_lines);
+        let lines = logs.iter().map(|(p, n)| (vec![("protocol", p.to_string())], n.0 as f64)).collect();
+        let bytes = logs.iter().map(|(p, n)| (vec![("protocol", p.to_string())], n.1 as f64)).collect();
+        drop(logs);
+        out.push(counter("telltale_logs_ingested_lines_total", "Log lines stored, by write protocol.", lines));
+        out.push(counter("telltale_logs_ingested_bytes_total", "Bytes of log lines stored, by write protocol.", bytes));
+        let rejected =
+            lock(&self.log_rejected).iter().map(|(r, n)| (vec![("reason", r.to_string())], *n as f64)).collect();
+        out.push(counter(
+            "telltale_logs_rejected_lines_total",
+            "Log lines refused (rate_limited, too_old, limits) or changed (truncated, duplicate dropped), by reason.",
+            rejected,
+        ));
 
         if let Some(rss) = resident_memory_bytes() {
             out.push(Family {
@@ -139,7 +173,15 @@ impl Metrics {
                 points: vec![("", vec![], rss)],
             });
         }
+        // Stores may report the same number (telltale_storage_corrupt_files): one series, summed.
+        let mut merged: Vec<Stat> = Vec::with_capacity(stats.len());
         for s in stats {
+            match merged.iter_mut().find(|m| m.name == s.name) {
+                Some(m) => m.value += s.value,
+                None => merged.push(s.clone()),
+            }
+        }
+        for s in &merged {
             out.push(Family {
                 name: s.name.to_string(),
                 help: s.help.to_string(),

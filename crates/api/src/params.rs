@@ -45,8 +45,13 @@ impl Params {
     }
 
     /// Every value of `name`, in order.
-    pub(crate) fn all(&self, name: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`, owned.
+    pub(crate) fn all_owned(&self, name: &str) -> Vec<String> {
+        self.all(name).map(String::from).collect()
     }
 
     /// `start` and `end`, defaulting to all time.

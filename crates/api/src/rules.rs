@@ -26,9 +26,9 @@ pub(crate) async fn rules(State(app): State<AppState>, p: Params) -> Result<Resp
     };
     let filter = RulesFilter {
         kind,
-        names: p.all("rule_name[]"),
-        groups: p.all("rule_group[]"),
-        files: p.all("file[]"),
+        names: p.all_owned("rule_name[]"),
+        groups: p.all_owned("rule_group[]"),
+        files: p.all_owned("file[]"),
         exclude_alerts,
     };
     Ok(success(app.rules().rules_json(&filter)))

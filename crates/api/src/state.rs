@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock, RwLock};
 
 use telltale_model::{ErrorKind, Timestamp, WriteBatch};
-use telltale_storage::{MetricStore, WriteStats};
+use telltale_storage::{LogStore, MetricStore, WriteStats};
 
 use crate::metadata::MetadataRegistry;
 use crate::metrics::Metrics;
@@ -31,6 +31,12 @@ pub struct Limits {
     pub otlp_limits: telltale_ingest::otlp::OtlpLimits,
     /// PromQL's lookback, timeout and sample limits (`query:`).
     pub query: telltale_promql::EngineOptions,
+    /// Per-request limits of the log write paths (`logs.limits`).
+    pub logs: telltale_ingest::LogLimits,
+    /// Per-tenant and per-stream ingestion rates and stream counts (`logs.rates`).
+    pub log_rates: crate::ratelimit::LogRates,
+    /// LogQL's limits (`logs.query`).
+    pub logql: telltale_logql::EngineOptions,
 }
 
 impl Limits {
@@ -42,12 +48,31 @@ impl Limits {
             max_label_name_length: ingest.max_label_name_length,
             max_label_value_length: ingest.max_label_value_length,
         };
-        Self { max_body_size, ingest, otlp, otlp_limits, query: Default::default() }
+        Self {
+            max_body_size,
+            ingest,
+            otlp,
+            otlp_limits,
+            query: Default::default(),
+            logs: Default::default(),
+            log_rates: Default::default(),
+            logql: Default::default(),
+        }
     }
 
     /// These limits with PromQL's options replaced.
     pub fn with_query(self, query: telltale_promql::EngineOptions) -> Self {
         Self { query, ..self }
+    }
+
+    /// These limits with the log limits, rates and LogQL options replaced.
+    pub fn with_logs(
+        self,
+        logs: telltale_ingest::LogLimits,
+        log_rates: crate::ratelimit::LogRates,
+        logql: telltale_logql::EngineOptions,
+    ) -> Self {
+        Self { logs, log_rates, logql, ..self }
     }
 }
 
@@ -65,6 +90,10 @@ pub struct AppState {
 
 struct Inner {
     store: OnceLock<Arc<dyn MetricStore>>,
+    logs: OnceLock<Arc<dyn LogStore>>,
+    rates: crate::ratelimit::RateLimiter,
+    sql: OnceLock<Arc<dyn crate::sql::SqlService>>,
+    tail: crate::tail::TailHub,
     limits: RwLock<Arc<Limits>>,
     clock: Clock,
     metrics: Metrics,
@@ -96,6 +125,10 @@ impl AppState {
     pub fn new(limits: Limits, clock: Clock) -> Self {
         let inner = Inner {
             store: OnceLock::new(),
+            logs: OnceLock::new(),
+            rates: Default::default(),
+            sql: OnceLock::new(),
+            tail: Default::default(),
             limits: RwLock::new(Arc::new(limits)),
             clock,
             metrics: Metrics::default(),
@@ -241,6 +274,56 @@ impl AppState {
     /// The scrape targets, if the binary runs a scrape manager.
     pub fn targets(&self) -> Option<telltale_collect::scrape::Targets> {
         self.inner.targets.get().cloned()
+    }
+
+    /// Makes the log store available. Later calls are ignored.
+    pub fn set_log_store(&self, store: Arc<dyn LogStore>) {
+        let _ = self.inner.logs.set(store);
+    }
+
+    /// The log store, or 503 while it is still opening.
+    pub fn log_store(&self) -> Result<Arc<dyn LogStore>, ApiError> {
+        self.inner
+            .logs
+            .get()
+            .cloned()
+            .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "starting up: the log store is still opening"))
+    }
+
+    /// The log store if it is open (for readiness and self-metrics).
+    pub(crate) fn log_store_opt(&self) -> Option<Arc<dyn LogStore>> {
+        self.inner.logs.get().cloned()
+    }
+
+    /// Installs the SQL engine (`POST /api/v1/sql`). Later calls are ignored.
+    pub fn set_sql(&self, sql: Arc<dyn crate::sql::SqlService>) {
+        let _ = self.inner.sql.set(sql);
+    }
+
+    pub(crate) fn sql(&self) -> Option<Arc<dyn crate::sql::SqlService>> {
+        self.inner.sql.get().cloned()
+    }
+
+    /// Per-tenant and per-stream rate limits of the log write paths.
+    pub(crate) fn rates(&self) -> &crate::ratelimit::RateLimiter {
+        &self.inner.rates
+    }
+
+    /// Live-tail subscribers.
+    pub(crate) fn tail(&self) -> &crate::tail::TailHub {
+        &self.inner.tail
+    }
+
+    /// Runs `f` with the log store on the blocking pool.
+    pub async fn blocking_logs<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn LogStore) -> Result<T, ApiError> + Send + 'static,
+    {
+        let store = self.log_store()?;
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))?
     }
 
     /// The reload function, if the binary installed one.

@@ -186,7 +186,7 @@ async fn otlp_metrics_inner(app: &AppState, headers: &HeaderMap, body: Body, jso
 
 /// An OTLP error: the status from [`ApiError::status`], the body a `google.rpc.Status`
 /// (<https://opentelemetry.io/docs/specs/otlp/#failures-1>).
-fn otlp_error(e: ApiError, json: bool) -> Response {
+pub(crate) fn otlp_error(e: ApiError, json: bool) -> Response {
     let status = e.status();
     // gRPC codes: 3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 14 UNAVAILABLE, 13 INTERNAL.
     let code: u64 = match status.as_u16() {

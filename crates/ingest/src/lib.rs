@@ -5,7 +5,9 @@
 //!
 //! One module per protocol, each linking its upstream spec: [`prom_remote_write`] (Prometheus
 //! remote write 1.0 and 2.0), [`exposition`] (Prometheus text 0.0.4 and OpenMetrics 1.0),
-//! [`influx`] (InfluxDB line protocol), [`otlp`] (OTLP/HTTP metrics, protobuf and JSON). Every
+//! [`influx`] (InfluxDB line protocol), [`otlp`] (OTLP/HTTP metrics, protobuf and JSON); for logs
+//! [`loki`] (Loki push, JSON and protobuf), [`es_bulk`] (Elasticsearch `_bulk`), OTLP logs and
+//! [`syslog`] (RFC 5424/3164) into a [`telltale_model::LogBatch`]. Every
 //! decoder enforces the same [`Limits`] while it decodes and fails with one [`Error`] whose
 //! [`Error::kind`] the api maps to a status code.
 //!
@@ -18,14 +20,19 @@
 
 mod error;
 pub mod limits;
+pub mod loglimits;
 mod pb;
 mod series;
 
+pub mod es_bulk;
 pub mod exposition;
 pub mod influx;
+pub mod loki;
 pub mod otlp;
 pub mod prom_remote_write;
 mod prom_remote_write_encode;
+pub mod syslog;
 
 pub use error::{Error, Result};
 pub use limits::Limits;
+pub use loglimits::LogLimits;

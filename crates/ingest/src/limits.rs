@@ -68,7 +68,10 @@ impl Limits {
 /// Whether a limit key is about the request's overall size (so an error is `TooLarge`,
 /// 413) rather than about one series (`LimitExceeded`).
 pub(crate) fn is_request_size_limit(key: &str) -> bool {
-    matches!(key, "max_series_per_request" | "max_samples_per_request" | "max_decompressed_bytes")
+    matches!(
+        key,
+        "max_series_per_request" | "max_samples_per_request" | "max_decompressed_bytes" | "max_entries_per_request"
+    )
 }
 
 /// `n > max`, where a `max` of 0 means "no limit".

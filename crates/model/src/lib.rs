@@ -1,5 +1,6 @@
 //! Telltale's vocabulary, shared by every other crate: [`Labels`], [`Matcher`], [`Sample`],
-//! [`WriteBatch`], [`TimeRange`] and [`ErrorKind`].
+//! [`WriteBatch`], [`TimeRange`] and [`ErrorKind`]; for logs [`LogEntry`], [`LogBatch`] and
+//! [`LineFilter`].
 //!
 //! No I/O lives here. The one design decision to know: a [`Labels`] set is a single
 //! immutable byte buffer (sorted, length-prefixed names and values, like Prometheus's
@@ -10,6 +11,7 @@
 mod batch;
 mod error;
 mod labels;
+mod logs;
 mod matcher;
 mod time;
 pub mod units;
@@ -17,6 +19,7 @@ pub mod units;
 pub use batch::{MetricMetadata, MetricType, Sample, WriteBatch, STALE_NAN_BITS};
 pub use error::ErrorKind;
 pub use labels::{Labels, LabelsBuilder, LabelsError, METRIC_NAME};
+pub use logs::{FilterOp, LineFilter, LogBatch, LogEntry, Nanos};
 pub use matcher::{MatchOp, Matcher};
 pub use time::{TimeRange, Timestamp};
 

@@ -1,7 +1,8 @@
 /// Milliseconds since the Unix epoch, as Prometheus counts them.
 pub type Timestamp = i64;
 
-/// An inclusive range of timestamps `[start, end]`, in milliseconds.
+/// An inclusive range of timestamps `[start, end]`, in milliseconds (in nanoseconds where
+/// the log APIs take it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimeRange {
     /// First timestamp included.

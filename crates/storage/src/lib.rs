@@ -5,15 +5,21 @@
 //! The traits are synchronous: storage work is CPU and disk work, and async callers go
 //! through `spawn_blocking`. [`MemStore`] is the reference implementation, and
 //! [`conformance`] holds the one test suite every implementation must pass
-//! (`storage_conformance!(...)`).
+//! (`storage_conformance!(...)`). The log side is the same shape: [`LogWriter`], [`LogReader`],
+//! [`MemLogStore`], and `log_conformance!` in [`logconformance`].
 #![warn(missing_docs)]
 
 pub mod conformance;
 mod error;
+pub mod logconformance;
+pub mod logs;
 mod mem;
+mod memlogs;
 
 pub use error::{Error, Result};
+pub use logs::{Direction, LogReader, LogRow, LogSelect, LogStats, LogStore, LogWriteStats, LogWriter, Visit};
 pub use mem::MemStore;
+pub use memlogs::MemLogStore;
 use telltale_model::{Labels, Matcher, Sample, TimeRange, WriteBatch};
 
 /// Counts from one [`MetricWriter::write`].

@@ -51,6 +51,9 @@ pub(crate) struct Config {
     /// `inhibit_rules`, `templates`, `global`), as in `alertmanager.yml`. Reloadable.
     #[serde(skip_serializing)]
     pub(crate) alerting: telltale_alerting::am::config::AlertmanagerConfig,
+    /// Log intake and LogQL: limits, rates, query limits (reloadable), syslog listeners and
+    /// tailed files (restart).
+    pub(crate) logs: crate::logs::LogsConfig,
 }
 
 /// `query:`
@@ -134,6 +137,9 @@ pub(crate) struct StorageConfig {
     /// How often the engine's upkeep runs (cut blocks, compact, retention, WAL truncation).
     #[serde(with = "units::duration")]
     pub(crate) maintenance_interval: Duration,
+    /// The log store: retention (time, size, per stream), head size, blocks, compression,
+    /// compaction, WAL (kept in `DATA_DIR/logs`). Changes need a restart.
+    pub(crate) logs: telltale_logstore::Options,
 }
 
 impl Default for StorageConfig {
@@ -142,6 +148,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./telltale-data"),
             tsdb: telltale_tsdb::Options::default(),
             maintenance_interval: Duration::from_secs(60),
+            logs: telltale_logstore::Options::default(),
         }
     }
 }
@@ -304,6 +311,8 @@ fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
     c.collectors.validate().map_err(collect_err)?;
     telltale_collect::scrape::config::validate(&c.global, &c.scrape_configs).map_err(collect_err)?;
     c.agent.validate().map_err(collect_err)?;
+    c.storage.logs.validate().map_err(|e| invalid(origin, "storage.logs", e.to_string()))?;
+    c.logs.validate().map_err(|(key, e)| invalid(origin, &key, e))?;
     Ok(())
 }
 
@@ -410,6 +419,9 @@ pub(crate) fn is_live(key: &str) -> bool {
         || key.starts_with("rule_files")
         || key == "alerting"
         || (key.starts_with("rules") && key != "rules.resend_delay")
+        || key.starts_with("logs.limits")
+        || key.starts_with("logs.rates")
+        || key.starts_with("logs.query")
 }
 
 #[cfg(test)]

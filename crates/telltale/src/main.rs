@@ -9,8 +9,10 @@
 mod agent;
 mod alerting;
 mod config;
+mod logs;
 mod ruletool;
 mod serve;
+mod syslog;
 
 /// mimalloc instead of glibc's malloc: every write allocates a label set per series and
 /// frees it on another thread; with glibc a fifth of ingest CPU went to malloc and free

@@ -12,6 +12,7 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use telltale_api::{metrics, system_now_ms, AppState, Limits};
 use telltale_collect::scrape::Manager;
+use telltale_logstore::LogDb;
 use telltale_model::units;
 use telltale_storage::{Maintenance, MetricStore};
 use telltale_tsdb::Tsdb;
@@ -53,7 +54,9 @@ struct Source {
 }
 
 fn api_limits(c: &Config) -> Limits {
-    Limits::new(c.server.max_body_size, c.limits.clone(), c.otlp.clone()).with_query(c.query.engine_options())
+    Limits::new(c.server.max_body_size, c.limits.clone(), c.otlp.clone())
+        .with_query(c.query.engine_options())
+        .with_logs(c.logs.limits.clone(), c.logs.rates.clone(), c.logs.engine_options())
 }
 
 async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
@@ -112,6 +115,23 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     for problem in tsdb.problems() {
         warn!(problem = %problem, "storage problem found on open");
     }
+    let (logs_dir, logs_opts) = (data_dir.join("logs"), config.storage.logs.clone());
+    let logdb = tokio::select! {
+        s = tokio::task::spawn_blocking(move || LogDb::open(&logs_dir, &logs_opts)) => {
+            let dir = data_dir.join("logs");
+            Arc::new(s.context("log store open task failed")?.with_context(|| format!("cannot open the log store in {}", dir.display()))?)
+        }
+        _ = term.recv() => return stop_early(stop_tx, server).await,
+        _ = int.recv() => return stop_early(stop_tx, server).await,
+    };
+    for problem in logdb.problems() {
+        warn!(problem = %problem, "log storage problem found on open");
+    }
+    state.set_log_store(logdb.clone());
+    state.set_sql(Arc::new(crate::logs::Sql {
+        engine: telltale_sql::SqlEngine::new(logdb.clone(), config.logs.sql.options()),
+        runtime: tokio::runtime::Handle::current(),
+    }));
     let store: Arc<dyn MetricStore> = tsdb.clone();
     state.set_store(store.clone());
     let mut tasks = Vec::new();
@@ -145,6 +165,16 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         let tsdb = tsdb.clone();
         move || tsdb.maintain(system_now_ms())
     })));
+    tasks.push(tokio::spawn(periodic(every, stop_rx.clone(), "log maintenance", {
+        let logdb = logdb.clone();
+        move || logdb.maintain(system_now_ms())
+    })));
+    if let Some(every) = config.storage.logs.wal.fsync_interval().filter(|d| !d.is_zero()) {
+        tasks.push(tokio::spawn(periodic(every, stop_rx.clone(), "log wal sync", {
+            let logdb = logdb.clone();
+            move || logdb.sync_wal()
+        })));
+    }
     if let Some(every) = config.storage.tsdb.wal.fsync.interval() {
         tasks.push(tokio::spawn(periodic(every, stop_rx.clone(), "wal sync", {
             let tsdb = tsdb.clone();
@@ -174,6 +204,8 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         let stop = stop_rx.clone();
         async move { rules.run(ctx, Arc::new(system_now_ms), send, stop).await }
     }));
+    tasks.extend(crate::syslog::start(&config.logs.syslog, state.clone(), stop_rx.clone()).await?);
+    tasks.extend(crate::logs::start_files(&config.logs, &config.storage.data_dir, state.clone(), stop_rx.clone())?);
     info!("ready");
 
     loop {
@@ -199,6 +231,10 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     drop(sink);
     drop(store);
     tokio::task::spawn_blocking(move || close_store(tsdb)).await.context("store close task failed")??;
+    tokio::task::spawn_blocking(move || logdb.sync_wal())
+        .await
+        .context("log store close task failed")?
+        .context("cannot sync the log WAL at shutdown")?;
     info!("stopped");
     Ok(())
 }
@@ -286,6 +322,9 @@ fn reloader(
         running.limits = new.limits.clone();
         running.otlp = new.otlp.clone();
         running.query = new.query.clone();
+        running.logs.limits = new.logs.limits.clone();
+        running.logs.rates = new.logs.rates.clone();
+        running.logs.query = new.logs.query.clone();
         running.rule_files = new.rule_files.clone();
         running.rules = new.rules.clone();
         running.alerting = new.alerting.clone();
@@ -343,7 +382,11 @@ async fn self_scrape(
 
 fn scrape_once(state: &AppState, store: &dyn MetricStore, instance: SocketAddr) {
     let instance = instance.to_string();
-    let families = state.families(&store.stats());
+    let mut stats = store.stats();
+    if let Ok(logs) = state.log_store() {
+        stats.extend(logs.stats());
+    }
+    let families = state.families(&stats);
     let batch = metrics::to_batch(&families, state.now_ms(), &[("job", "telltale"), ("instance", &instance)]);
     if let Err(e) = store.write(&batch) {
         warn!(error = %e, "cannot store own metrics");

@@ -100,24 +100,21 @@ pub fn wants_html(headers: &HeaderMap) -> bool {
 
 /// The UI's routes, for any router state (they need none).
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    let mut r = Router::new()
-        .route("/", get(root))
-        .route("/favicon.ico", get(|h: HeaderMap| async move { serve("favicon.svg", &h) }))
-        .route(
-            "/ui/{*path}",
-            get(|axum::extract::Path(p): axum::extract::Path<String>, h: HeaderMap| async move { serve(&p, &h) }),
-        );
+    let mut r = Router::new().route("/favicon.ico", get(|h: HeaderMap| async move { serve("favicon.svg", &h) })).route(
+        "/ui/{*path}",
+        get(|axum::extract::Path(p): axum::extract::Path<String>, h: HeaderMap| async move { serve(&p, &h) }),
+    );
     for page in PAGES {
         r = r.route(page, get(|h: HeaderMap| async move { serve("index.html", &h) }));
     }
     r
 }
 
-async fn root(headers: HeaderMap) -> Response {
-    if wants_html(&headers) || headers.get(header::ACCEPT).is_none() {
-        return serve("index.html", &headers);
-    }
-    (StatusCode::NOT_FOUND, "no endpoint at / for this Accept header; the web UI answers text/html\n").into_response()
+/// The UI's start page. `/` itself is routed by the API crate, which shares it with the
+/// Elasticsearch handshake: a browser (asking for `text/html`) gets this page, a log shipper
+/// the cluster info.
+pub fn index_page(headers: &HeaderMap) -> Response {
+    serve("index.html", headers)
 }
 
 fn content_type(path: &str) -> &'static str {
@@ -190,7 +187,7 @@ mod tests {
 
     #[tokio::test]
     async fn pages_answer_the_shell_and_files_their_type() {
-        for page in ["/", "/explore", "/dashboards", "/dashboards/overview", "/logs", "/alerts", "/status"] {
+        for page in ["/explore", "/dashboards", "/dashboards/overview", "/logs", "/alerts", "/status"] {
             let (s, h, body) = get(page, &[("accept", "text/html")]).await;
             assert_eq!(s, StatusCode::OK, "{page}");
             assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
@@ -217,9 +214,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn root_leaves_non_browser_clients_alone() {
-        let (s, _, _) = get("/", &[("accept", "application/json")]).await;
-        assert_eq!(s, StatusCode::NOT_FOUND);
+    async fn index_page_is_the_shell() {
+        let res = index_page(&HeaderMap::new());
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains("/ui/app.js"));
     }
 
     #[test]

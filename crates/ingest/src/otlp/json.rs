@@ -509,6 +509,115 @@ impl From<AnyValue> for pc::AnyValue {
     }
 }
 
+/// OTLP/JSON logs into the prost `ExportLogsServiceRequest`, with the same value rules as
+/// metrics. Trace and span ids are hex strings, as the OTLP/JSON mapping says.
+pub(super) fn parse_logs(
+    body: &[u8],
+) -> Result<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest, serde_json::Error> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'[') {
+        return Err(de::Error::custom("expected a JSON object, found an array"));
+    }
+    let req: LogsRequest = serde_json::from_slice(body)?;
+    use opentelemetry_proto::tonic::logs::v1 as pl;
+    let resource_logs = list(req.resource_logs, |r: ResourceLogs| pl::ResourceLogs {
+        resource: r.resource.map(|r| pr::Resource { attributes: list(r.attributes, Into::into), ..Default::default() }),
+        scope_logs: list(r.scope_logs, |s: ScopeLogs| pl::ScopeLogs {
+            scope: s.scope.map(|sc| pc::InstrumentationScope {
+                name: sc.name.unwrap_or_default(),
+                version: sc.version.unwrap_or_default(),
+                attributes: list(sc.attributes, Into::into),
+                ..Default::default()
+            }),
+            log_records: list(s.log_records, |l: LogRecord| pl::LogRecord {
+                time_unix_nano: l.time_unix_nano.map_or(0, |v| v.0),
+                observed_time_unix_nano: l.observed_time_unix_nano.map_or(0, |v| v.0),
+                severity_number: l.severity_number.map_or(0, |v| v.0),
+                severity_text: l.severity_text.unwrap_or_default(),
+                body: l.body.map(Into::into),
+                attributes: list(l.attributes, Into::into),
+                dropped_attributes_count: l.dropped_attributes_count.unwrap_or(0),
+                flags: l.flags.unwrap_or(0),
+                trace_id: l.trace_id.map_or_else(Vec::new, |h| h.0),
+                span_id: l.span_id.map_or_else(Vec::new, |h| h.0),
+                event_name: l.event_name.unwrap_or_default(),
+            }),
+            schema_url: s.schema_url.unwrap_or_default(),
+        }),
+        schema_url: r.schema_url.unwrap_or_default(),
+    });
+    Ok(opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest { resource_logs })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct LogsRequest {
+    resource_logs: Option<Vec<ResourceLogs>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ResourceLogs {
+    resource: Option<Resource>,
+    scope_logs: Option<Vec<ScopeLogs>>,
+    schema_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ScopeLogs {
+    scope: Option<Scope>,
+    log_records: Option<Vec<LogRecord>>,
+    schema_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct LogRecord {
+    time_unix_nano: Option<U64>,
+    observed_time_unix_nano: Option<U64>,
+    severity_number: Option<Severity>,
+    severity_text: Option<String>,
+    body: Option<AnyValue>,
+    attributes: Option<Vec<KeyValue>>,
+    dropped_attributes_count: Option<u32>,
+    flags: Option<u32>,
+    trace_id: Option<Hex>,
+    span_id: Option<Hex>,
+    event_name: Option<String>,
+}
+
+/// Bytes written as hex (OTLP/JSON's trace and span ids).
+struct Hex(Vec<u8>);
+
+impl<'de> Deserialize<'de> for Hex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.len() % 2 != 0 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(de::Error::custom(format!("invalid hex id {s:?}")));
+        }
+        let bytes = (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0)).collect();
+        Ok(Hex(bytes))
+    }
+}
+
+/// `SeverityNumber`: an integer or the enum value's name (`SEVERITY_NUMBER_INFO`).
+struct Severity(i32);
+
+impl<'de> Deserialize<'de> for Severity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        match &v {
+            serde_json::Value::Number(n) => {
+                n.as_i64().map(|n| Severity(n as i32)).ok_or_else(|| de::Error::custom("invalid severityNumber"))
+            }
+            serde_json::Value::String(s) => opentelemetry_proto::tonic::logs::v1::SeverityNumber::from_str_name(s)
+                .map(|x| Severity(x as i32))
+                .ok_or_else(|| de::Error::custom(format!("invalid severityNumber {s:?}"))),
+            _ => Err(de::Error::custom("invalid severityNumber")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

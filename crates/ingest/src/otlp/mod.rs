@@ -37,6 +37,7 @@
 mod convert;
 mod error;
 mod json;
+mod logs;
 mod names;
 mod options;
 
@@ -45,6 +46,7 @@ use prost::Message;
 use telltale_model::WriteBatch;
 
 pub use error::{Error, Result};
+pub use logs::{decode_logs_json, decode_logs_proto};
 pub use options::{DeltaTemporality, OtlpLimits, OtlpOptions, TranslationStrategy};
 
 /// A decoded request: the series to write, and what could not be turned into series.

@@ -117,10 +117,10 @@ fn a_corrupt_wal_tail_is_named_and_the_rest_is_served() {
 }
 
 /// Unmounts a tmpfs when dropped (after the server using it, declared later, is gone).
-struct Tmpfs(std::path::PathBuf);
+pub(crate) struct Tmpfs(std::path::PathBuf);
 
 impl Tmpfs {
-    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+    pub(crate) fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
         let ok = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir)
@@ -129,7 +129,7 @@ impl Tmpfs {
         Tmpfs(dir.to_path_buf())
     }
 
-    fn resize(&self, size: &str) {
+    pub(crate) fn resize(&self, size: &str) {
         let ok =
             std::process::Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.0).status();
         assert!(ok.is_ok_and(|s| s.success()), "remount failed");

@@ -155,6 +155,8 @@ mod alerting;
 mod collect;
 mod dashboards;
 mod durability;
+mod logclients;
+mod logs;
 mod notify;
 mod prometheus;
 mod ui;

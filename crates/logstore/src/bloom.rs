@@ -1,0 +1,217 @@
+//! The needle index: one bloom filter per block over the 8-byte n-grams of the block's
+//! tokens.
+//!
+//! Why n-grams of tokens and not whole tokens: LogQL's `|= "x"` is a substring test, so a
+//! needle may sit inside a longer token (`|= "c9e1b2d4"` inside `rid=3fa2c9e1b2d40a77`). Every
+//! 8-byte window of a needle piece (the needle split at separators) is then a window of a
+//! token of any matching line, so a block lacking one of them cannot match: the test never
+//! gives a false negative. Tokens are runs of `[A-Za-z0-9_]` and non-ASCII bytes; pieces
+//! shorter than 8 bytes cannot use the index (the block is read).
+//!
+//! Sizing: one hash function and 2 bits per distinct n-gram (a 39% false-positive rate per
+//! n-gram). A 16-character id has 9 n-grams, so a block without it passes all 9 probes with
+//! probability 0.39^9 = 2e-4. The count of distinct n-grams is bounded from the block's
+//! distinct tokens, collected first, so building costs one hash per token occurrence plus one
+//! per n-gram of each distinct token. The measurement behind these numbers is in
+//! `docs/logs.md` (index choice).
+
+use std::collections::HashSet;
+
+/// Bytes per n-gram.
+pub(crate) const GRAM: usize = 8;
+/// Bits per distinct n-gram.
+const BITS_PER_GRAM: usize = 2;
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+/// Calls `f` with each token (maximal run of token bytes) of `text`.
+pub(crate) fn tokens(text: &[u8], mut f: impl FnMut(&[u8])) {
+    let mut start = None;
+    for (i, &b) in text.iter().enumerate() {
+        match (is_token_byte(b), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                f(&text[s..i]);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        f(&text[s..]);
+    }
+}
+
+#[inline]
+fn mix(mut x: u64) -> u64 {
+    // splitmix64's finaliser: cheap and well spread.
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[inline]
+fn gram_hash(w: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&w[..GRAM]);
+    mix(u64::from_le_bytes(b))
+}
+
+fn token_hash(t: &[u8]) -> u64 {
+    // FNV-1a, then mixed: tokens are short.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in t {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    mix(h ^ t.len() as u64)
+}
+
+/// Collects a block's distinct tokens, then builds its filter.
+#[derive(Default)]
+pub(crate) struct BloomBuilder {
+    seen: HashSet<u64, BuildMix>,
+    long_tokens: Vec<Vec<u8>>,
+    grams: usize,
+}
+
+/// A hasher for already-mixed u64 keys.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct BuildMix;
+
+pub(crate) struct MixHasher(u64);
+
+impl std::hash::Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+impl std::hash::BuildHasher for BuildMix {
+    type Hasher = MixHasher;
+    fn build_hasher(&self) -> MixHasher {
+        MixHasher(0)
+    }
+}
+
+impl BloomBuilder {
+    /// Adds a line's tokens.
+    pub(crate) fn add_line(&mut self, line: &[u8]) {
+        tokens(line, |t| {
+            if t.len() >= GRAM && self.seen.insert(token_hash(t)) {
+                self.grams += t.len() - GRAM + 1;
+                self.long_tokens.push(t.to_vec());
+            }
+        });
+    }
+
+    /// The filter's bytes (a power-of-two number of bits, at least 64).
+    pub(crate) fn finish(self) -> Vec<u8> {
+        let bits = (self.grams * BITS_PER_GRAM).max(64).next_power_of_two();
+        let mut out = vec![0u8; bits / 8];
+        let mask = bits as u64 - 1;
+        for t in &self.long_tokens {
+            for w in t.windows(GRAM) {
+                let h = gram_hash(w) & mask;
+                out[(h >> 3) as usize] |= 1 << (h & 7);
+            }
+        }
+        out
+    }
+}
+
+/// The n-gram hashes a block must hold to possibly contain `needle`, or none if the needle
+/// has no piece of [`GRAM`] bytes or more (then the index cannot help).
+pub(crate) fn needle_grams(needle: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    tokens(needle.as_bytes(), |t| {
+        for w in t.windows(GRAM) {
+            out.push(gram_hash(w));
+        }
+    });
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Whether a block with filter `bloom` may contain every n-gram of `grams`.
+pub(crate) fn may_contain(bloom: &[u8], grams: &[u64]) -> bool {
+    if bloom.is_empty() {
+        return grams.is_empty();
+    }
+    let mask = (bloom.len() * 8) as u64 - 1;
+    grams.iter().all(|g| {
+        let h = g & mask;
+        bloom[(h >> 3) as usize] & (1 << (h & 7)) != 0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bloom(lines: &[&str]) -> Vec<u8> {
+        let mut b = BloomBuilder::default();
+        for l in lines {
+            b.add_line(l.as_bytes());
+        }
+        b.finish()
+    }
+
+    #[test]
+    fn tokenizes_on_separators() {
+        let mut t = Vec::new();
+        tokens(b"GET /api/v1?x=3fa2c9e1 \xc3\xa9t\xc3\xa9", |x| t.push(String::from_utf8_lossy(x).into_owned()));
+        assert_eq!(t, ["GET", "api", "v1", "x", "3fa2c9e1", "été"]);
+    }
+
+    #[test]
+    fn finds_tokens_and_substrings_of_tokens() {
+        let b = bloom(&["level=info rid=3fa2c9e1b2d40a77 msg=\"certificate has expired\""]);
+        for needle in ["3fa2c9e1b2d40a77", "rid=3fa2c9e1b2d40a77", "c9e1b2d4", "ertificate has exp", "certificate"] {
+            assert!(may_contain(&b, &needle_grams(needle)), "{needle}");
+        }
+        assert!(!may_contain(&b, &needle_grams("deadbeefcafe1234")));
+        assert!(needle_grams("short one").is_empty(), "no piece of 8 bytes");
+    }
+
+    #[test]
+    fn false_positive_rate_is_as_designed() {
+        let lines: Vec<String> = (0..20_000u64).map(|i| format!("rid={:016x} ok", mix(i))).collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let b = bloom(&refs);
+        let trials = 2000u64;
+        let hits =
+            (0..trials).filter(|i| may_contain(&b, &needle_grams(&format!("{:016x}", mix(1_000_000 + i))))).count();
+        // 0.39^9 = 2e-4: expect almost none.
+        assert!(hits < 5, "{hits} false positives in {trials}");
+    }
+
+    proptest! {
+        #[test]
+        fn never_a_false_negative(lines in proptest::collection::vec("[a-z0-9 =./\"-]{0,60}", 1..20), pick in any::<proptest::sample::Index>(), a in any::<proptest::sample::Index>(), len in 1usize..40) {
+            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let b = bloom(&refs);
+            let line = &lines[pick.index(lines.len())];
+            if !line.is_empty() {
+                let start = a.index(line.len());
+                let end = (start + len).min(line.len());
+                let needle = &line[start..end];
+                prop_assert!(may_contain(&b, &needle_grams(needle)), "{needle:?} in {line:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,959 @@
+//! [`LogDb`]: the log store behind the storage traits. Writes go to the WAL and the head;
+//! the head is flushed into a segment when it is large or old; reads merge the head, heads
+//! being flushed and segments, stream by stream, skipping blocks by stream, time and the
+//! needle index; maintenance applies retention and compacts small segments.
+//!
+//! Lock order (always this way round): `writer` → `head` → `persisted`. A write holds the
+//! writer lock from its WAL append until its lines are in the head, so a flush (which
+//! rotates the WAL and takes the head under the same locks) never separates a line from the
+//! WAL segment that holds it.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use telltale_model::{Labels, LineFilter, LogBatch, Matcher, MetricType, TimeRange};
+use telltale_storage::{
+    matches_all, Direction, LogReader, LogRow, LogSelect, LogStats, LogWriteStats, LogWriter, Maintenance, Stat, Visit,
+};
+use tracing::{info, warn};
+
+use crate::bloom;
+use crate::error::{io_err, Error, Result};
+use crate::head::{Head, StreamHead};
+use crate::options::Options;
+use crate::segment::{self, Block, Segment, StreamRows, WriteSettings};
+use crate::wal::{self, Record, Wal, WalEntry};
+
+#[derive(Debug, Default)]
+struct Registry {
+    by_labels: HashMap<Labels, u32>,
+    labels: Vec<Labels>,
+}
+
+impl Registry {
+    fn id(&mut self, l: &Labels) -> (u32, bool) {
+        if let Some(&id) = self.by_labels.get(l) {
+            return (id, false);
+        }
+        let id = self.labels.len() as u32;
+        self.labels.push(l.clone());
+        self.by_labels.insert(l.clone(), id);
+        (id, true)
+    }
+}
+
+struct Writer {
+    wal: Wal,
+    /// Streams whose labels the current WAL segment already holds.
+    defined: HashSet<u32>,
+}
+
+/// A head taken out of service and waiting to be written as a segment.
+#[derive(Debug)]
+struct Frozen {
+    head: Head,
+    wal_upto: u64,
+}
+
+/// A segment with its streams mapped to the store's stream ids.
+#[derive(Debug)]
+struct Open {
+    seg: Segment,
+    ids: Vec<u32>,
+}
+
+#[derive(Debug, Default)]
+struct Persisted {
+    segments: Vec<Arc<Open>>,
+    flushing: Vec<Arc<Frozen>>,
+}
+
+/// The log store.
+pub struct LogDb {
+    dir: PathBuf,
+    opts: Options,
+    retention_rules: Vec<(Vec<Matcher>, i64)>,
+    registry: RwLock<Registry>,
+    writer: Mutex<Writer>,
+    head: RwLock<Head>,
+    persisted: RwLock<Persisted>,
+    next_segment: AtomicU64,
+    flush_lock: Mutex<()>,
+    problems: Mutex<Vec<String>>,
+    corrupt: AtomicU64,
+    flushes: AtomicU64,
+    compactions: AtomicU64,
+    blocks_read: AtomicU64,
+    blocks_skipped: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl LogDb {
+    /// Opens (or creates) the store in `dir`: verifies segments (quarantining corrupt ones),
+    /// drops WAL segments that segments already cover, and replays the rest into the head.
+    pub fn open(dir: &Path, opts: &Options) -> Result<LogDb> {
+        opts.validate()?;
+        let retention_rules = opts
+            .retention_streams
+            .iter()
+            .map(|r| {
+                let m = crate::selector::parse(&r.selector).map_err(Error::InvalidOptions)?;
+                Ok((m, i64::try_from(r.period.as_nanos()).unwrap_or(i64::MAX)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (wal_dir, seg_dir, q_dir) = (dir.join("wal"), dir.join("segments"), dir.join("quarantine"));
+        for d in [&wal_dir, &seg_dir] {
+            fs::create_dir_all(d).map_err(io_err("create directory", d))?;
+        }
+        let mut problems = Vec::new();
+        let mut corrupt = 0u64;
+        let mut registry = Registry::default();
+        let (ids, junk) = segment::list(&seg_dir)?;
+        for j in junk {
+            let _ = fs::remove_file(&j);
+        }
+        let mut segments = Vec::new();
+        let mut next = 1;
+        for id in ids {
+            next = next.max(id + 1);
+            match Segment::open(&seg_dir, id) {
+                Ok(seg) => {
+                    let ids = seg.index.streams.iter().map(|l| registry.id(l).0).collect();
+                    segments.push(Arc::new(Open { seg, ids }));
+                }
+                Err(e) => {
+                    warn!(error = %e, segment = id, "quarantining corrupt log segment");
+                    quarantine(&q_dir, &segment::parquet_path(&seg_dir, id));
+                    quarantine(&q_dir, &segment::index_path(&seg_dir, id));
+                    problems.push(format!("log segment {id:010} quarantined: {e}"));
+                    corrupt += 1;
+                }
+            }
+        }
+        let covered = segments.iter().map(|s| s.seg.index.wal_upto).max().unwrap_or(0);
+        let (wal_segs, _) = wal::list(&wal_dir)?;
+        let mut head = Head::default();
+        let mut last = covered;
+        let n = wal_segs.len();
+        for (i, seg) in wal_segs.into_iter().enumerate() {
+            last = last.max(seg);
+            let path = wal::segment_path(&wal_dir, seg);
+            if seg <= covered {
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            let data = fs::read(&path).map_err(io_err("read wal segment", &path))?;
+            let mut map: HashMap<u32, u32> = HashMap::new();
+            let damage = wal::read_records(&data, |r| match r {
+                Record::Streams(s) => {
+                    for (wid, lb) in s {
+                        if let Ok(l) = Labels::from_encoded(lb) {
+                            map.insert(wid, registry.id(&l).0);
+                        }
+                    }
+                }
+                Record::Entries(es) => {
+                    for e in es {
+                        let Some(&sid) = map.get(&e.stream) else { continue };
+                        let meta = Labels::from_encoded(e.meta).unwrap_or_default();
+                        push_head(&mut head, sid, e.ts, e.line, &meta);
+                    }
+                }
+            });
+            if let Some(d) = damage {
+                if i + 1 == n {
+                    let f =
+                        fs::OpenOptions::new().write(true).open(&path).map_err(io_err("open wal segment", &path))?;
+                    f.set_len(d.good_len).map_err(io_err("truncate wal segment", &path))?;
+                    problems.push(format!(
+                        "log wal segment {} truncated after a torn write: {}",
+                        path.display(),
+                        d.reason
+                    ));
+                } else {
+                    problems.push(format!("log wal segment {} quarantined: {}", path.display(), d.reason));
+                    quarantine(&q_dir, &path);
+                    corrupt += 1;
+                }
+            }
+        }
+        if !head.is_empty() {
+            head.since_ms = Some(now_ms());
+            info!(lines = head.lines, bytes = head.bytes, "log wal replayed");
+        }
+        let w = Wal::create(&wal_dir, last + 1, opts.wal.segment_size, opts.wal.fsync_each_write())?;
+        let db = LogDb {
+            dir: dir.to_path_buf(),
+            opts: opts.clone(),
+            retention_rules,
+            registry: RwLock::new(registry),
+            writer: Mutex::new(Writer { wal: w, defined: HashSet::new() }),
+            head: RwLock::new(head),
+            persisted: RwLock::new(Persisted { segments, flushing: Vec::new() }),
+            next_segment: AtomicU64::new(next),
+            flush_lock: Mutex::new(()),
+            problems: Mutex::new(problems),
+            corrupt: AtomicU64::new(corrupt),
+            flushes: AtomicU64::new(0),
+            compactions: AtomicU64::new(0),
+            blocks_read: AtomicU64::new(0),
+            blocks_skipped: AtomicU64::new(0),
+        };
+        Ok(db)
+    }
+
+    fn seg_dir(&self) -> PathBuf {
+        self.dir.join("segments")
+    }
+
+    fn wal_dir(&self) -> PathBuf {
+        self.dir.join("wal")
+    }
+
+    /// fsyncs the current WAL segment (the periodic fsync policy calls this).
+    pub fn sync_wal(&self) -> Result<()> {
+        lock(&self.writer).wal.sync()
+    }
+
+    /// Writes the head out as a segment now, and any earlier head whose write failed.
+    pub fn flush_now(&self) -> Result<()> {
+        let _g = lock(&self.flush_lock);
+        self.freeze()?;
+        self.write_frozen()
+    }
+
+    fn freeze(&self) -> Result<()> {
+        let mut w = lock(&self.writer);
+        let mut h = write(&self.head);
+        if h.is_empty() {
+            return Ok(());
+        }
+        let closed = w.wal.rotate()?;
+        w.defined.clear();
+        let frozen = Arc::new(Frozen { head: std::mem::take(&mut *h), wal_upto: closed });
+        write(&self.persisted).flushing.push(frozen);
+        Ok(())
+    }
+
+    fn write_frozen(&self) -> Result<()> {
+        let pending: Vec<Arc<Frozen>> = read(&self.persisted).flushing.clone();
+        for f in pending {
+            let open = self.write_segment_from_head(&f)?;
+            {
+                let mut p = write(&self.persisted);
+                if let Some(o) = open {
+                    p.segments.push(o);
+                }
+                p.flushing.retain(|x| !Arc::ptr_eq(x, &f));
+            }
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            let (segs, _) = wal::list(&self.wal_dir())?;
+            for s in segs.into_iter().filter(|&s| s <= f.wal_upto) {
+                let _ = fs::remove_file(wal::segment_path(&self.wal_dir(), s));
+            }
+        }
+        Ok(())
+    }
+
+    fn write_segment_from_head(&self, f: &Frozen) -> Result<Option<Arc<Open>>> {
+        let reg = read(&self.registry);
+        let mut ids: Vec<u32> = f.head.streams.keys().copied().collect();
+        ids.sort_by(|a, b| reg.labels[*a as usize].cmp(&reg.labels[*b as usize]));
+        let labels: Vec<Labels> = ids.iter().map(|id| reg.labels[*id as usize].clone()).collect();
+        drop(reg);
+        let mut rows = Vec::with_capacity(ids.len());
+        for (id, l) in ids.iter().zip(&labels) {
+            let s = &f.head.streams[id];
+            let order = s.order();
+            rows.push(StreamRows {
+                labels: l,
+                ts: order.iter().map(|&i| s.ts[i as usize]).collect(),
+                lines: order.iter().map(|&i| s.line(i as usize)).collect(),
+                meta: order.iter().map(|&i| &s.meta[i as usize]).collect(),
+            });
+        }
+        self.write_segment(&rows, f.wal_upto, ids)
+    }
+
+    fn write_segment(&self, rows: &[StreamRows<'_>], wal_upto: u64, ids: Vec<u32>) -> Result<Option<Arc<Open>>> {
+        if rows.iter().all(|r| r.ts.is_empty()) {
+            return Ok(None);
+        }
+        let id = self.next_segment.fetch_add(1, Ordering::Relaxed);
+        let settings =
+            WriteSettings { block_lines: self.opts.block_lines, compression_level: self.opts.compression_level };
+        segment::write(&self.seg_dir(), id, wal_upto, rows, &settings)?;
+        let seg = Segment::open(&self.seg_dir(), id)?;
+        let ids = if ids.len() == seg.index.streams.len() { ids } else { self.ids_of(&seg) };
+        Ok(Some(Arc::new(Open { seg, ids })))
+    }
+
+    fn ids_of(&self, seg: &Segment) -> Vec<u32> {
+        let mut reg = write(&self.registry);
+        seg.index.streams.iter().map(|l| reg.id(l).0).collect()
+    }
+
+    /// Upkeep at `now_ms`: flush an old head, apply retention, compact small segments.
+    pub fn maintain(&self, now_ms: i64) -> Result<()> {
+        let age = self.opts.head_max_age.as_millis() as i64;
+        let old = read(&self.head).since_ms.is_some_and(|s| now_ms - s >= age);
+        let pending = !read(&self.persisted).flushing.is_empty();
+        if old || pending {
+            self.flush_now()?;
+        }
+        self.apply_retention(now_ms.saturating_mul(1_000_000))?;
+        self.compact()?;
+        Ok(())
+    }
+
+    fn apply_retention(&self, now_ns: i64) -> Result<()> {
+        let _g = lock(&self.flush_lock);
+        let keep_ns = i64::try_from(self.opts.retention_time.as_nanos()).unwrap_or(i64::MAX);
+        let segs: Vec<Arc<Open>> = read(&self.persisted).segments.clone();
+        let mut drop_ids = HashSet::new();
+        if keep_ns > 0 {
+            for s in &segs {
+                if s.seg.index.max_ts() < now_ns.saturating_sub(keep_ns) {
+                    drop_ids.insert(s.seg.id);
+                }
+            }
+        }
+        if self.opts.retention_size > 0 {
+            let mut total: u64 = segs.iter().map(|s| s.seg.bytes).sum::<u64>() + dir_size(&self.wal_dir());
+            let mut by_age: Vec<&Arc<Open>> = segs.iter().collect();
+            by_age.sort_by_key(|s| s.seg.index.max_ts());
+            for s in by_age {
+                if total <= self.opts.retention_size {
+                    break;
+                }
+                if drop_ids.insert(s.seg.id) {
+                    total = total.saturating_sub(s.seg.bytes);
+                }
+            }
+        }
+        if !drop_ids.is_empty() {
+            write(&self.persisted).segments.retain(|s| !drop_ids.contains(&s.seg.id));
+            for id in &drop_ids {
+                let _ = fs::remove_file(segment::parquet_path(&self.seg_dir(), *id));
+                let _ = fs::remove_file(segment::index_path(&self.seg_dir(), *id));
+            }
+            info!(segments = drop_ids.len(), "log retention deleted segments");
+        }
+        // Per-stream retention: rewrite segments holding expired blocks of such streams.
+        if self.retention_rules.is_empty() {
+            return Ok(());
+        }
+        let reg_labels: Vec<Labels> = read(&self.registry).labels.clone();
+        let expired = |o: &Open, b: &Block| {
+            let l = &reg_labels[o.ids[b.stream] as usize];
+            self.retention_rules
+                .iter()
+                .any(|(m, period)| matches_all(l, m) && b.max_ts < now_ns.saturating_sub(*period))
+        };
+        let segs: Vec<Arc<Open>> = read(&self.persisted).segments.clone();
+        for s in segs {
+            if s.seg.index.blocks.iter().any(|b| expired(&s, b)) {
+                self.rewrite(std::slice::from_ref(&s), &|o, b| !expired(o, b))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges runs of small segments into one.
+    fn compact(&self) -> Result<()> {
+        if self.opts.compaction_target == 0 {
+            return Ok(());
+        }
+        let _g = lock(&self.flush_lock);
+        let segs: Vec<Arc<Open>> = read(&self.persisted).segments.clone();
+        let small: Vec<&Arc<Open>> = segs.iter().filter(|s| s.seg.bytes < self.opts.compaction_target / 2).collect();
+        if small.len() < 4 {
+            return Ok(());
+        }
+        let mut run = Vec::new();
+        let mut total = 0;
+        for s in small {
+            if total + s.seg.bytes > self.opts.compaction_target && run.len() >= 2 {
+                break;
+            }
+            total += s.seg.bytes;
+            run.push(s.clone());
+        }
+        if run.len() >= 2 {
+            self.rewrite(&run, &|_, _| true)?;
+            self.compactions.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Writes the kept blocks of `inputs` as one new segment, then swaps it in for them.
+    fn rewrite(&self, inputs: &[Arc<Open>], keep: &dyn Fn(&Open, &Block) -> bool) -> Result<()> {
+        let reg_labels: Vec<Labels> = read(&self.registry).labels.clone();
+        let mut streams: Vec<u32> = inputs.iter().flat_map(|o| o.ids.iter().copied()).collect();
+        streams.sort_by(|a, b| reg_labels[*a as usize].cmp(&reg_labels[*b as usize]));
+        streams.dedup();
+        let mut owned: Vec<(u32, Vec<RowOwned>)> = Vec::new();
+        for sid in &streams {
+            let mut rows = Vec::new();
+            for o in inputs {
+                for (local, gid) in o.ids.iter().enumerate() {
+                    if gid != sid {
+                        continue;
+                    }
+                    for b in o.seg.index.blocks.iter().filter(|b| b.stream == local && keep(o, b)) {
+                        let d = o.seg.read_block(b, false)?;
+                        for i in 0..d.len() {
+                            let mut pairs = Vec::new();
+                            d.meta_at(i, &mut pairs);
+                            rows.push((d.ts[i], d.line(i).to_string(), Labels::from_pairs(pairs).unwrap_or_default()));
+                        }
+                    }
+                }
+            }
+            rows.sort_by_key(|r| r.0);
+            if !rows.is_empty() {
+                owned.push((*sid, rows));
+            }
+        }
+        let wal_upto = inputs.iter().map(|o| o.seg.index.wal_upto).max().unwrap_or(0);
+        let rows: Vec<StreamRows<'_>> = owned
+            .iter()
+            .map(|(sid, r)| StreamRows {
+                labels: &reg_labels[*sid as usize],
+                ts: r.iter().map(|x| x.0).collect(),
+                lines: r.iter().map(|x| x.1.as_bytes()).collect(),
+                meta: r.iter().map(|x| &x.2).collect(),
+            })
+            .collect();
+        let ids: Vec<u32> = owned.iter().map(|(s, _)| *s).collect();
+        let new = self.write_segment(&rows, wal_upto, ids)?;
+        let gone: HashSet<u64> = inputs.iter().map(|o| o.seg.id).collect();
+        {
+            let mut p = write(&self.persisted);
+            p.segments.retain(|s| !gone.contains(&s.seg.id));
+            if let Some(n) = new {
+                p.segments.push(n);
+            }
+        }
+        for id in gone {
+            let _ = fs::remove_file(segment::parquet_path(&self.seg_dir(), id));
+            let _ = fs::remove_file(segment::index_path(&self.seg_dir(), id));
+        }
+        Ok(())
+    }
+
+    /// Streams matching `matchers`, sorted by labels, with their ids.
+    fn matching(&self, matchers: &[Matcher]) -> Vec<(Labels, u32)> {
+        let reg = read(&self.registry);
+        let mut out: Vec<(Labels, u32)> = reg
+            .labels
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| matches_all(l, matchers))
+            .map(|(i, l)| (l.clone(), i as u32))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0)
+}
+
+fn quarantine(q_dir: &Path, path: &Path) {
+    if fs::metadata(path).is_err() {
+        return;
+    }
+    let _ = fs::create_dir_all(q_dir);
+    let parent =
+        path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let _ = fs::rename(path, q_dir.join(format!("{parent}-{name}")));
+}
+
+fn push_head(head: &mut Head, sid: u32, ts: i64, line: &[u8], meta: &Labels) -> bool {
+    let s = head.streams.entry(sid).or_default();
+    if !s.has_room(line.len()) {
+        return false;
+    }
+    if s.push(ts, line, meta) {
+        head.bytes += line.len();
+        head.lines += 1;
+        true
+    } else {
+        false
+    }
+}
+
+impl LogWriter for LogDb {
+    fn write_logs(&self, batch: &LogBatch) -> telltale_storage::Result<LogWriteStats> {
+        let mut stats = LogWriteStats::default();
+        if batch.is_empty() {
+            return Ok(stats);
+        }
+        // Stream ids first (new streams are counted once).
+        let mut sids = Vec::with_capacity(batch.stream_count());
+        {
+            let known: Vec<Option<u32>> = {
+                let reg = read(&self.registry);
+                batch.iter().map(|(l, _)| reg.by_labels.get(l).copied()).collect()
+            };
+            let mut reg = None;
+            for ((l, _), k) in batch.iter().zip(known) {
+                let id = match k {
+                    Some(id) => id,
+                    None => {
+                        let r = reg.get_or_insert_with(|| write(&self.registry));
+                        let (id, new) = r.id(l);
+                        stats.new_streams += usize::from(new);
+                        id
+                    }
+                };
+                sids.push(id);
+            }
+        }
+        let mut buf = Vec::with_capacity(batch.line_bytes() + batch.entry_count() * 16 + 64);
+        {
+            let mut w = lock(&self.writer);
+            let encode = |w: &mut Writer, buf: &mut Vec<u8>| {
+                buf.clear();
+                let reg = read(&self.registry);
+                let new: Vec<u32> = {
+                    let mut seen = HashSet::new();
+                    sids.iter().copied().filter(|s| !w.defined.contains(s) && seen.insert(*s)).collect()
+                };
+                if !new.is_empty() {
+                    wal::encode_streams(buf, new.iter().map(|s| (*s, reg.labels[*s as usize].as_bytes())));
+                }
+                let entries = batch.iter().zip(&sids).flat_map(|((_, es), sid)| {
+                    es.iter().map(move |e| WalEntry {
+                        stream: *sid,
+                        ts: e.ts,
+                        line: e.line.as_bytes(),
+                        meta: e.metadata.as_bytes(),
+                    })
+                });
+                wal::encode_entries(buf, batch.entry_count(), entries);
+                new
+            };
+            let mut new = encode(&mut w, &mut buf);
+            if w.wal.would_overflow(buf.len()) {
+                w.wal.rotate().map_err(telltale_storage::Error::from)?;
+                w.defined.clear();
+                new = encode(&mut w, &mut buf);
+            }
+            w.wal.append(&buf).map_err(telltale_storage::Error::from)?;
+            w.defined.extend(new);
+            let mut h = write(&self.head);
+            if h.since_ms.is_none() {
+                h.since_ms = Some(now_ms());
+            }
+            for ((_, es), sid) in batch.iter().zip(&sids) {
+                for e in es {
+                    if push_head(&mut h, *sid, e.ts, e.line.as_bytes(), &e.metadata) {
+                        stats.entries += 1;
+                        stats.bytes += e.line.len();
+                    } else {
+                        stats.duplicates += 1;
+                    }
+                }
+            }
+        }
+        let bytes = read(&self.head).bytes as u64;
+        if bytes > self.opts.head_max_bytes {
+            // Flush here unless another writer already is; past twice the limit, wait for it
+            // (back-pressure instead of unbounded memory).
+            let guard = match self.flush_lock.try_lock() {
+                Ok(g) => Some(g),
+                Err(_) if bytes > 2 * self.opts.head_max_bytes => Some(lock(&self.flush_lock)),
+                Err(_) => None,
+            };
+            if let Some(_g) = guard {
+                if let Err(e) = self.freeze().and_then(|()| self.write_frozen()) {
+                    // The lines are in the WAL and in memory; the flush is retried later.
+                    warn!(error = %e, "log head flush failed; retrying at the next write or maintenance");
+                }
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// A row as compaction carries it: time, line, metadata.
+type RowOwned = (i64, String, Labels);
+
+/// A row copied out of a head, for reading without holding its lock.
+#[derive(Debug, Clone)]
+struct OwnedRow {
+    ts: i64,
+    line: String,
+    meta: Labels,
+}
+
+/// Where a stream's rows come from in one read.
+enum Source {
+    Rows(Vec<OwnedRow>),
+    Block(Arc<Open>, usize),
+}
+
+impl Source {
+    fn bounds(&self) -> (i64, i64) {
+        match self {
+            Source::Rows(r) => (r.first().map_or(i64::MAX, |x| x.ts), r.last().map_or(i64::MIN, |x| x.ts)),
+            Source::Block(o, b) => (o.seg.index.blocks[*b].min_ts, o.seg.index.blocks[*b].max_ts),
+        }
+    }
+}
+
+fn head_rows(s: &StreamHead, range: TimeRange, filters: &[LineFilter], skip_lines: bool) -> Vec<OwnedRow> {
+    let mut out = Vec::new();
+    for i in s.order() {
+        let i = i as usize;
+        let ts = s.ts[i];
+        if !range.contains(ts) {
+            continue;
+        }
+        let line = std::str::from_utf8(s.line(i)).unwrap_or("");
+        if !filters.iter().all(|f| f.matches(line)) {
+            continue;
+        }
+        out.push(OwnedRow {
+            ts,
+            line: if skip_lines { String::new() } else { line.to_string() },
+            meta: s.meta[i].clone(),
+        });
+    }
+    out
+}
+
+impl LogDb {
+    /// Head rows and segment blocks of every matching stream, captured consistently.
+    fn snapshot(
+        &self,
+        streams: &[(Labels, u32)],
+        q: &LogSelect<'_>,
+        needles: &[Vec<u64>],
+    ) -> (HashMap<u32, Vec<Source>>, usize) {
+        let skip_lines = q.skip_lines && q.filters.is_empty();
+        let wanted: HashSet<u32> = streams.iter().map(|s| s.1).collect();
+        let mut out: HashMap<u32, Vec<Source>> = HashMap::new();
+        let h = read(&self.head);
+        let p = read(&self.persisted);
+        let mut skipped = 0;
+        for o in &p.segments {
+            let ix = &o.seg.index;
+            if ix.max_ts() < q.range.start || ix.min_ts() > q.range.end {
+                continue;
+            }
+            for (bi, b) in ix.blocks.iter().enumerate() {
+                let sid = o.ids[b.stream];
+                if !wanted.contains(&sid) || b.max_ts < q.range.start || b.min_ts > q.range.end {
+                    continue;
+                }
+                if needles.iter().any(|g| !g.is_empty() && !bloom::may_contain(&b.bloom, g)) {
+                    skipped += 1;
+                    continue;
+                }
+                out.entry(sid).or_default().push(Source::Block(o.clone(), bi));
+            }
+        }
+        for f in &p.flushing {
+            for (sid, s) in &f.head.streams {
+                if wanted.contains(sid) {
+                    let rows = head_rows(s, q.range, q.filters, skip_lines);
+                    if !rows.is_empty() {
+                        out.entry(*sid).or_default().push(Source::Rows(rows));
+                    }
+                }
+            }
+        }
+        for (sid, s) in &h.streams {
+            if wanted.contains(sid) {
+                let rows = head_rows(s, q.range, q.filters, skip_lines);
+                if !rows.is_empty() {
+                    out.entry(*sid).or_default().push(Source::Rows(rows));
+                }
+            }
+        }
+        (out, skipped)
+    }
+}
+
+/// Rows of one source, decoded and filtered, in time order.
+fn materialize(src: &Source, q: &LogSelect<'_>, skip_lines: bool) -> telltale_storage::Result<Vec<OwnedRow>> {
+    match src {
+        Source::Rows(r) => Ok(r.clone()),
+        Source::Block(o, bi) => {
+            let b = &o.seg.index.blocks[*bi];
+            let d = o.seg.read_block(b, skip_lines).map_err(telltale_storage::Error::from)?;
+            let mut out = Vec::new();
+            let mut pairs = Vec::new();
+            for i in 0..d.len() {
+                let ts = d.ts[i];
+                if !q.range.contains(ts) {
+                    continue;
+                }
+                let line = d.line(i);
+                if !q.filters.iter().all(|f| f.matches(line)) {
+                    continue;
+                }
+                pairs.clear();
+                d.meta_at(i, &mut pairs);
+                let meta = if pairs.is_empty() {
+                    Labels::empty()
+                } else {
+                    Labels::from_pairs(pairs.iter().copied()).unwrap_or_default()
+                };
+                out.push(OwnedRow { ts, line: line.to_string(), meta });
+            }
+            Ok(out)
+        }
+    }
+}
+
+impl LogReader for LogDb {
+    fn select_logs(
+        &self,
+        q: &LogSelect<'_>,
+        visit: &mut dyn FnMut(&Labels, &LogRow<'_>) -> Visit,
+    ) -> telltale_storage::Result<()> {
+        let streams = self.matching(q.matchers);
+        if streams.is_empty() {
+            return Ok(());
+        }
+        let needles: Vec<Vec<u64>> = q
+            .filters
+            .iter()
+            .filter(|f| f.op == telltale_model::FilterOp::Contains)
+            .map(|f| bloom::needle_grams(&f.value))
+            .collect();
+        let skip_lines = q.skip_lines && q.filters.is_empty();
+        let (mut sources, skipped) = self.snapshot(&streams, q, &needles);
+        self.blocks_skipped.fetch_add(skipped as u64, Ordering::Relaxed);
+        let read_blocks = sources.values().flatten().filter(|s| matches!(s, Source::Block(..))).count();
+        self.blocks_read.fetch_add(read_blocks as u64, Ordering::Relaxed);
+        for (labels, sid) in &streams {
+            let Some(mut srcs) = sources.remove(sid) else { continue };
+            // Order sources by start; cluster the ones whose time ranges overlap.
+            srcs.sort_by_key(|s| s.bounds().0);
+            let mut clusters: Vec<Vec<Source>> = Vec::new();
+            let mut cluster_end = i64::MIN;
+            for s in srcs {
+                let (lo, hi) = s.bounds();
+                match clusters.last_mut() {
+                    Some(c) if lo <= cluster_end => {
+                        c.push(s);
+                        cluster_end = cluster_end.max(hi);
+                    }
+                    _ => {
+                        clusters.push(vec![s]);
+                        cluster_end = hi;
+                    }
+                }
+            }
+            if q.direction == Direction::Backward {
+                clusters.reverse();
+            }
+            let mut outcome = Visit::Continue;
+            'stream: for c in &clusters {
+                let mut rows = Vec::new();
+                for s in c {
+                    rows.extend(materialize(s, q, skip_lines)?);
+                }
+                if c.len() > 1 {
+                    rows.sort_by_key(|r| r.ts);
+                }
+                let iter: Box<dyn Iterator<Item = &OwnedRow>> = if q.direction == Direction::Backward {
+                    Box::new(rows.iter().rev())
+                } else {
+                    Box::new(rows.iter())
+                };
+                for r in iter {
+                    let pairs: Vec<(&str, &str)> = r.meta.iter().collect();
+                    outcome = visit(labels, &LogRow { ts: r.ts, line: &r.line, metadata: &pairs });
+                    if outcome != Visit::Continue {
+                        break 'stream;
+                    }
+                }
+            }
+            if outcome == Visit::Stop {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn log_streams(&self, range: TimeRange, matchers: &[Matcher]) -> telltale_storage::Result<Vec<Labels>> {
+        let streams = self.matching(matchers);
+        let wanted: HashSet<u32> = streams.iter().map(|s| s.1).collect();
+        let mut present: HashSet<u32> = HashSet::new();
+        let h = read(&self.head);
+        let p = read(&self.persisted);
+        let heads = std::iter::once(&*h).chain(p.flushing.iter().map(|f| &f.head));
+        for head in heads {
+            for (sid, s) in &head.streams {
+                if wanted.contains(sid) && s.ts.iter().any(|t| range.contains(*t)) {
+                    present.insert(*sid);
+                }
+            }
+        }
+        for o in &p.segments {
+            for b in &o.seg.index.blocks {
+                let sid = o.ids[b.stream];
+                if wanted.contains(&sid) && range.overlaps(b.min_ts, b.max_ts) {
+                    present.insert(sid);
+                }
+            }
+        }
+        Ok(streams.into_iter().filter(|(_, id)| present.contains(id)).map(|(l, _)| l).collect())
+    }
+
+    fn log_stats(&self, range: TimeRange, matchers: &[Matcher]) -> telltale_storage::Result<LogStats> {
+        let streams = self.matching(matchers);
+        let wanted: HashSet<u32> = streams.iter().map(|s| s.1).collect();
+        let mut st = LogStats::default();
+        let mut present: HashSet<u32> = HashSet::new();
+        let h = read(&self.head);
+        let p = read(&self.persisted);
+        let heads = std::iter::once(&*h).chain(p.flushing.iter().map(|f| &f.head));
+        for head in heads {
+            for (sid, s) in &head.streams {
+                if !wanted.contains(sid) {
+                    continue;
+                }
+                let mut n = 0;
+                for i in 0..s.len() {
+                    if range.contains(s.ts[i]) {
+                        n += 1;
+                        st.bytes += s.line(i).len() as u64;
+                    }
+                }
+                if n > 0 {
+                    st.entries += n;
+                    st.chunks += 1;
+                    present.insert(*sid);
+                }
+            }
+        }
+        for o in &p.segments {
+            for b in &o.seg.index.blocks {
+                let sid = o.ids[b.stream];
+                if !wanted.contains(&sid) || !range.overlaps(b.min_ts, b.max_ts) {
+                    continue;
+                }
+                if range.contains(b.min_ts) && range.contains(b.max_ts) {
+                    st.entries += b.rows;
+                    st.bytes += b.line_bytes;
+                } else {
+                    let d = o.seg.read_block(b, false).map_err(telltale_storage::Error::from)?;
+                    for i in 0..d.len() {
+                        if range.contains(d.ts[i]) {
+                            st.entries += 1;
+                            st.bytes += d.line(i).len() as u64;
+                        }
+                    }
+                }
+                st.chunks += 1;
+                present.insert(sid);
+            }
+        }
+        st.streams = present.len() as u64;
+        Ok(st)
+    }
+}
+
+impl Maintenance for LogDb {
+    fn flush(&self) -> telltale_storage::Result<()> {
+        self.flush_now().map_err(telltale_storage::Error::from)
+    }
+
+    fn stats(&self) -> Vec<Stat> {
+        let p = read(&self.persisted);
+        let h = read(&self.head);
+        let seg_bytes: u64 = p.segments.iter().map(|s| s.seg.bytes).sum();
+        let g = |name, help, v: f64| Stat { name, help, kind: MetricType::Gauge, value: v };
+        let c = |name, help, v: f64| Stat { name, help, kind: MetricType::Counter, value: v };
+        vec![
+            g("telltale_logs_streams", "Log streams known to the store.", read(&self.registry).labels.len() as f64),
+            g("telltale_logs_segments", "Log segment files.", p.segments.len() as f64),
+            g("telltale_logs_segment_bytes", "Bytes of log segment files and their indexes.", seg_bytes as f64),
+            g("telltale_logs_wal_bytes", "Bytes of the log WAL.", dir_size(&self.wal_dir()) as f64),
+            g(
+                "telltale_logs_head_lines",
+                "Log lines in memory, not yet in a segment.",
+                (h.lines + p.flushing.iter().map(|f| f.head.lines).sum::<usize>()) as f64,
+            ),
+            g("telltale_logs_head_bytes", "Bytes of log lines in memory.", h.bytes as f64),
+            c("telltale_logs_flushes_total", "Heads written as segments.", self.flushes.load(Ordering::Relaxed) as f64),
+            c("telltale_logs_compactions_total", "Segment merges.", self.compactions.load(Ordering::Relaxed) as f64),
+            c(
+                "telltale_logs_blocks_read_total",
+                "Segment blocks decoded by queries.",
+                self.blocks_read.load(Ordering::Relaxed) as f64,
+            ),
+            c(
+                "telltale_logs_blocks_skipped_total",
+                "Segment blocks queries skipped because the needle index rules them out.",
+                self.blocks_skipped.load(Ordering::Relaxed) as f64,
+            ),
+            g(
+                "telltale_storage_corrupt_files",
+                "Files found corrupt on open and quarantined.",
+                self.corrupt.load(Ordering::Relaxed) as f64,
+            ),
+        ]
+    }
+
+    fn problems(&self) -> Vec<String> {
+        lock(&self.problems).clone()
+    }
+}
+
+impl LogDb {
+    /// Segment files, their column names, and copies of the head's streams, consistently.
+    pub(crate) fn sql_parts(&self) -> crate::sqlview::SqlParts {
+        let h = read(&self.head);
+        let p = read(&self.persisted);
+        let reg = read(&self.registry);
+        let mut files = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for o in &p.segments {
+            files.push(o.seg.path.clone());
+            names.extend(o.seg.column_names());
+        }
+        let mut heads = Vec::new();
+        for head in p.flushing.iter().map(|f| &f.head).chain(std::iter::once(&*h)) {
+            for (sid, s) in &head.streams {
+                heads.push((reg.labels[*sid as usize].clone(), s.clone()));
+            }
+        }
+        (files, names, heads)
+    }
+}
+
+impl Drop for LogDb {
+    fn drop(&mut self) {
+        if let Ok(w) = self.writer.lock() {
+            let _ = w.wal.sync();
+        }
+    }
+}

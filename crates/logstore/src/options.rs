@@ -1,0 +1,127 @@
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How the log store keeps logs (`storage.logs` in the config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// Segments whose newest line is older than this (counted back from now) are deleted
+    /// (`"30d"`); `"0s"` keeps logs forever.
+    #[serde(with = "telltale_model::units::duration")]
+    pub retention_time: Duration,
+    /// When segments and WAL together pass this many bytes, the oldest segments are deleted
+    /// (`"100GiB"`); 0: no size limit.
+    #[serde(with = "telltale_model::units::size")]
+    pub retention_size: u64,
+    /// Shorter retention for some streams, e.g. `[{selector: '{env="dev"}', period: 1d}]`.
+    /// Applied when a segment is rewritten, one block (a stream's part of a segment) at a time.
+    pub retention_streams: Vec<StreamRetention>,
+    /// The in-memory head is written out as a segment once its lines pass this size
+    /// (`"64MiB"`).
+    #[serde(with = "telltale_model::units::size")]
+    pub head_max_bytes: u64,
+    /// ... or once its oldest line arrived this long ago (`"15m"`).
+    #[serde(with = "telltale_model::units::duration")]
+    pub head_max_age: Duration,
+    /// Most lines in one block (a stream's row group in a segment): the unit the needle
+    /// index skips.
+    pub block_lines: usize,
+    /// zstd level of segment pages (1-22); higher packs tighter and writes slower.
+    pub compression_level: i32,
+    /// Segments smaller than this are merged with their neighbours (`"256MiB"`); 0 turns
+    /// compaction off.
+    #[serde(with = "telltale_model::units::size")]
+    pub compaction_target: u64,
+    /// WAL settings.
+    pub wal: WalOptions,
+}
+
+/// A per-stream retention rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamRetention {
+    /// A stream selector, `{env="dev"}`.
+    pub selector: String,
+    /// How long its lines are kept.
+    #[serde(with = "telltale_model::units::duration")]
+    pub period: Duration,
+}
+
+/// WAL settings of the log store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalOptions {
+    /// A segment file is closed and a new one started past this size.
+    #[serde(with = "telltale_model::units::size")]
+    pub segment_size: u64,
+    /// `"always"` (fsync every write), `"never"`, or an interval (`"1s"`, the default: at most
+    /// that much acknowledged data lost on power failure, none on a process crash).
+    pub fsync: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            retention_time: Duration::from_secs(30 * 86_400),
+            retention_size: 0,
+            retention_streams: Vec::new(),
+            head_max_bytes: 64 << 20,
+            head_max_age: Duration::from_secs(15 * 60),
+            block_lines: 16_384,
+            compression_level: 6,
+            compaction_target: 256 << 20,
+            wal: WalOptions::default(),
+        }
+    }
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        Self { segment_size: 64 << 20, fsync: "1s".into() }
+    }
+}
+
+impl WalOptions {
+    /// Whether every write is fsynced.
+    pub fn fsync_each_write(&self) -> bool {
+        self.fsync == "always"
+    }
+
+    /// The periodic fsync interval, if the policy is one.
+    pub fn fsync_interval(&self) -> Option<Duration> {
+        match self.fsync.as_str() {
+            "always" | "never" => None,
+            s => telltale_model::units::parse_duration(s).ok(),
+        }
+    }
+}
+
+impl Options {
+    /// Checks values that cannot work.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=22).contains(&self.compression_level) {
+            return Err(Error::InvalidOptions("compression_level must be between 1 and 22".into()));
+        }
+        if self.block_lines < 16 {
+            return Err(Error::InvalidOptions("block_lines must be at least 16".into()));
+        }
+        if self.head_max_bytes < 1 << 16 {
+            return Err(Error::InvalidOptions("head_max_bytes must be at least 64KiB".into()));
+        }
+        if self.wal.segment_size < 64 << 10 {
+            return Err(Error::InvalidOptions("wal.segment_size must be at least 64KiB".into()));
+        }
+        let f = self.wal.fsync.as_str();
+        if f != "always" && f != "never" && telltale_model::units::parse_duration(f).is_err() {
+            return Err(Error::InvalidOptions(format!("wal.fsync {f:?}: want always, never or an interval like 1s")));
+        }
+        for r in &self.retention_streams {
+            crate::selector::parse(&r.selector)
+                .map_err(|e| Error::InvalidOptions(format!("retention_streams selector {:?}: {e}", r.selector)))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,457 @@
+//! Segment files: one Parquet file per flush (time partition), its rows sorted by stream then
+//! time, one or more row groups ("blocks") per stream, zstd pages; plus a sidecar `.idx`
+//! holding, per block, the stream, time bounds, row and byte counts and the needle bloom
+//! filter. The format is in `docs/format.md`.
+//!
+//! Parquet columns: `timestamp` (ns, UTC), `line`, one string column per stream label name
+//! (dictionary encoded, constant within a block) and one per structured-metadata key. The
+//! field metadata `telltale.kind` says which is which, so SQL sees one flat table while
+//! LogQL gets stream labels and structured metadata back apart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+use telltale_model::Labels;
+
+use crate::bloom::BloomBuilder;
+use crate::error::{io_err, Error, Result};
+use crate::wal::{put_uvarint, put_varint, Cursor};
+
+const IDX_MAGIC: [u8; 8] = *b"TTLIDX\0\x01";
+pub(crate) const KIND: &str = "telltale.kind";
+pub(crate) const KEY: &str = "telltale.key";
+
+/// One block of a segment, as its index describes it.
+#[derive(Debug, Clone)]
+pub(crate) struct Block {
+    /// Index into the segment's stream table.
+    pub(crate) stream: usize,
+    pub(crate) row_group: usize,
+    pub(crate) min_ts: i64,
+    pub(crate) max_ts: i64,
+    pub(crate) rows: u64,
+    pub(crate) line_bytes: u64,
+    pub(crate) bloom: Vec<u8>,
+}
+
+/// What a segment's `.idx` holds.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SegmentIndex {
+    /// The last WAL segment whose lines this file holds (all earlier ones too).
+    pub(crate) wal_upto: u64,
+    pub(crate) streams: Vec<Labels>,
+    pub(crate) blocks: Vec<Block>,
+}
+
+impl SegmentIndex {
+    pub(crate) fn min_ts(&self) -> i64 {
+        self.blocks.iter().map(|b| b.min_ts).min().unwrap_or(i64::MAX)
+    }
+
+    pub(crate) fn max_ts(&self) -> i64 {
+        self.blocks.iter().map(|b| b.max_ts).max().unwrap_or(i64::MIN)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        put_uvarint(&mut body, self.wal_upto);
+        put_uvarint(&mut body, self.streams.len() as u64);
+        for s in &self.streams {
+            put_uvarint(&mut body, s.as_bytes().len() as u64);
+            body.extend_from_slice(s.as_bytes());
+        }
+        put_uvarint(&mut body, self.blocks.len() as u64);
+        for b in &self.blocks {
+            put_uvarint(&mut body, b.stream as u64);
+            put_uvarint(&mut body, b.row_group as u64);
+            put_varint(&mut body, b.min_ts);
+            put_varint(&mut body, b.max_ts);
+            put_uvarint(&mut body, b.rows);
+            put_uvarint(&mut body, b.line_bytes);
+            put_uvarint(&mut body, b.bloom.len() as u64);
+            body.extend_from_slice(&b.bloom);
+        }
+        let mut out = IDX_MAGIC.to_vec();
+        out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    pub(crate) fn decode(data: &[u8], path: &Path) -> Result<Self> {
+        let bad = |why: &str| Error::corrupt(path, why.to_string());
+        if data.len() < 12 || data[..8] != IDX_MAGIC {
+            return Err(bad("bad magic"));
+        }
+        let crc = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
+        let body = &data[12..];
+        if crc32c::crc32c(body) != crc {
+            return Err(bad("checksum mismatch"));
+        }
+        let mut c = Cursor { b: body };
+        let mut parse = || -> Option<SegmentIndex> {
+            let wal_upto = c.uvarint()?;
+            let n = c.uvarint()? as usize;
+            let mut streams = Vec::with_capacity(n.min(1 << 16));
+            for _ in 0..n {
+                streams.push(Labels::from_encoded(c.bytes()?).ok()?);
+            }
+            let n = c.uvarint()? as usize;
+            let mut blocks = Vec::with_capacity(n.min(1 << 20));
+            for _ in 0..n {
+                let stream = c.uvarint()? as usize;
+                if stream >= streams.len() {
+                    return None;
+                }
+                blocks.push(Block {
+                    stream,
+                    row_group: c.uvarint()? as usize,
+                    min_ts: c.varint()?,
+                    max_ts: c.varint()?,
+                    rows: c.uvarint()?,
+                    line_bytes: c.uvarint()?,
+                    bloom: c.bytes()?.to_vec(),
+                });
+            }
+            c.b.is_empty().then_some(SegmentIndex { wal_upto, streams, blocks })
+        };
+        parse().ok_or_else(|| bad("undecodable index"))
+    }
+}
+
+/// The rows of one stream to write, already in time order.
+pub(crate) struct StreamRows<'a> {
+    pub(crate) labels: &'a Labels,
+    pub(crate) ts: Vec<i64>,
+    pub(crate) lines: Vec<&'a [u8]>,
+    pub(crate) meta: Vec<&'a Labels>,
+}
+
+/// Settings of a segment write.
+pub(crate) struct WriteSettings {
+    pub(crate) block_lines: usize,
+    pub(crate) compression_level: i32,
+}
+
+pub(crate) fn parquet_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:010}.parquet"))
+}
+
+pub(crate) fn index_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:010}.idx"))
+}
+
+/// Column names of a segment: labels by name; metadata by key, unless the key is taken by
+/// a label or a built-in column, then `meta_<key>`.
+fn columns(streams: &[StreamRows<'_>]) -> (Vec<String>, Vec<(String, String)>) {
+    let mut labels = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    for s in streams {
+        labels.extend(s.labels.iter().map(|(k, _)| k.to_string()));
+        for m in &s.meta {
+            keys.extend(m.iter().map(|(k, _)| k.to_string()));
+        }
+    }
+    let meta = keys
+        .into_iter()
+        .map(|k| {
+            let col =
+                if labels.contains(&k) || k == "timestamp" || k == "line" { format!("meta_{k}") } else { k.clone() };
+            (k, col)
+        })
+        .collect();
+    (labels.into_iter().collect(), meta)
+}
+
+/// Writes segment `id` into `dir` (Parquet, then index; both fsynced, renamed into place).
+pub(crate) fn write(
+    dir: &Path,
+    id: u64,
+    wal_upto: u64,
+    streams: &[StreamRows<'_>],
+    settings: &WriteSettings,
+) -> Result<(SegmentIndex, u64)> {
+    let (label_cols, meta_cols) = columns(streams);
+    let mut fields = vec![
+        Field::new("timestamp", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
+        Field::new("line", DataType::Utf8, false),
+    ];
+    for l in &label_cols {
+        fields
+            .push(Field::new(l, DataType::Utf8, true).with_metadata([(KIND.to_string(), "label".to_string())].into()));
+    }
+    for (key, col) in &meta_cols {
+        let md = [(KIND.to_string(), "metadata".to_string()), (KEY.to_string(), key.clone())].into();
+        fields.push(Field::new(col, DataType::Utf8, true).with_metadata(md));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let level = ZstdLevel::try_new(settings.compression_level).map_err(|e| Error::InvalidOptions(e.to_string()))?;
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_dictionary_enabled(false)
+        .set_max_row_group_row_count(None)
+        .set_data_page_size_limit(1 << 20)
+        .set_column_encoding(ColumnPath::from("timestamp"), Encoding::DELTA_BINARY_PACKED);
+    for c in label_cols.iter().chain(meta_cols.iter().map(|(_, c)| c)) {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(c.as_str()), true);
+    }
+    let props = props.build();
+
+    let ppath = parquet_path(dir, id);
+    let tmp = dir.join(format!("{id:010}.parquet.tmp"));
+    let file = File::create(&tmp).map_err(io_err("create segment", &tmp))?;
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| pq_err(&tmp, e))?;
+    let mut index = SegmentIndex { wal_upto, streams: Vec::new(), blocks: Vec::new() };
+    let mut row_group = 0;
+    for s in streams {
+        let sid = index.streams.len();
+        index.streams.push(s.labels.clone());
+        let mut start = 0;
+        while start < s.ts.len() {
+            let end = (start + settings.block_lines).min(s.ts.len());
+            let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+            cols.push(Arc::new(TimestampNanosecondArray::from(s.ts[start..end].to_vec()).with_timezone("UTC")));
+            let lines: Vec<&str> = s.lines[start..end].iter().map(|l| std::str::from_utf8(l).unwrap_or("")).collect();
+            cols.push(Arc::new(StringArray::from(lines)));
+            for l in &label_cols {
+                let v = s.labels.get(l);
+                cols.push(Arc::new(StringArray::from(vec![v; end - start])));
+            }
+            for (key, _) in &meta_cols {
+                let vals: Vec<Option<&str>> = s.meta[start..end].iter().map(|m| m.get(key)).collect();
+                cols.push(Arc::new(StringArray::from(vals)));
+            }
+            let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::corrupt(&tmp, e.to_string()))?;
+            writer.write(&batch).map_err(|e| pq_err(&tmp, e))?;
+            writer.flush().map_err(|e| pq_err(&tmp, e))?;
+            let mut bloom = BloomBuilder::default();
+            let mut bytes = 0u64;
+            for l in &s.lines[start..end] {
+                bloom.add_line(l);
+                bytes += l.len() as u64;
+            }
+            index.blocks.push(Block {
+                stream: sid,
+                row_group,
+                min_ts: s.ts[start],
+                max_ts: s.ts[end - 1],
+                rows: (end - start) as u64,
+                line_bytes: bytes,
+                bloom: bloom.finish(),
+            });
+            row_group += 1;
+            start = end;
+        }
+    }
+    let file = writer.into_inner().map_err(|e| pq_err(&tmp, e))?;
+    file.sync_all().map_err(io_err("fsync segment", &tmp))?;
+    drop(file);
+    let ipath = index_path(dir, id);
+    let itmp = dir.join(format!("{id:010}.idx.tmp"));
+    let res = (|| -> Result<()> {
+        let mut f = File::create(&itmp).map_err(io_err("create segment index", &itmp))?;
+        f.write_all(&index.encode()).map_err(io_err("write segment index", &itmp))?;
+        f.sync_all().map_err(io_err("fsync segment index", &itmp))?;
+        fs::rename(&itmp, &ipath).map_err(io_err("rename segment index", &ipath))?;
+        fs::rename(&tmp, &ppath).map_err(io_err("rename segment", &ppath))?;
+        crate::wal::sync_dir(dir)
+    })();
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(&itmp);
+        let _ = fs::remove_file(&ipath);
+        return Err(e);
+    }
+    let size = fs::metadata(&ppath).map(|m| m.len()).unwrap_or(0) + fs::metadata(&ipath).map(|m| m.len()).unwrap_or(0);
+    Ok((index, size))
+}
+
+fn pq_err(path: &Path, e: parquet::errors::ParquetError) -> Error {
+    match e {
+        parquet::errors::ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
+            Ok(io) => io_err("write segment", path)(*io),
+            Err(other) => Error::corrupt(path, other.to_string()),
+        },
+        other => {
+            let msg = other.to_string();
+            if msg.contains("No space left") || msg.contains("os error 28") {
+                Error::DiskFull { op: "write segment", path: path.to_path_buf() }
+            } else {
+                Error::Io { op: "write segment", path: path.to_path_buf(), source: std::io::Error::other(msg) }
+            }
+        }
+    }
+}
+
+/// An open segment: its index, its Parquet metadata, and which columns are metadata.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) id: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) index: SegmentIndex,
+    pub(crate) bytes: u64,
+    meta: ArrowReaderMetadata,
+    /// (column index, metadata key), sorted by key.
+    meta_cols: Vec<(usize, String)>,
+    file: File,
+}
+
+impl Segment {
+    /// Opens and verifies segment `id` of `dir`.
+    pub(crate) fn open(dir: &Path, id: u64) -> Result<Segment> {
+        let ipath = index_path(dir, id);
+        let data = fs::read(&ipath).map_err(io_err("read segment index", &ipath))?;
+        let index = SegmentIndex::decode(&data, &ipath)?;
+        let path = parquet_path(dir, id);
+        let file = File::open(&path).map_err(io_err("open segment", &path))?;
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+            .map_err(|e| Error::corrupt(&path, format!("unreadable parquet footer: {e}")))?;
+        let schema = meta.schema().clone();
+        let mut meta_cols: Vec<(usize, String)> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.metadata().get(KIND).map(String::as_str) == Some("metadata"))
+            .map(|(i, f)| (i, f.metadata().get(KEY).cloned().unwrap_or_else(|| f.name().clone())))
+            .collect();
+        meta_cols.sort_by(|a, b| a.1.cmp(&b.1));
+        let groups = meta.metadata().num_row_groups();
+        if let Some(b) = index.blocks.iter().find(|b| b.row_group >= groups) {
+            return Err(Error::corrupt(&path, format!("index names row group {} of {groups}", b.row_group)));
+        }
+        if schema.field_with_name("timestamp").is_err() || schema.field_with_name("line").is_err() {
+            return Err(Error::corrupt(&path, "no timestamp or line column"));
+        }
+        let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0) + data.len() as u64;
+        Ok(Segment { id, path, index, bytes, meta, meta_cols, file })
+    }
+
+    /// Names of the segment's columns.
+    pub(crate) fn column_names(&self) -> Vec<String> {
+        self.meta.schema().fields().iter().map(|f| f.name().clone()).collect()
+    }
+
+    /// Decodes one block: timestamps, lines (unless `skip_lines`) and metadata pairs.
+    pub(crate) fn read_block(&self, block: &Block, skip_lines: bool) -> Result<DecodedBlock> {
+        let file = self.file.try_clone().map_err(io_err("open segment", &self.path))?;
+        let mut cols = vec![0usize];
+        if !skip_lines {
+            cols.push(1);
+        }
+        cols.extend(self.meta_cols.iter().map(|(i, _)| *i));
+        let mask = ProjectionMask::roots(self.meta.metadata().file_metadata().schema_descr(), cols.iter().copied());
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
+            .with_row_groups(vec![block.row_group])
+            .with_projection(mask)
+            .with_batch_size(block.rows.max(1) as usize)
+            .build()
+            .map_err(|e| Error::corrupt(&self.path, e.to_string()))?;
+        let mut out = DecodedBlock::default();
+        for batch in reader {
+            let batch = batch.map_err(|e| Error::corrupt(&self.path, e.to_string()))?;
+            let ts = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<TimestampNanosecondArray>()
+                .ok_or_else(|| Error::corrupt(&self.path, "timestamp column is not ns timestamps"))?;
+            out.ts.extend(ts.values().iter().copied());
+            let mut next = 1;
+            if !skip_lines {
+                let lines = batch
+                    .column(1)
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| Error::corrupt(&self.path, "line column is not strings"))?;
+                out.lines.push(lines.clone());
+                next = 2;
+            }
+            let mut metas = Vec::new();
+            for (k, (_, key)) in self.meta_cols.iter().enumerate() {
+                let col = batch.column(next + k);
+                let s = col
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| Error::corrupt(&self.path, "metadata column is not strings"))?;
+                if s.null_count() < s.len() {
+                    metas.push((key.clone(), s.clone()));
+                }
+            }
+            out.meta.push(metas);
+            out.batch_ends.push(out.ts.len());
+        }
+        Ok(out)
+    }
+}
+
+/// A block's decoded columns (in Arrow arrays, as Parquet gave them).
+#[derive(Debug, Default)]
+pub(crate) struct DecodedBlock {
+    pub(crate) ts: Vec<i64>,
+    lines: Vec<StringArray>,
+    meta: Vec<Vec<(String, StringArray)>>,
+    batch_ends: Vec<usize>,
+}
+
+impl DecodedBlock {
+    pub(crate) fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    fn locate(&self, i: usize) -> (usize, usize) {
+        let b = self.batch_ends.partition_point(|&e| e <= i);
+        let start = if b == 0 { 0 } else { self.batch_ends[b - 1] };
+        (b, i - start)
+    }
+
+    /// Line `i` ("" when lines were skipped).
+    pub(crate) fn line(&self, i: usize) -> &str {
+        if self.lines.is_empty() {
+            return "";
+        }
+        let (b, j) = self.locate(i);
+        self.lines[b].value(j)
+    }
+
+    /// Appends row `i`'s metadata pairs, sorted by key.
+    pub(crate) fn meta_at<'a>(&'a self, i: usize, out: &mut Vec<(&'a str, &'a str)>) {
+        let (b, j) = self.locate(i);
+        for (k, col) in &self.meta[b] {
+            if col.is_valid(j) {
+                out.push((k.as_str(), col.value(j)));
+            }
+        }
+    }
+}
+
+/// Lists segment ids in `dir`, with leftovers (temporary files, an index without data).
+pub(crate) fn list(dir: &Path) -> Result<(Vec<u64>, Vec<PathBuf>)> {
+    let mut parquet = BTreeMap::new();
+    let mut idx = BTreeSet::new();
+    let mut junk = Vec::new();
+    for e in fs::read_dir(dir).map_err(io_err("list segments", dir))? {
+        let e = e.map_err(io_err("list segments", dir))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(id) = name.strip_suffix(".parquet").and_then(|n| n.parse::<u64>().ok()) {
+            parquet.insert(id, e.path());
+        } else if let Some(id) = name.strip_suffix(".idx").and_then(|n| n.parse::<u64>().ok()) {
+            idx.insert(id);
+        } else {
+            junk.push(e.path());
+        }
+    }
+    for id in &idx {
+        if !parquet.contains_key(id) {
+            junk.push(index_path(dir, *id));
+        }
+    }
+    Ok((parquet.into_keys().collect(), junk))
+}

@@ -1,0 +1,207 @@
+//! The log store across restarts, crashes, damaged files, retention and compaction.
+
+use std::path::Path;
+use std::time::Duration;
+
+use telltale_logstore::{LogDb, Options, StreamRetention};
+use telltale_model::{Labels, LineFilter, LogBatch, LogEntry, TimeRange};
+use telltale_storage::{Direction, LogReader, LogSelect, LogWriter, Maintenance, Visit};
+
+fn labels(job: &str) -> Labels {
+    Labels::from_pairs([("job", job)]).unwrap()
+}
+
+fn batch(job: &str, from: i64, n: i64) -> LogBatch {
+    let mut b = LogBatch::new();
+    b.push(
+        labels(job),
+        (from..from + n).map(|i| {
+            LogEntry::new(
+                i * 1_000_000_000,
+                format!("line {i} id={:016x}", (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            )
+        }),
+    );
+    b
+}
+
+fn lines(db: &LogDb, filters: &[LineFilter]) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    let q =
+        LogSelect { range: TimeRange::ALL, matchers: &[], filters, direction: Direction::Forward, skip_lines: false };
+    db.select_logs(&q, &mut |l, r| {
+        out.push((l.get("job").unwrap().to_string(), r.ts / 1_000_000_000));
+        Visit::Continue
+    })
+    .unwrap();
+    out
+}
+
+fn stat(db: &LogDb, name: &str) -> f64 {
+    db.stats().iter().find(|s| s.name == name).map(|s| s.value).unwrap_or_else(|| panic!("no stat {name}"))
+}
+
+fn opts() -> Options {
+    Options { block_lines: 50, compaction_target: 0, retention_time: Duration::ZERO, ..Options::default() }
+}
+
+#[test]
+fn unflushed_lines_survive_a_restart_through_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = LogDb::open(dir.path(), &opts()).unwrap();
+        db.write_logs(&batch("a", 0, 100)).unwrap();
+        db.flush().unwrap();
+        db.write_logs(&batch("a", 100, 50)).unwrap();
+        db.write_logs(&batch("b", 0, 10)).unwrap();
+        // No close, no flush: as after kill -9 (the WAL is in the page cache).
+        std::mem::forget(db);
+    }
+    let db = LogDb::open(dir.path(), &opts()).unwrap();
+    let got = lines(&db, &[]);
+    assert_eq!(got.len(), 160);
+    assert!(db.problems().is_empty(), "{:?}", db.problems());
+    // Flushing after the replay leaves no WAL segment behind that would replay twice.
+    db.flush().unwrap();
+    drop(db);
+    let db = LogDb::open(dir.path(), &opts()).unwrap();
+    assert_eq!(lines(&db, &[]).len(), 160);
+}
+
+#[test]
+fn a_torn_wal_tail_is_cut_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = LogDb::open(dir.path(), &opts()).unwrap();
+        db.write_logs(&batch("a", 0, 10)).unwrap();
+        db.write_logs(&batch("a", 10, 10)).unwrap();
+        std::mem::forget(db);
+    }
+    let wal = newest(&dir.path().join("wal"));
+    let len = std::fs::metadata(&wal).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
+    f.set_len(len - 7).unwrap();
+    let db = LogDb::open(dir.path(), &opts()).unwrap();
+    assert_eq!(lines(&db, &[]).len(), 10, "the first write is whole, the torn second is dropped");
+    assert_eq!(db.problems().len(), 1);
+    assert!(db.problems()[0].contains("truncated after a torn write"), "{:?}", db.problems());
+}
+
+fn newest(dir: &Path) -> std::path::PathBuf {
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    // The last is the empty segment the reopened store started; take the one with data.
+    files.into_iter().rev().find(|p| std::fs::metadata(p).unwrap().len() > 8).unwrap()
+}
+
+#[test]
+fn a_corrupt_segment_is_quarantined_and_the_rest_served() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = LogDb::open(dir.path(), &opts()).unwrap();
+        db.write_logs(&batch("a", 0, 100)).unwrap();
+        db.flush().unwrap();
+        db.write_logs(&batch("b", 0, 100)).unwrap();
+        db.flush().unwrap();
+    }
+    let seg = dir.path().join("segments/0000000001.parquet");
+    let mut data = std::fs::read(&seg).unwrap();
+    let n = data.len();
+    data[n - 20..].fill(0xff);
+    std::fs::write(&seg, data).unwrap();
+    let db = LogDb::open(dir.path(), &opts()).unwrap();
+    let got = lines(&db, &[]);
+    assert_eq!(got.len(), 100);
+    assert!(got.iter().all(|(j, _)| j == "b"));
+    assert_eq!(stat(&db, "telltale_storage_corrupt_files"), 1.0);
+    assert!(db.problems()[0].starts_with("log segment 0000000001 quarantined"), "{:?}", db.problems());
+    assert!(dir.path().join("quarantine/segments-0000000001.parquet").is_file());
+}
+
+#[test]
+fn needle_search_reads_only_blocks_that_may_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = LogDb::open(dir.path(), &opts()).unwrap();
+    db.write_logs(&batch("a", 0, 5000)).unwrap();
+    db.flush().unwrap();
+    let id = format!("{:016x}", 4321u64.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let got = lines(&db, &[LineFilter::contains(id.as_str())]);
+    assert_eq!(got, [("a".to_string(), 4321)]);
+    assert_eq!(stat(&db, "telltale_logs_blocks_read_total"), 1.0, "100 blocks, one holds the needle");
+    assert!(stat(&db, "telltale_logs_blocks_skipped_total") >= 98.0);
+    // A needle piece shorter than the n-gram cannot use the index, but still finds its line.
+    assert_eq!(lines(&db, &[LineFilter::contains("line 4321 ")]), [("a".to_string(), 4321)]);
+}
+
+#[test]
+fn retention_by_time_size_and_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let now_ms = 1_000_000;
+    let o = Options {
+        retention_time: Duration::from_secs(500),
+        retention_streams: vec![StreamRetention {
+            selector: r#"{job="noisy"}"#.into(),
+            period: Duration::from_secs(100),
+        }],
+        ..opts()
+    };
+    let db = LogDb::open(dir.path(), &o).unwrap();
+    db.write_logs(&batch("old", 0, 10)).unwrap(); // 0-9s: past the 500s retention at t=1000s
+    db.flush().unwrap();
+    let mut b = batch("keep", 600, 10);
+    b.extend(batch("noisy", 600, 10)); // 600-609s: older than 100s for noisy
+    db.write_logs(&b).unwrap();
+    db.flush().unwrap();
+    db.write_logs(&batch("noisy", 950, 10)).unwrap();
+    db.flush().unwrap();
+    db.maintain(now_ms).unwrap();
+    let got = lines(&db, &[]);
+    let jobs: Vec<(&str, i64)> = got.iter().map(|(j, t)| (j.as_str(), *t)).collect();
+    assert_eq!(jobs.len(), 20);
+    assert!(jobs.iter().all(|(j, t)| (*j == "keep" && *t >= 600) || (*j == "noisy" && *t >= 950)), "{jobs:?}");
+    // Size: keep at most one segment's worth.
+    drop(db);
+    let one = std::fs::read_dir(dir.path().join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .max()
+        .unwrap();
+    let o = Options { retention_size: one * 2 + 100, ..o };
+    let db = LogDb::open(dir.path(), &o).unwrap();
+    db.maintain(now_ms).unwrap();
+    let got = lines(&db, &[]);
+    assert_eq!(got.iter().filter(|(j, _)| j == "noisy").count(), 10, "the newest segment is kept: {got:?}");
+}
+
+#[test]
+fn compaction_merges_small_segments_keeping_every_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options { compaction_target: 64 << 20, ..opts() };
+    let db = LogDb::open(dir.path(), &o).unwrap();
+    for k in 0..6 {
+        db.write_logs(&batch("a", k * 100, 100)).unwrap();
+        db.write_logs(&batch("b", k * 100 + 50, 20)).unwrap();
+        db.flush().unwrap();
+    }
+    assert_eq!(stat(&db, "telltale_logs_segments"), 6.0);
+    db.maintain(0).unwrap();
+    assert_eq!(stat(&db, "telltale_logs_segments"), 1.0);
+    assert_eq!(stat(&db, "telltale_logs_compactions_total"), 1.0);
+    let got = lines(&db, &[]);
+    assert_eq!(got.len(), 720);
+    drop(db);
+    let db = LogDb::open(dir.path(), &o).unwrap();
+    assert_eq!(lines(&db, &[]).len(), 720);
+}
+
+#[test]
+fn big_heads_flush_on_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options { head_max_bytes: 64 << 10, ..opts() };
+    let db = LogDb::open(dir.path(), &o).unwrap();
+    for k in 0..20 {
+        db.write_logs(&batch("a", k * 200, 200)).unwrap();
+    }
+    assert!(stat(&db, "telltale_logs_flushes_total") >= 1.0);
+    assert_eq!(lines(&db, &[]).len(), 4000);
+}

@@ -1,0 +1,246 @@
+//! The `logs:` section: intake limits and rates, LogQL limits, syslog listeners and tailed
+//! files, and the conversion to what the api crate enforces.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use telltale_model::units;
+
+/// `logs:`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LogsConfig {
+    /// Per-request limits of every log write path (line size, labels, entries). Reloadable.
+    pub(crate) limits: telltale_ingest::LogLimits,
+    /// Per-tenant and per-stream ingestion rates and stream counts (429 when passed). Reloadable.
+    pub(crate) rates: telltale_api::LogRates,
+    /// LogQL limits. Reloadable.
+    pub(crate) query: LogQueryConfig,
+    /// Syslog listeners (RFC 5424/3164 over UDP and TCP). Changes need a restart.
+    pub(crate) syslog: crate::syslog::SyslogConfig,
+    /// SQL (`POST /api/v1/sql`) limits. Changes need a restart.
+    pub(crate) sql: SqlConfig,
+    /// Files to follow: globs, each with the stream labels its lines get (plus `filename`).
+    /// Offsets are kept in `DATA_DIR/logs/file-positions-<n>.json`. Changes need a restart.
+    pub(crate) files: Vec<FileSource>,
+    /// How often followed files are checked for new lines.
+    #[serde(with = "units::duration")]
+    pub(crate) files_poll_interval: Duration,
+}
+
+/// One entry of `logs.files`: a glob, or `{path: GLOB, labels: {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum FileSource {
+    /// Just the glob; lines get `job="files"`.
+    Glob(String),
+    /// A glob with labels.
+    WithLabels {
+        /// The glob, e.g. `/var/log/*.log`.
+        path: String,
+        /// Stream labels for its lines (`filename` is added).
+        #[serde(default)]
+        labels: std::collections::BTreeMap<String, String>,
+    },
+}
+
+impl FileSource {
+    pub(crate) fn glob(&self) -> &str {
+        match self {
+            FileSource::Glob(g) | FileSource::WithLabels { path: g, .. } => g,
+        }
+    }
+
+    pub(crate) fn labels(&self) -> Vec<(String, String)> {
+        match self {
+            FileSource::Glob(_) => vec![("job".into(), "files".into())],
+            FileSource::WithLabels { labels, .. } => labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+}
+
+/// `logs.sql:`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SqlConfig {
+    /// Most rows one answer holds; the rest is cut and the answer says `"truncated": true`.
+    pub(crate) max_rows: usize,
+    /// Memory one query may hold (sorts, aggregations, joins).
+    #[serde(with = "units::size")]
+    pub(crate) memory_limit: u64,
+    /// Longest a query may run.
+    #[serde(with = "units::duration")]
+    pub(crate) timeout: Duration,
+}
+
+impl Default for SqlConfig {
+    fn default() -> Self {
+        let d = telltale_sql::SqlOptions::default();
+        Self { max_rows: d.max_rows, memory_limit: d.memory_limit as u64, timeout: d.timeout }
+    }
+}
+
+impl SqlConfig {
+    pub(crate) fn options(&self) -> telltale_sql::SqlOptions {
+        telltale_sql::SqlOptions {
+            max_rows: self.max_rows,
+            memory_limit: usize::try_from(self.memory_limit).unwrap_or(usize::MAX),
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// `telltale_api::SqlService` over DataFusion, blocking on the server's runtime.
+pub(crate) struct Sql {
+    pub(crate) engine: telltale_sql::SqlEngine,
+    pub(crate) runtime: tokio::runtime::Handle,
+}
+
+impl telltale_api::SqlService for Sql {
+    fn query(&self, sql: &str) -> Result<telltale_api::SqlResult, (telltale_model::ErrorKind, String)> {
+        match self.runtime.block_on(self.engine.query(sql)) {
+            Ok(o) => Ok(telltale_api::SqlResult { columns: o.columns, rows: o.rows, truncated: o.truncated }),
+            Err(e) => Err((e.kind(), e.to_string())),
+        }
+    }
+}
+
+/// `logs.query:`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LogQueryConfig {
+    /// Most lines one log query may ask for (`limit=`); Loki's `max_entries_limit_per_query`.
+    pub(crate) max_entries_limit: usize,
+    /// Most series a metric query may return; Loki's `max_query_series`.
+    pub(crate) max_series: usize,
+    /// Longest a LogQL query may run (`"0s"`: no limit).
+    #[serde(with = "units::duration")]
+    pub(crate) timeout: Duration,
+}
+
+impl Default for LogQueryConfig {
+    fn default() -> Self {
+        let e = telltale_logql::EngineOptions::default();
+        Self { max_entries_limit: e.max_entries_limit, max_series: e.max_series, timeout: e.timeout }
+    }
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        Self {
+            limits: Default::default(),
+            rates: Default::default(),
+            query: Default::default(),
+            syslog: Default::default(),
+            sql: Default::default(),
+            files: Vec::new(),
+            files_poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl LogsConfig {
+    /// LogQL's engine options from these settings.
+    pub(crate) fn engine_options(&self) -> telltale_logql::EngineOptions {
+        telltale_logql::EngineOptions {
+            max_entries_limit: self.query.max_entries_limit,
+            max_series: self.query.max_series,
+            timeout: self.query.timeout,
+            ..Default::default()
+        }
+    }
+
+    /// Checks values that cannot work; the error names the key.
+    pub(crate) fn validate(&self) -> Result<(), (String, String)> {
+        if self.query.max_entries_limit == 0 {
+            return Err(("logs.query.max_entries_limit".into(), "must be greater than zero".into()));
+        }
+        for (i, f) in self.files.iter().enumerate() {
+            glob::Pattern::new(f.glob())
+                .map_err(|e| (format!("logs.files[{i}]"), format!("invalid glob {:?}: {e}", f.glob())))?;
+        }
+        if self.files_poll_interval.is_zero() {
+            return Err(("logs.files_poll_interval".into(), "must be greater than zero".into()));
+        }
+        self.syslog.validate()
+    }
+}
+
+/// Follows `logs.files` from `serve`: every `files_poll_interval`, new lines are written
+/// through the log limits, then the offsets are checkpointed.
+pub(crate) fn start_files(
+    cfg: &LogsConfig,
+    data_dir: &std::path::Path,
+    state: telltale_api::AppState,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if cfg.files.is_empty() {
+        return Ok(None);
+    }
+    let max_line = usize::try_from(cfg.limits.max_line_size).unwrap_or(usize::MAX).max(1);
+    let mut tailers = Vec::new();
+    for (i, f) in cfg.files.iter().enumerate() {
+        let cp = data_dir.join("logs").join(format!("file-positions-{i}.json"));
+        let t = telltale_filetail::Tailer::open(&[f.glob().to_string()], &cp, max_line)?;
+        tailers.push((t, f.labels()));
+    }
+    let every = cfg.files_poll_interval;
+    let mut tailers = Some(tailers);
+    Ok(Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let (st, mut ts) = (state.clone(), tailers.take().unwrap_or_default());
+            let back = tokio::task::spawn_blocking(move || {
+                for (t, labels) in &mut ts {
+                    tail_once(&st, t, labels);
+                }
+                ts
+            })
+            .await;
+            match back {
+                Ok(ts) => tailers = Some(ts),
+                Err(e) => {
+                    tracing::error!(error = %e, "file tailing task failed; tailing stops");
+                    return;
+                }
+            }
+        }
+    })))
+}
+
+fn tail_once(state: &telltale_api::AppState, t: &mut telltale_filetail::Tailer, labels: &[(String, String)]) {
+    let poll = t.poll();
+    for p in &poll.problems {
+        tracing::warn!(problem = %p, "file tailing");
+    }
+    if poll.files.is_empty() {
+        return;
+    }
+    let now = state.now_ms().saturating_mul(1_000_000);
+    let mut batch = telltale_model::LogBatch::new();
+    for f in &poll.files {
+        let name = f.path.display().to_string();
+        let mut pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        pairs.push(("filename", &name));
+        let Ok(stream) = telltale_model::Labels::from_pairs(pairs) else { continue };
+        // Lines read together share the read time; their order is kept by a nanosecond apart.
+        batch.push(
+            stream,
+            f.lines.iter().enumerate().map(|(i, l)| telltale_model::LogEntry::new(now + i as i64, l.as_str())),
+        );
+    }
+    match state.write_logs("file", &batch) {
+        Ok(_) => {
+            if let Err(e) = t.commit() {
+                tracing::warn!(error = %e, "cannot checkpoint tailed files");
+            }
+        }
+        // Not committed: the same lines are read again at the next poll.
+        Err(e) => tracing::warn!(error = %e, lines = batch.entry_count(), "tailed lines not stored; retrying"),
+    }
+}

@@ -1,0 +1,14 @@
+"""Logs through python-logging-loki's handler (Loki push, JSON), as a Python app would."""
+import logging
+import sys
+
+import logging_loki
+
+url, n = sys.argv[1], int(sys.argv[2])
+handler = logging_loki.LokiHandler(url=f"{url}/loki/api/v1/push", tags={"app": "py-loki"}, version="1")
+log = logging.getLogger("loki-test")
+log.setLevel(logging.INFO)
+log.addHandler(handler)
+for i in range(n):
+    log.error("loki line %d ✓", i, extra={"tags": {"kind": "test"}})
+print("loki ok")

@@ -1,0 +1,240 @@
+//! Logs end to end: Loki push in, LogQL out, the durability promises for logs.
+
+use std::sync::mpsc;
+
+use telltale_testkit::TestServer;
+
+use super::{json, start};
+
+pub(crate) const QUIET: &str = "server:\n  self_scrape_interval: 0s\n";
+
+pub(crate) fn enc(q: &str) -> String {
+    q.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn push(s: &TestServer, body: &str) -> telltale_testkit::Response {
+    s.post("/loki/api/v1/push", "application/json", body.as_bytes())
+}
+
+/// `(stream labels, ns, line)` of a log query over all time, oldest first.
+pub(crate) fn logql(s: &TestServer, query: &str) -> Vec<(serde_json::Value, String, String)> {
+    let r = s.get(&format!(
+        "/loki/api/v1/query_range?query={}&start=0&end=4000000000&limit=5000&direction=forward",
+        enc(query)
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = json(&r);
+    let mut out = Vec::new();
+    for st in v["data"]["result"].as_array().unwrap() {
+        for e in st["values"].as_array().unwrap() {
+            out.push((st["stream"].clone(), e[0].as_str().unwrap().to_string(), e[1].as_str().unwrap().to_string()));
+        }
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    out
+}
+
+/// The first column of a SQL query's rows, as strings.
+pub(crate) fn sql_lines(s: &TestServer, query: &str) -> Vec<String> {
+    let body = serde_json::json!({ "query": query }).to_string();
+    let r = s.post("/api/v1/sql", "application/json", body.as_bytes());
+    assert_eq!(r.status, 200, "{query}: {}", r.text());
+    json(&r)["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row[0].as_str().map_or_else(|| row[0].to_string(), str::to_string))
+        .collect()
+}
+
+#[test]
+fn loki_push_then_logql_after_flush_and_restart() {
+    let mut s = start(QUIET);
+    let r = push(
+        &s,
+        r#"{"streams":[{"stream":{"job":"e2e","level":"info"},"values":[["1700000000000000001","first line"],["1700000000000000002","second ✓"]]}]}"#,
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let want = vec![
+        (
+            serde_json::json!({"job": "e2e", "level": "info"}),
+            "1700000000000000001".to_string(),
+            "first line".to_string(),
+        ),
+        (serde_json::json!({"job": "e2e", "level": "info"}), "1700000000000000002".to_string(), "second ✓".to_string()),
+    ];
+    assert_eq!(logql(&s, r#"{job="e2e"}"#), want);
+    let m = s.get("/metrics").text();
+    assert!(m.contains("telltale_logs_ingested_lines_total{protocol=\"loki\"} 2\n"), "{m}");
+    assert_eq!(s.get("/internal/force_flush").status, 200);
+    assert_eq!(logql(&s, r#"{job="e2e"}"#), want, "read back from the segment");
+    s.restart();
+    assert_eq!(logql(&s, r#"{job="e2e"}"#), want, "after a restart");
+    assert_eq!(sql_lines(&s, "SELECT line FROM logs WHERE job = 'e2e' ORDER BY timestamp"), ["first line", "second ✓"]);
+    push(
+        &s,
+        r#"{"streams":[{"stream":{"job":"e2e","level":"warn"},"values":[["1700000000000000003","in the head"]]}]}"#,
+    );
+    assert_eq!(sql_lines(&s, "SELECT count(*) FROM logs"), ["3"], "segments and head");
+    let r = s.get("/loki/api/v1/labels?start=0&end=4000000000");
+    assert_eq!(json(&r)["data"], serde_json::json!(["job", "level"]));
+    assert!(s.get("/metrics").text().contains("\ntelltale_logs_segments 1\n"));
+}
+
+#[test]
+fn acknowledged_log_pushes_survive_kill_9() {
+    let mut s = start(QUIET);
+    const WRITERS: usize = 4;
+    let (tx, rx) = mpsc::channel::<(usize, i64)>();
+    let mut acked: Vec<Vec<i64>> = vec![Vec::new(); WRITERS];
+    std::thread::scope(|scope| {
+        for w in 0..WRITERS {
+            let (s, tx) = (&s, tx.clone());
+            scope.spawn(move || {
+                for i in 1..100_000i64 {
+                    let body = format!(
+                        r#"{{"streams":[{{"stream":{{"job":"crash","w":"{w}"}},"values":[["{i}","line {i}"]]}}]}}"#
+                    );
+                    match s.try_request(
+                        "POST",
+                        "/loki/api/v1/push",
+                        &[("content-type", "application/json")],
+                        body.as_bytes(),
+                    ) {
+                        Ok(r) if r.status == 204 => {
+                            if tx.send((w, i)).is_err() {
+                                return;
+                            }
+                        }
+                        _ => return,
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut n = 0;
+        while let Ok((w, i)) = rx.recv() {
+            acked[w].push(i);
+            n += 1;
+            if n == 400 {
+                s.signal("KILL");
+            }
+        }
+    });
+    s.kill9();
+    s.restart();
+    let got = logql(&s, r#"{job="crash"}"#);
+    for (w, want) in acked.iter().enumerate() {
+        let have: std::collections::HashSet<i64> = got
+            .iter()
+            .filter(|(l, _, _)| l["w"].as_str() == Some(w.to_string().as_str()))
+            .map(|(_, ts, _)| ts.parse().unwrap())
+            .collect();
+        let missing: Vec<_> = want.iter().filter(|t| !have.contains(t)).collect();
+        assert!(
+            missing.is_empty(),
+            "writer {w}: {} acknowledged lines lost, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
+    }
+    assert!(acked.iter().map(Vec::len).sum::<usize>() >= 400);
+}
+
+#[test]
+fn a_corrupt_log_segment_is_named_in_ready_and_metrics() {
+    let mut s = start(QUIET);
+    push(&s, r#"{"streams":[{"stream":{"job":"a"},"values":[["1","kept in a segment"]]}]}"#);
+    assert_eq!(s.get("/internal/force_flush").status, 200);
+    push(&s, r#"{"streams":[{"stream":{"job":"b"},"values":[["2","in the wal"]]}]}"#);
+    let status = s.terminate();
+    assert!(status.success());
+    let seg = s.data_dir().join("logs/segments/0000000001.parquet");
+    std::fs::write(&seg, b"not parquet at all").unwrap();
+    s.restart();
+    let ready = s.get("/-/ready");
+    assert_eq!(ready.status, 200);
+    assert!(ready.text().contains("log segment 0000000001 quarantined"), "{}", ready.text());
+    assert!(s.get("/metrics").text().contains("\ntelltale_storage_corrupt_files 1\n"));
+    let got = logql(&s, r#"{job=~"a|b"}"#);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].2, "in the wal");
+}
+
+#[test]
+fn log_disk_full_gets_503_and_resumes() {
+    let mut mount = None;
+    let s = TestServer::start_with(
+        super::BIN,
+        "server:\n  self_scrape_interval: 0s\nstorage:\n  logs:\n    wal:\n      segment_size: 64KiB\n",
+        |dir| mount = Some(super::durability::Tmpfs::mount(dir, "2m")),
+    );
+    let mount = mount.unwrap();
+    let line = "x".repeat(1000);
+    let body = |n: usize| {
+        let values: Vec<String> = (0..50).map(|i| format!(r#"["{}","{line}"]"#, n * 100 + i)).collect();
+        format!(r#"{{"streams":[{{"stream":{{"job":"full"}},"values":[{}]}}]}}"#, values.join(","))
+    };
+    let mut full = None;
+    for n in 0..5000 {
+        let r = push(&s, &body(n));
+        if r.status != 204 {
+            full = Some((n, r));
+            break;
+        }
+    }
+    let (n, r) = full.expect("the tmpfs never filled up");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("no space left on device"), "{}", r.text());
+    let r = s.get("/loki/api/v1/labels?start=0&end=4000000000");
+    assert_eq!(r.status, 200, "reads keep working");
+    mount.resize("64m");
+    let r = push(&s, &body(n + 1));
+    assert_eq!(r.status, 204, "{}", r.text());
+}
+
+#[test]
+fn tailed_files_resume_after_a_restart_without_loss_or_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let write = |s: &str| {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        f.write_all(s.as_bytes()).unwrap();
+    };
+    write("one\ntwo\n");
+    let cfg = format!(
+        "server:\n  self_scrape_interval: 0s\nlogs:\n  files_poll_interval: 100ms\n  files:\n    - path: {}/*.log\n      labels: {{job: tailed}}\n",
+        dir.path().display()
+    );
+    let mut s = start(&cfg);
+    let lines = |s: &TestServer| logql(s, r#"{job="tailed"}"#).into_iter().map(|(_, _, l)| l).collect::<Vec<_>>();
+    telltale_testkit::eventually("two tailed lines", std::time::Duration::from_millis(100), || {
+        (lines(&s).len() >= 2).then_some(())
+    });
+    write("three\n");
+    telltale_testkit::eventually("three tailed lines", std::time::Duration::from_millis(100), || {
+        (lines(&s).len() >= 3).then_some(())
+    });
+    let status = s.terminate();
+    assert!(status.success());
+    // Written while the server is down, then rotated: nothing is lost or read twice.
+    write("four\n");
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    write("five\n");
+    s.restart();
+    telltale_testkit::eventually("five tailed lines", std::time::Duration::from_millis(100), || {
+        (lines(&s).len() >= 5).then_some(())
+    });
+    assert_eq!(lines(&s), ["one", "two", "three", "four", "five"]);
+    let got = logql(&s, r#"{job="tailed"}"#);
+    assert_eq!(got[0].0["filename"], log.display().to_string());
+}
