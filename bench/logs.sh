@@ -39,7 +39,7 @@ run_server() {  # name api
     --server-pid $pid --wait-quiet "$WAIT_QUIET" --json "$OUT/$name.ingest.json" | tee "$OUT/$name.ingest.txt"
   curl -fsS "http://127.0.0.1:$PORT/internal/force_flush" >/dev/null
   "$PY" "$SHARED/logbench.py" search --url "http://127.0.0.1:$PORT" --manifest "$M" --server-pid $pid \
-    --wait-quiet "$WAIT_QUIET" "${sel[@]}" --sql --json "$OUT/$name.search.json" | tee "$OUT/$name.search.txt" || true
+    --wait-quiet "$WAIT_QUIET" "${sel[@]}" --json "$OUT/$name.search.json" | tee "$OUT/$name.search.txt" || true
   "$PY" "$SHARED/logbench.py" footprint --pid $pid --dir "$data" --manifest "$M" --anchors "$OUT/anchors.json" \
     --json "$OUT/$name.footprint.json" | tee "$OUT/$name.footprint.txt"
   kill $pid; wait $pid 2>/dev/null || true
