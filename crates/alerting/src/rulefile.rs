@@ -36,8 +36,8 @@ pub struct GroupSpec {
     /// Labels added to every rule of the group (Prometheus 3); a rule's own labels win.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// Which query language the rules' `expr` is in: `promql` (default); reserved for
-    /// log-based rules.
+    /// Which query language the rules' `expr` is in: `promql` (default), or `logql` for
+    /// log-based rules (LogQL metric expressions, as in Loki's ruler).
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
     pub kind: Option<String>,
     /// The rules, evaluated in order (a recording rule's output is visible to later rules).
@@ -150,16 +150,17 @@ pub fn validate(file: &RuleFile) -> Vec<String> {
         if !seen.insert(g.name.as_str()) {
             errs.push(format!("groupname: {:?} is repeated in the same file", g.name));
         }
+        let logql = g.kind.as_deref() == Some("logql");
         if let Some(kind) = &g.kind {
-            if kind != "promql" {
-                errs.push(format!("group {:?}: unsupported rule type {kind:?} (only \"promql\")", g.name));
+            if kind != "promql" && kind != "logql" {
+                errs.push(format!("group {:?}: unsupported rule type {kind:?} (\"promql\" or \"logql\")", g.name));
             }
         }
         if g.interval.is_some_and(|d| d.is_zero()) {
             errs.push(format!("group {:?}: interval must be greater than zero", g.name));
         }
         for (i, r) in g.rules.iter().enumerate() {
-            for e in validate_rule(r) {
+            for e in validate_rule(r, logql) {
                 errs.push(format!("group {:?}, rule {}, {:?}: {e}", g.name, i + 1, r.name()));
             }
         }
@@ -167,7 +168,7 @@ pub fn validate(file: &RuleFile) -> Vec<String> {
     errs
 }
 
-fn validate_rule(r: &RuleSpec) -> Vec<String> {
+fn validate_rule(r: &RuleSpec, logql: bool) -> Vec<String> {
     let mut errs = Vec::new();
     match (&r.record, &r.alert) {
         (Some(_), Some(_)) => errs.push("only one of 'record' and 'alert' must be set".to_string()),
@@ -176,6 +177,14 @@ fn validate_rule(r: &RuleSpec) -> Vec<String> {
     }
     if r.expr.trim().is_empty() {
         errs.push("field 'expr' must be set in rule".to_string());
+    } else if logql {
+        match telltale_logql::parse(&r.expr) {
+            Ok(telltale_logql::ast::Expr::Log(_)) => {
+                errs.push("a LogQL rule needs a metric query (e.g. count_over_time(...[5m])), not a log query".into())
+            }
+            Ok(_) => {}
+            Err(e) => errs.push(format!("could not parse LogQL expression: {}", e.to_string().replace('\n', " "))),
+        }
     } else if let Err(e) = promql_parser::parser::parse(&r.expr) {
         errs.push(format!("could not parse expression: {}", e.replace('\n', " ")));
     }
@@ -297,5 +306,23 @@ groups:
         }
         let errs = parse("groups:\n- name: x\n  rulez: []\n", "r.yml").unwrap_err();
         assert!(errs[0].starts_with("r.yml: groups[0]: unknown field `rulez`"), "{errs:?}");
+    }
+
+    #[test]
+    fn logql_groups_hold_log_metric_queries() {
+        let ok = "groups:\n- name: logs\n  type: logql\n  rules:\n  - alert: Errors\n    expr: sum by (app) (count_over_time({app=\"api\"} |= \"error\" [5m])) > 10\n  - record: app:errors:rate5m\n    expr: sum(rate({app=\"api\"} |= \"error\" [5m]))\n";
+        let f = parse(ok, "r.yml").unwrap();
+        assert_eq!(f.groups[0].kind.as_deref(), Some("logql"));
+        let bad = "groups:\n- name: logs\n  type: logql\n  rules:\n  - alert: Lines\n    expr: '{app=\"api\"} |= \"error\"'\n  - alert: Broken\n    expr: count_over_time({app=\"api\"}\n- name: other\n  type: sql\n  rules: []\n- name: prom\n  rules:\n  - alert: NotPromQL\n    expr: 'count_over_time({app=\"api\"} |= \"x\" [5m])'\n";
+        let errs = parse(bad, "r.yml").unwrap_err();
+        let want = [
+            "r.yml: group \"logs\", rule 1, \"Lines\": a LogQL rule needs a metric query",
+            "r.yml: group \"logs\", rule 2, \"Broken\": could not parse LogQL expression",
+            "r.yml: group \"other\": unsupported rule type \"sql\" (\"promql\" or \"logql\")",
+            "r.yml: group \"prom\", rule 1, \"NotPromQL\": could not parse expression",
+        ];
+        for w in want {
+            assert!(errs.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errs:#?}");
+        }
     }
 }

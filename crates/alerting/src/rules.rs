@@ -36,17 +36,42 @@ pub type QueryFn = Arc<dyn Fn(&str, Timestamp) -> Result<Vec<VectorSample>, Stri
 /// Stores what rules produce (recorded series, `ALERTS`, stale markers).
 pub type WriteFn = Arc<dyn Fn(&WriteBatch) -> Result<(), String> + Send + Sync>;
 
+/// The language of a group's expressions: PromQL, or LogQL for groups with `type: logql`
+/// (log-based rules, as Loki's ruler evaluates them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueryLang {
+    /// Over metrics.
+    #[default]
+    PromQL,
+    /// Over logs: LogQL metric expressions such as `sum(rate({app="api"} |= "error" [5m]))`.
+    LogQL,
+}
+
 /// What evaluation needs from outside.
 #[derive(Clone)]
 pub struct EvalContext {
-    /// Runs queries.
+    /// Runs PromQL queries.
     pub query: QueryFn,
+    /// Runs LogQL metric queries, for groups with `type: logql`; `None` where no log store
+    /// is open (their rules then fail with a message saying so).
+    pub log_query: Option<QueryFn>,
     /// Writes rule output; called after each rule so later rules see earlier results.
     pub write: WriteFn,
     /// Telltale's external URL, for `$externalURL` and alerts' generator links.
     pub external_url: String,
     /// How often a firing alert is re-sent (Prometheus's `--rules.alert.resend-delay`, 1m).
     pub resend_delay: Duration,
+}
+
+impl EvalContext {
+    fn query_for(&self, lang: QueryLang) -> Result<&QueryFn, String> {
+        match lang {
+            QueryLang::PromQL => Ok(&self.query),
+            QueryLang::LogQL => {
+                self.log_query.as_ref().ok_or_else(|| "LogQL rules need the log store, which is not open here".into())
+            }
+        }
+    }
 }
 
 /// An alert's state.
@@ -207,6 +232,8 @@ pub struct Group {
     pub query_offset: Duration,
     /// Per-rule limit on alerts or series (0: none).
     pub limit: usize,
+    /// The language of the rules' expressions.
+    pub lang: QueryLang,
     /// The rules.
     pub rules: Vec<Rule>,
     /// When the group last ran (ms).
@@ -257,6 +284,7 @@ impl Group {
             interval: spec.interval.unwrap_or(default_interval),
             query_offset: spec.query_offset.unwrap_or_default(),
             limit: spec.limit,
+            lang: if spec.kind.as_deref() == Some("logql") { QueryLang::LogQL } else { QueryLang::PromQL },
             rules,
             last_evaluation: None,
             evaluation_time: Duration::ZERO,
@@ -325,12 +353,13 @@ impl Group {
         let mut to_send = Vec::new();
         let limit = self.limit;
         let interval = self.interval;
+        let lang = self.lang;
         for rule in &mut self.rules {
             let t0 = Instant::now();
             let result = if rule.is_alerting() {
-                eval_alerting(rule, at, ts, limit, ctx)
+                eval_alerting(rule, at, ts, limit, lang, ctx)
             } else {
-                eval_recording(rule, ts, limit, ctx)
+                eval_recording(rule, ts, limit, lang, ctx)
             };
             let mut batch = WriteBatch::new();
             let written: HashSet<Labels> = match result {
@@ -397,9 +426,10 @@ fn eval_recording(
     rule: &mut Rule,
     ts: Timestamp,
     limit: usize,
+    lang: QueryLang,
     ctx: &EvalContext,
 ) -> Result<Vec<(Labels, f64)>, String> {
-    let vector = (ctx.query)(&rule.spec.expr, ts)?;
+    let vector = ctx.query_for(lang)?(&rule.spec.expr, ts)?;
     let name = rule.spec.record.clone().unwrap_or_default();
     let mut out = Vec::with_capacity(vector.len());
     let mut seen = HashSet::new();
@@ -444,9 +474,10 @@ fn eval_alerting(
     at: Timestamp,
     ts: Timestamp,
     limit: usize,
+    lang: QueryLang,
     ctx: &EvalContext,
 ) -> Result<Vec<(Labels, f64)>, String> {
-    let vector = (ctx.query)(&rule.spec.expr, ts)?;
+    let vector = ctx.query_for(lang)?(&rule.spec.expr, ts)?;
     let name = rule.spec.alert.clone().unwrap_or_default();
     let q = ctx.query.clone();
     let template_query: telltale_template::QueryFn = Arc::new(move |expr: &str| {

@@ -28,6 +28,7 @@ fn fixture() -> Fixture {
             PValue::Scalar { v, .. } => Ok(vec![VectorSample { labels: Labels::empty(), value: v }]),
             other => Err(format!("rule result is a {}", other.result_type())),
         }),
+        log_query: None,
         write: Arc::new(move |b: &WriteBatch| s2.write(b).map(|_| ()).map_err(|e| e.to_string())),
         external_url: "http://tt:7070".into(),
         resend_delay: Duration::from_secs(60),
@@ -263,4 +264,64 @@ fn api_shapes_match_prometheus() {
     assert_eq!(a["alerts"][0]["state"], "pending");
     let filtered = rules.rules_json(&crate::manager::RulesFilter { kind: Some("record".into()), ..Default::default() });
     assert_eq!(filtered["groups"].as_array().unwrap().len(), 0);
+}
+
+const LOG_RULES: &str = r#"
+groups:
+- name: logs
+  type: logql
+  rules:
+  - alert: ApiErrors
+    expr: sum by (app) (count_over_time({app="api"} |= "error" [5m])) > 2
+    annotations:
+      summary: "{{ $labels.app }} logged {{ $value }} errors in 5m"
+  - record: app:log_errors:count5m
+    expr: sum by (app) (count_over_time({app=~".+"} |= "error" [5m]))
+"#;
+
+#[test]
+fn logql_groups_evaluate_over_the_log_store_and_fire_like_promql_groups() {
+    use telltale_model::{LogBatch, LogEntry};
+    use telltale_storage::{LogWriter, MemLogStore};
+    let mut f = fixture();
+    let logs = Arc::new(MemLogStore::new());
+    let mut b = LogBatch::new();
+    let lines = ["GET / 200", "error: db timeout", "error: db timeout", "GET /x 200", "error: pool exhausted"];
+    let api = Labels::from_pairs([("app", "api")]).unwrap();
+    b.push(api, lines.iter().enumerate().map(|(i, l)| LogEntry::new(i as i64 * 1_000_000_000, *l)));
+    b.push(Labels::from_pairs([("app", "web")]).unwrap(), [LogEntry::new(0, "error: upstream")]);
+    logs.write_logs(&b).unwrap();
+    let mut g = group(LOG_RULES);
+
+    // Without a log store the rules fail with a message that says why.
+    g.eval(MIN, &f.ctx);
+    assert_eq!(g.rules[0].status.health, Health::Err);
+    assert!(
+        g.rules[0].status.last_error.contains("LogQL rules need the log store"),
+        "{}",
+        g.rules[0].status.last_error
+    );
+
+    let (reader, engine) = (logs.clone(), telltale_logql::Engine::default());
+    f.ctx.log_query = Some(Arc::new(move |q: &str, t| {
+        let query = telltale_logql::rule_query(&engine, reader.as_ref());
+        Ok(query(q, t)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(labels, value)| VectorSample { labels, value })
+            .collect())
+    }));
+    let sent = g.eval(MIN, &f.ctx);
+    assert_eq!(g.rules[0].status.health, Health::Ok, "{}", g.rules[0].status.last_error);
+    assert_eq!(sent.len(), 1, "no `for`: fires at once and goes to the pipeline");
+    assert_eq!(sent[0].labels.get("alertname").map(String::as_str), Some("ApiErrors"));
+    assert_eq!(sent[0].labels.get("app").map(String::as_str), Some("api"));
+    assert_eq!(sent[0].annotations["summary"], "api logged 3 errors in 5m");
+    // The recording rule writes log counts as metrics, per app.
+    let rec = f.series("app:log_errors:count5m");
+    let want = [
+        ("app:log_errors:count5m{app=\"api\"}".to_string(), vec![(MIN, 3.0)]),
+        ("app:log_errors:count5m{app=\"web\"}".to_string(), vec![(MIN, 1.0)]),
+    ];
+    assert_eq!(rec, want);
 }

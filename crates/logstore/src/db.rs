@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use telltale_model::{Labels, LineFilter, LogBatch, Matcher, MetricType, TimeRange};
@@ -82,6 +82,8 @@ pub struct LogDb {
     persisted: RwLock<Persisted>,
     next_segment: AtomicU64,
     flush_lock: Mutex<()>,
+    /// When `flush_pending` last failed (ms), so it backs off.
+    flush_failed_at: AtomicI64,
     problems: Mutex<Vec<String>>,
     corrupt: AtomicU64,
     flushes: AtomicU64,
@@ -210,6 +212,7 @@ impl LogDb {
             persisted: RwLock::new(Persisted { segments, flushing: Vec::new() }),
             next_segment: AtomicU64::new(next),
             flush_lock: Mutex::new(()),
+            flush_failed_at: AtomicI64::new(i64::MIN / 2),
             problems: Mutex::new(problems),
             corrupt: AtomicU64::new(corrupt),
             flushes: AtomicU64::new(0),
@@ -238,6 +241,26 @@ impl LogDb {
         let _g = lock(&self.flush_lock);
         self.freeze()?;
         self.write_frozen()
+    }
+
+    /// Writes out the heads writers froze when they filled up. The server calls this every
+    /// few hundred milliseconds from a background thread, so a write waits for a segment to be
+    /// written only when the flusher falls behind by a whole head. After a failure (disk
+    /// full) it waits 5 s before trying again.
+    pub fn flush_pending(&self) -> Result<()> {
+        if read(&self.persisted).flushing.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        if now - self.flush_failed_at.load(Ordering::Relaxed) < 5_000 {
+            return Ok(());
+        }
+        let _g = lock(&self.flush_lock);
+        let res = self.write_frozen();
+        if res.is_err() {
+            self.flush_failed_at.store(now, Ordering::Relaxed);
+        }
+        res
     }
 
     fn freeze(&self) -> Result<()> {
@@ -405,46 +428,67 @@ impl LogDb {
     }
 
     /// Writes the kept blocks of `inputs` as one new segment, then swaps it in for them.
+    /// Streams are written one at a time and, when a stream's blocks follow each other in
+    /// time (segments are time partitions, so they usually do), block by block: memory
+    /// stays at about two blocks, not the inputs' whole content.
     fn rewrite(&self, inputs: &[Arc<Open>], keep: &dyn Fn(&Open, &Block) -> bool) -> Result<()> {
         let reg_labels: Vec<Labels> = read(&self.registry).labels.clone();
         let mut streams: Vec<u32> = inputs.iter().flat_map(|o| o.ids.iter().copied()).collect();
         streams.sort_by(|a, b| reg_labels[*a as usize].cmp(&reg_labels[*b as usize]));
         streams.dedup();
-        let mut owned: Vec<(u32, Vec<RowOwned>)> = Vec::new();
+        let wal_upto = inputs.iter().map(|o| o.seg.index.wal_upto).max().unwrap_or(0);
+        let cols = segment::Columns::new(
+            streams.iter().map(|s| &reg_labels[*s as usize]),
+            inputs.iter().flat_map(|o| o.seg.meta_keys().map(str::to_string)).collect::<Vec<_>>(),
+        );
+        let id = self.next_segment.fetch_add(1, Ordering::Relaxed);
+        let settings =
+            WriteSettings { block_lines: self.opts.block_lines, compression_level: self.opts.compression_level };
+        let mut w = segment::SegmentWriter::create(&self.seg_dir(), id, wal_upto, cols, &settings)?;
+        let mut ids = Vec::new();
         for sid in &streams {
-            let mut rows = Vec::new();
+            let labels = &reg_labels[*sid as usize];
+            let mut blocks: Vec<(&Open, &Block)> = Vec::new();
             for o in inputs {
                 for (local, gid) in o.ids.iter().enumerate() {
-                    if gid != sid {
-                        continue;
-                    }
-                    for b in o.seg.index.blocks.iter().filter(|b| b.stream == local && keep(o, b)) {
-                        let d = o.seg.read_block(b, false)?;
-                        for i in 0..d.len() {
-                            let mut pairs = Vec::new();
-                            d.meta_at(i, &mut pairs);
-                            rows.push((d.ts[i], d.line(i).to_string(), Labels::from_pairs(pairs).unwrap_or_default()));
-                        }
+                    if gid == sid {
+                        blocks.extend(
+                            o.seg.index.blocks.iter().filter(|b| b.stream == local && keep(o, b)).map(|b| (&**o, b)),
+                        );
                     }
                 }
             }
-            rows.sort_by_key(|r| r.0);
-            if !rows.is_empty() {
-                owned.push((*sid, rows));
+            if blocks.is_empty() {
+                continue;
             }
+            ids.push(*sid);
+            blocks.sort_by_key(|(_, b)| (b.min_ts, b.max_ts));
+            let in_order = blocks.windows(2).all(|p| p[0].1.max_ts <= p[1].1.min_ts);
+            let mut rows: Vec<RowOwned> = Vec::new();
+            for (o, b) in &blocks {
+                let d = o.seg.read_block(b, false)?;
+                for i in 0..d.len() {
+                    let mut pairs = Vec::new();
+                    d.meta_at(i, &mut pairs);
+                    rows.push((d.ts[i], d.line(i).to_string(), Labels::from_pairs(pairs).unwrap_or_default()));
+                }
+                if in_order && rows.len() >= self.opts.block_lines {
+                    let full = rows.len() - rows.len() % self.opts.block_lines;
+                    w.add(&stream_rows(labels, &rows[..full]))?;
+                    rows.drain(..full);
+                }
+            }
+            rows.sort_by_key(|r| r.0);
+            w.add(&stream_rows(labels, &rows))?;
         }
-        let wal_upto = inputs.iter().map(|o| o.seg.index.wal_upto).max().unwrap_or(0);
-        let rows: Vec<StreamRows<'_>> = owned
-            .iter()
-            .map(|(sid, r)| StreamRows {
-                labels: &reg_labels[*sid as usize],
-                ts: r.iter().map(|x| x.0).collect(),
-                lines: r.iter().map(|x| x.1.as_bytes()).collect(),
-                meta: r.iter().map(|x| &x.2).collect(),
-            })
-            .collect();
-        let ids: Vec<u32> = owned.iter().map(|(s, _)| *s).collect();
-        let new = self.write_segment(&rows, wal_upto, ids)?;
+        let new = if w.is_empty() {
+            None
+        } else {
+            w.finish()?;
+            let seg = Segment::open(&self.seg_dir(), id)?;
+            let ids = if ids.len() == seg.index.streams.len() { ids } else { self.ids_of(&seg) };
+            Some(Arc::new(Open { seg, ids }))
+        };
         let gone: HashSet<u64> = inputs.iter().map(|o| o.seg.id).collect();
         {
             let mut p = write(&self.persisted);
@@ -580,14 +624,19 @@ impl LogWriter for LogDb {
         }
         let bytes = read(&self.head).bytes as u64;
         if bytes > self.opts.head_max_bytes {
-            // Flush here unless another writer already is; past twice the limit, wait for it
-            // (back-pressure instead of unbounded memory).
-            let guard = match self.flush_lock.try_lock() {
-                Ok(g) => Some(g),
-                Err(_) if bytes > 2 * self.opts.head_max_bytes => Some(lock(&self.flush_lock)),
-                Err(_) => None,
-            };
-            if let Some(_g) = guard {
+            let pending = !read(&self.persisted).flushing.is_empty();
+            if !pending {
+                // Freeze the full head (a swap and a WAL rotation) and go on: the flusher
+                // (`flush_pending`) writes it out while writers fill a new head.
+                if let Ok(_g) = self.flush_lock.try_lock() {
+                    if let Err(e) = self.freeze() {
+                        warn!(error = %e, "cannot freeze the log head; retrying at the next write");
+                    }
+                }
+            } else if bytes > 2 * self.opts.head_max_bytes {
+                // The flusher is behind (or none runs): write here, waiting for it if it is
+                // writing (back-pressure instead of unbounded memory).
+                let _g = lock(&self.flush_lock);
                 if let Err(e) = self.freeze().and_then(|()| self.write_frozen()) {
                     // The lines are in the WAL and in memory; the flush is retried later.
                     warn!(error = %e, "log head flush failed; retrying at the next write or maintenance");
@@ -600,6 +649,16 @@ impl LogWriter for LogDb {
 
 /// A row as compaction carries it: time, line, metadata.
 type RowOwned = (i64, String, Labels);
+
+/// Rows of one stream in the shape the segment writer takes.
+fn stream_rows<'a>(labels: &'a Labels, rows: &'a [RowOwned]) -> StreamRows<'a> {
+    StreamRows {
+        labels,
+        ts: rows.iter().map(|x| x.0).collect(),
+        lines: rows.iter().map(|x| x.1.as_bytes()).collect(),
+        meta: rows.iter().map(|x| &x.2).collect(),
+    }
+}
 
 /// A row copied out of a head, for reading without holding its lock.
 #[derive(Debug, Clone)]

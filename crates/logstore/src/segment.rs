@@ -150,26 +150,43 @@ pub(crate) fn index_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:010}.idx"))
 }
 
-/// Column names of a segment: labels by name; metadata by key, unless the key is taken by
-/// a label or a built-in column, then `meta_<key>`.
-fn columns(streams: &[StreamRows<'_>]) -> (Vec<String>, Vec<(String, String)>) {
-    let mut labels = BTreeSet::new();
-    let mut keys = BTreeSet::new();
-    for s in streams {
-        labels.extend(s.labels.iter().map(|(k, _)| k.to_string()));
-        for m in &s.meta {
-            keys.extend(m.iter().map(|(k, _)| k.to_string()));
-        }
+/// The columns of a segment, fixed before its first row: stream label names, and metadata
+/// keys with their column names (a key taken by a label or a built-in column becomes
+/// `meta_<key>`).
+#[derive(Debug, Default)]
+pub(crate) struct Columns {
+    labels: Vec<String>,
+    meta: Vec<(String, String)>,
+}
+
+impl Columns {
+    /// Columns for streams with these label sets and rows with these metadata keys.
+    pub(crate) fn new<'a>(
+        label_sets: impl IntoIterator<Item = &'a Labels>,
+        meta_keys: impl IntoIterator<Item = String>,
+    ) -> Self {
+        let labels: BTreeSet<String> =
+            label_sets.into_iter().flat_map(|l| l.iter().map(|(k, _)| k.to_string())).collect();
+        let keys: BTreeSet<String> = meta_keys.into_iter().collect();
+        let meta = keys
+            .into_iter()
+            .map(|k| {
+                let col = if labels.contains(&k) || k == "timestamp" || k == "line" {
+                    format!("meta_{k}")
+                } else {
+                    k.clone()
+                };
+                (k, col)
+            })
+            .collect();
+        Columns { labels: labels.into_iter().collect(), meta }
     }
-    let meta = keys
-        .into_iter()
-        .map(|k| {
-            let col =
-                if labels.contains(&k) || k == "timestamp" || k == "line" { format!("meta_{k}") } else { k.clone() };
-            (k, col)
-        })
-        .collect();
-    (labels.into_iter().collect(), meta)
+
+    /// Columns for exactly these streams.
+    pub(crate) fn of(streams: &[StreamRows<'_>]) -> Self {
+        let keys = streams.iter().flat_map(|s| s.meta.iter().flat_map(|m| m.iter().map(|(k, _)| k.to_string())));
+        Self::new(streams.iter().map(|s| s.labels), keys.collect::<Vec<_>>())
+    }
 }
 
 /// Writes segment `id` into `dir` (Parquet, then index; both fsynced, renamed into place).
@@ -180,66 +197,117 @@ pub(crate) fn write(
     streams: &[StreamRows<'_>],
     settings: &WriteSettings,
 ) -> Result<(SegmentIndex, u64)> {
-    let (label_cols, meta_cols) = columns(streams);
-    let mut fields = vec![
-        Field::new("timestamp", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
-        Field::new("line", DataType::Utf8, false),
-    ];
-    for l in &label_cols {
-        fields
-            .push(Field::new(l, DataType::Utf8, true).with_metadata([(KIND.to_string(), "label".to_string())].into()));
-    }
-    for (key, col) in &meta_cols {
-        let md = [(KIND.to_string(), "metadata".to_string()), (KEY.to_string(), key.clone())].into();
-        fields.push(Field::new(col, DataType::Utf8, true).with_metadata(md));
-    }
-    let schema = Arc::new(Schema::new(fields));
-    let level = ZstdLevel::try_new(settings.compression_level).map_err(|e| Error::InvalidOptions(e.to_string()))?;
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(level))
-        .set_dictionary_enabled(false)
-        .set_max_row_group_row_count(None)
-        .set_data_page_size_limit(1 << 20)
-        .set_column_encoding(ColumnPath::from("timestamp"), Encoding::DELTA_BINARY_PACKED);
-    for c in label_cols.iter().chain(meta_cols.iter().map(|(_, c)| c)) {
-        props = props.set_column_dictionary_enabled(ColumnPath::from(c.as_str()), true);
-    }
-    let props = props.build();
-
-    let ppath = parquet_path(dir, id);
-    let tmp = dir.join(format!("{id:010}.parquet.tmp"));
-    let file = File::create(&tmp).map_err(io_err("create segment", &tmp))?;
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| pq_err(&tmp, e))?;
-    let mut index = SegmentIndex { wal_upto, streams: Vec::new(), blocks: Vec::new() };
-    let mut row_group = 0;
+    let mut w = SegmentWriter::create(dir, id, wal_upto, Columns::of(streams), settings)?;
     for s in streams {
-        let sid = index.streams.len();
-        index.streams.push(s.labels.clone());
+        w.add(s)?;
+    }
+    w.finish()
+}
+
+/// A segment being written, one stream at a time, so a writer never needs more than one
+/// stream's rows in memory (compaction of large segments depends on that). Dropped before
+/// [`SegmentWriter::finish`], it removes its temporary file.
+pub(crate) struct SegmentWriter {
+    dir: PathBuf,
+    id: u64,
+    tmp: PathBuf,
+    cols: Columns,
+    schema: Arc<Schema>,
+    writer: Option<ArrowWriter<File>>,
+    index: SegmentIndex,
+    block_lines: usize,
+}
+
+impl SegmentWriter {
+    /// Starts segment `id` in `dir` with these columns.
+    pub(crate) fn create(
+        dir: &Path,
+        id: u64,
+        wal_upto: u64,
+        cols: Columns,
+        settings: &WriteSettings,
+    ) -> Result<SegmentWriter> {
+        let mut fields = vec![
+            Field::new("timestamp", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
+            Field::new("line", DataType::Utf8, false),
+        ];
+        for l in &cols.labels {
+            fields.push(
+                Field::new(l, DataType::Utf8, true).with_metadata([(KIND.to_string(), "label".to_string())].into()),
+            );
+        }
+        for (key, col) in &cols.meta {
+            let md = [(KIND.to_string(), "metadata".to_string()), (KEY.to_string(), key.clone())].into();
+            fields.push(Field::new(col, DataType::Utf8, true).with_metadata(md));
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let level = ZstdLevel::try_new(settings.compression_level).map_err(|e| Error::InvalidOptions(e.to_string()))?;
+        let mut props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_dictionary_enabled(false)
+            .set_max_row_group_row_count(None)
+            .set_data_page_size_limit(1 << 20)
+            .set_column_encoding(ColumnPath::from("timestamp"), Encoding::DELTA_BINARY_PACKED);
+        for c in cols.labels.iter().chain(cols.meta.iter().map(|(_, c)| c)) {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(c.as_str()), true);
+        }
+        let tmp = dir.join(format!("{id:010}.parquet.tmp"));
+        let file = File::create(&tmp).map_err(io_err("create segment", &tmp))?;
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props.build())).map_err(|e| pq_err(&tmp, e))?;
+        Ok(SegmentWriter {
+            dir: dir.to_path_buf(),
+            id,
+            tmp,
+            cols,
+            schema,
+            writer: Some(writer),
+            index: SegmentIndex { wal_upto, streams: Vec::new(), blocks: Vec::new() },
+            block_lines: settings.block_lines,
+        })
+    }
+
+    /// Appends rows of one stream (in time order; streams in label order) as one or more
+    /// row groups with their index entries. Rows of the stream added last may come in
+    /// several calls, each continuing where the previous ended.
+    pub(crate) fn add(&mut self, s: &StreamRows<'_>) -> Result<()> {
+        if s.ts.is_empty() {
+            return Ok(());
+        }
+        let writer = self.writer.as_mut().expect("not finished");
+        let sid = match self.index.streams.last() {
+            Some(last) if last == s.labels => self.index.streams.len() - 1,
+            _ => {
+                self.index.streams.push(s.labels.clone());
+                self.index.streams.len() - 1
+            }
+        };
         let mut start = 0;
         while start < s.ts.len() {
-            let end = (start + settings.block_lines).min(s.ts.len());
-            let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+            let end = (start + self.block_lines).min(s.ts.len());
+            let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
             cols.push(Arc::new(TimestampNanosecondArray::from(s.ts[start..end].to_vec()).with_timezone("UTC")));
             let lines: Vec<&str> = s.lines[start..end].iter().map(|l| std::str::from_utf8(l).unwrap_or("")).collect();
             cols.push(Arc::new(StringArray::from(lines)));
-            for l in &label_cols {
+            for l in &self.cols.labels {
                 let v = s.labels.get(l);
                 cols.push(Arc::new(StringArray::from(vec![v; end - start])));
             }
-            for (key, _) in &meta_cols {
+            for (key, _) in &self.cols.meta {
                 let vals: Vec<Option<&str>> = s.meta[start..end].iter().map(|m| m.get(key)).collect();
                 cols.push(Arc::new(StringArray::from(vals)));
             }
-            let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::corrupt(&tmp, e.to_string()))?;
-            writer.write(&batch).map_err(|e| pq_err(&tmp, e))?;
-            writer.flush().map_err(|e| pq_err(&tmp, e))?;
+            let batch = RecordBatch::try_new(self.schema.clone(), cols)
+                .map_err(|e| Error::corrupt(&self.tmp, e.to_string()))?;
+            writer.write(&batch).map_err(|e| pq_err(&self.tmp, e))?;
+            writer.flush().map_err(|e| pq_err(&self.tmp, e))?;
             let mut bloom = BloomBuilder::default();
             let mut bytes = 0u64;
             for l in &s.lines[start..end] {
                 bloom.add_line(l);
                 bytes += l.len() as u64;
             }
-            index.blocks.push(Block {
+            let row_group = self.index.blocks.len();
+            self.index.blocks.push(Block {
                 stream: sid,
                 row_group,
                 min_ts: s.ts[start],
@@ -248,31 +316,52 @@ pub(crate) fn write(
                 line_bytes: bytes,
                 bloom: bloom.finish(),
             });
-            row_group += 1;
             start = end;
         }
+        Ok(())
     }
-    let file = writer.into_inner().map_err(|e| pq_err(&tmp, e))?;
-    file.sync_all().map_err(io_err("fsync segment", &tmp))?;
-    drop(file);
-    let ipath = index_path(dir, id);
-    let itmp = dir.join(format!("{id:010}.idx.tmp"));
-    let res = (|| -> Result<()> {
-        let mut f = File::create(&itmp).map_err(io_err("create segment index", &itmp))?;
-        f.write_all(&index.encode()).map_err(io_err("write segment index", &itmp))?;
-        f.sync_all().map_err(io_err("fsync segment index", &itmp))?;
-        fs::rename(&itmp, &ipath).map_err(io_err("rename segment index", &ipath))?;
-        fs::rename(&tmp, &ppath).map_err(io_err("rename segment", &ppath))?;
-        crate::wal::sync_dir(dir)
-    })();
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
-        let _ = fs::remove_file(&itmp);
-        let _ = fs::remove_file(&ipath);
-        return Err(e);
+
+    /// Whether no row was added.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.index.blocks.is_empty()
     }
-    let size = fs::metadata(&ppath).map(|m| m.len()).unwrap_or(0) + fs::metadata(&ipath).map(|m| m.len()).unwrap_or(0);
-    Ok((index, size))
+
+    /// Closes the Parquet file, writes the index, fsyncs both and renames them into place.
+    /// Returns the index and the bytes of both files.
+    pub(crate) fn finish(mut self) -> Result<(SegmentIndex, u64)> {
+        let writer = self.writer.take().expect("finished once");
+        let file = writer.into_inner().map_err(|e| pq_err(&self.tmp, e))?;
+        file.sync_all().map_err(io_err("fsync segment", &self.tmp))?;
+        drop(file);
+        let (dir, id) = (self.dir.clone(), self.id);
+        let ppath = parquet_path(&dir, id);
+        let ipath = index_path(&dir, id);
+        let itmp = dir.join(format!("{id:010}.idx.tmp"));
+        let res = (|| -> Result<()> {
+            let mut f = File::create(&itmp).map_err(io_err("create segment index", &itmp))?;
+            f.write_all(&self.index.encode()).map_err(io_err("write segment index", &itmp))?;
+            f.sync_all().map_err(io_err("fsync segment index", &itmp))?;
+            fs::rename(&itmp, &ipath).map_err(io_err("rename segment index", &ipath))?;
+            fs::rename(&self.tmp, &ppath).map_err(io_err("rename segment", &ppath))?;
+            crate::wal::sync_dir(&dir)
+        })();
+        if let Err(e) = res {
+            let _ = fs::remove_file(&itmp);
+            let _ = fs::remove_file(&ipath);
+            return Err(e);
+        }
+        let size =
+            fs::metadata(&ppath).map(|m| m.len()).unwrap_or(0) + fs::metadata(&ipath).map(|m| m.len()).unwrap_or(0);
+        Ok((std::mem::take(&mut self.index), size))
+    }
+}
+
+impl Drop for SegmentWriter {
+    fn drop(&mut self) {
+        // Unfinished (an error, or the caller gave up): leave no temporary file behind. After
+        // `finish` renamed it, this finds nothing.
+        let _ = fs::remove_file(&self.tmp);
+    }
 }
 
 fn pq_err(path: &Path, e: parquet::errors::ParquetError) -> Error {
@@ -333,6 +422,11 @@ impl Segment {
         }
         let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0) + data.len() as u64;
         Ok(Segment { id, path, index, bytes, meta, meta_cols, file })
+    }
+
+    /// The structured-metadata keys the segment has columns for.
+    pub(crate) fn meta_keys(&self) -> impl Iterator<Item = &str> {
+        self.meta_cols.iter().map(|(_, k)| k.as_str())
     }
 
     /// Names of the segment's columns.

@@ -30,17 +30,51 @@ pub struct Matcher {
     literal: Option<Literal>,
 }
 
-/// A regex of the shape dashboards use most, tested without the regex engine (as
-/// Prometheus's `FastRegexMatcher` does): a literal with `.*` on one or both ends.
+/// A regex of the shapes dashboards use most, tested without the regex engine (as
+/// Prometheus's `FastRegexMatcher` does): a literal with `.*` on one or both ends, or a
+/// pattern that matches a small finite set of strings (`a|b`, `node_load(1|5|15)`,
+/// `host-0[0-4]`).
 #[derive(Clone, Debug, PartialEq)]
 enum Literal {
     Prefix(String),
     Suffix(String),
     Contains(String),
+    /// Every string the pattern matches, sorted and unique.
+    Set(Vec<String>),
+}
+
+/// Most strings a pattern may expand to before it is kept as a regex.
+const MAX_SET: usize = 256;
+
+/// The strings `pattern` (fully anchored) matches, when they are few: regex-syntax's literal
+/// extractor yields an exact, finite sequence exactly when the pattern's language is that
+/// sequence. Patterns with anchors or other look-arounds are left to the regex engine (the
+/// extractor reads them as empty strings).
+fn exact_set(pattern: &str) -> Option<Vec<String>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::ParserBuilder::new().dot_matches_new_line(true).build().parse(pattern).ok()?;
+    if !hir.properties().look_set().is_empty() {
+        return None;
+    }
+    let mut ex = Extractor::new();
+    ex.kind(ExtractKind::Prefix).limit_class(16).limit_repeat(8).limit_literal_len(256).limit_total(MAX_SET);
+    let seq = ex.extract(&hir);
+    if !seq.is_exact() {
+        return None;
+    }
+    let mut out: Vec<String> =
+        seq.literals()?.iter().map(|l| String::from_utf8(l.as_bytes().to_vec()).ok()).collect::<Option<_>>()?;
+    out.sort();
+    out.dedup();
+    (out.len() <= MAX_SET).then_some(out)
 }
 
 impl Literal {
     fn of(pattern: &str) -> Option<Literal> {
+        Self::shape(pattern).or_else(|| exact_set(pattern).map(Literal::Set))
+    }
+
+    fn shape(pattern: &str) -> Option<Literal> {
         let plain = |s: &str| s.chars().all(|c| c.is_alphanumeric() || "_-:/ ,@=%".contains(c));
         let (start, rest) = match pattern.strip_prefix(".*") {
             Some(r) => (true, r),
@@ -66,6 +100,7 @@ impl Literal {
             Literal::Prefix(p) => v.starts_with(p.as_str()),
             Literal::Suffix(s) => v.ends_with(s.as_str()),
             Literal::Contains(c) => v.contains(c.as_str()),
+            Literal::Set(set) => set.binary_search_by(|x| x.as_str().cmp(v)).is_ok(),
         }
     }
 }
@@ -118,15 +153,14 @@ impl Matcher {
         }
     }
 
-    /// For `=~"a|b|c"` with plain literals, the literal alternatives; lets an index look
-    /// each one up instead of scanning every value.
+    /// For `=~` patterns matching a small finite set of strings (`a|b|c`,
+    /// `node_load(1|5|15)`, `host-0[0-4]`), those strings; lets an index look each one up
+    /// instead of scanning every value.
     pub fn set_values(&self) -> Option<Vec<&str>> {
-        if self.op != MatchOp::Regex {
-            return None;
+        match (&self.literal, self.op) {
+            (Some(Literal::Set(set)), MatchOp::Regex) => Some(set.iter().map(String::as_str).collect()),
+            _ => None,
         }
-        let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || "_-:/ ,@".contains(c));
-        let alts: Vec<&str> = self.value.split('|').collect();
-        alts.iter().all(|a| plain(a)).then_some(alts)
     }
 }
 
@@ -192,5 +226,34 @@ mod tests {
         let m = Matcher::new(MatchOp::Regex, "job", "a|b-c").unwrap();
         assert_eq!(m.set_values(), Some(vec!["a", "b-c"]));
         assert_eq!(Matcher::new(MatchOp::Regex, "job", "a.*").unwrap().set_values(), None);
+        let set = |p: &str| Matcher::new(MatchOp::Regex, "x", p).unwrap().set_values().map(|v| v.join(","));
+        assert_eq!(set("node_load(1|5|15)").as_deref(), Some("node_load1,node_load15,node_load5"));
+        assert_eq!(
+            set("host-0000[0-4]:9100").as_deref(),
+            Some("host-00000:9100,host-00001:9100,host-00002:9100,host-00003:9100,host-00004:9100")
+        );
+        assert_eq!(set("(?i)ab").as_deref(), Some("AB,Ab,aB,ab"));
+        assert_eq!(set("a|").as_deref(), Some(",a"));
+        assert_eq!(set("a.b"), None, "any character is too many");
+        assert_eq!(set("a+"), None, "infinite");
+        assert_eq!(set("^a$"), None, "anchors stay with the regex engine");
+        assert_eq!(set("[0-9]{4}"), None, "10,000 strings is too many");
+    }
+
+    proptest::proptest! {
+        /// The fast forms (literal shapes and finite sets) agree with the anchored regex.
+        #[test]
+        fn fast_forms_agree_with_the_regex(
+            pattern in "(a|b|ab|\\.|\\[ab\\]|\\(a\\|b\\)|\\?|\\*|\\||\\.\\*|\\^|\\$|\\(\\?i\\)){0,6}",
+            values in proptest::collection::vec("[abAB.\n]{0,4}", 8),
+        ) {
+            let Ok(slow) = Regex::new(&format!("^(?s:{pattern})$")) else { return Ok(()) };
+            for op in [MatchOp::Regex, MatchOp::NotRegex] {
+                let fast = Matcher::new(op, "x", pattern.as_str()).unwrap();
+                for v in &values {
+                    proptest::prop_assert_eq!(fast.matches(v), slow.is_match(v) == (op == MatchOp::Regex), "{} {:?} {:?}", pattern, op, v);
+                }
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use telltale_alerting::rules::{EvalContext, Group, VectorSample};
 use telltale_model::{Labels, WriteBatch};
 use telltale_promql::{Engine, EngineOptions, Value};
-use telltale_storage::MetricStore;
+use telltale_storage::{LogReader, MetricStore};
 
 use crate::config::Config;
 
@@ -33,11 +33,32 @@ pub(crate) fn query_fn(store: Arc<dyn MetricStore>, opts: EngineOptions) -> tell
     })
 }
 
-/// The evaluation context of the server's rules.
-pub(crate) fn eval_context(store: Arc<dyn MetricStore>, c: &Config, external_url: String) -> EvalContext {
+/// Evaluates the LogQL metric expressions of `type: logql` groups over the log store, as
+/// Loki's ruler does; samples without labels stay so, like PromQL scalars.
+pub(crate) fn log_query_fn(
+    logs: Arc<dyn LogReader + Send + Sync>,
+    opts: telltale_logql::EngineOptions,
+) -> telltale_alerting::rules::QueryFn {
+    let engine = telltale_logql::Engine::new(opts);
+    Arc::new(move |q: &str, t| {
+        let query = telltale_logql::rule_query(&engine, logs.as_ref());
+        let vector = query(q, t).map_err(|e| e.to_string())?;
+        Ok(vector.into_iter().map(|(labels, value)| VectorSample { labels, value }).collect())
+    })
+}
+
+/// The evaluation context of the server's rules: PromQL over the metric store, LogQL over
+/// the log store.
+pub(crate) fn eval_context(
+    store: Arc<dyn MetricStore>,
+    logs: Arc<dyn LogReader + Send + Sync>,
+    c: &Config,
+    external_url: String,
+) -> EvalContext {
     let w = store.clone();
     EvalContext {
         query: query_fn(store, c.query.engine_options()),
+        log_query: Some(log_query_fn(logs, c.logs.engine_options())),
         write: Arc::new(move |b: &WriteBatch| w.write(b).map(|_| ()).map_err(|e| e.to_string())),
         external_url,
         resend_delay: c.rules.resend_delay,

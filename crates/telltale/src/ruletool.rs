@@ -190,6 +190,8 @@ fn run_group(t: &TestGroup, groups: &[Group], eval_interval: i64) -> Result<(), 
     let w = store.clone();
     let ctx = EvalContext {
         query: crate::alerting::query_fn(dyn_store.clone(), EngineOptions::default()),
+        // promtool's test format loads series, not log lines: LogQL groups cannot run here.
+        log_query: None,
         write: Arc::new(move |b: &WriteBatch| w.write(b).map(|_| ()).map_err(|e| e.to_string())),
         external_url: t.external_url.clone(),
         resend_delay: Duration::from_secs(60),

@@ -169,6 +169,11 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         let logdb = logdb.clone();
         move || logdb.maintain(system_now_ms())
     })));
+    // Writers freeze a full log head and go on; this writes frozen heads out as segments.
+    tasks.push(tokio::spawn(periodic(Duration::from_millis(200), stop_rx.clone(), "log flush", {
+        let logdb = logdb.clone();
+        move || logdb.flush_pending()
+    })));
     if let Some(every) = config.storage.logs.wal.fsync_interval().filter(|d| !d.is_zero()) {
         tasks.push(tokio::spawn(periodic(every, stop_rx.clone(), "log wal sync", {
             let logdb = logdb.clone();
@@ -198,7 +203,7 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         warn!(error = %e, "cannot read the saved alert state; alerts start afresh");
     }
     rules.set_groups(groups);
-    let ctx = crate::alerting::eval_context(store.clone(), &config, external_url.clone());
+    let ctx = crate::alerting::eval_context(store.clone(), logdb.clone(), &config, external_url.clone());
     let send = crate::alerting::sender(&state);
     tasks.push(tokio::spawn({
         let stop = stop_rx.clone();

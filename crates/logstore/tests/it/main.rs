@@ -189,9 +189,67 @@ fn compaction_merges_small_segments_keeping_every_line() {
     assert_eq!(stat(&db, "telltale_logs_compactions_total"), 1.0);
     let got = lines(&db, &[]);
     assert_eq!(got.len(), 720);
+    let a: Vec<i64> = got.iter().filter(|(j, _)| j == "a").map(|(_, t)| *t).collect();
+    assert_eq!(a, (0..600).collect::<Vec<_>>(), "stream a whole and in time order");
     drop(db);
     let db = LogDb::open(dir.path(), &o).unwrap();
     assert_eq!(lines(&db, &[]).len(), 720);
+}
+
+#[test]
+fn compaction_merges_segments_that_overlap_in_time() {
+    // Late lines: each flush holds even seconds, then odd ones of the same span arrive.
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options { compaction_target: 64 << 20, ..opts() };
+    let db = LogDb::open(dir.path(), &o).unwrap();
+    for k in 0..4 {
+        let mut b = LogBatch::new();
+        let parity = k % 2;
+        let from = (k / 2) * 200;
+        b.push(labels("a"), (0..100).map(|i| LogEntry::new((from + 2 * i + parity) * 1_000_000_000, format!("l{i}"))));
+        db.write_logs(&b).unwrap();
+        db.flush().unwrap();
+    }
+    db.maintain(0).unwrap();
+    assert_eq!(stat(&db, "telltale_logs_segments"), 1.0);
+    let got: Vec<i64> = lines(&db, &[]).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(got, (0..400).collect::<Vec<_>>(), "every line once, in time order");
+}
+
+#[test]
+fn a_full_head_is_frozen_for_the_flusher_and_writers_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options { head_max_bytes: 64 << 10, ..opts() };
+    let db = LogDb::open(dir.path(), &o).unwrap();
+    // Write until the head passes the limit: it is frozen (not written) and a new, empty head
+    // takes the next batches.
+    let mut k = 0;
+    let mut before = 0.0;
+    loop {
+        db.write_logs(&batch("a", k * 200, 200)).unwrap();
+        k += 1;
+        let now = stat(&db, "telltale_logs_head_bytes");
+        if now < before {
+            break;
+        }
+        before = now;
+    }
+    assert_eq!(stat(&db, "telltale_logs_head_bytes"), 0.0, "the head was frozen after the write that filled it");
+    db.write_logs(&batch("a", k * 200, 200)).unwrap();
+    k += 1;
+    assert_eq!(stat(&db, "telltale_logs_flushes_total"), 0.0, "the writer did not write a segment");
+    assert!(stat(&db, "telltale_logs_head_bytes") > 0.0, "a new head took the last batch");
+    assert_eq!(lines(&db, &[]).len() as i64, k * 200, "frozen lines are read while they wait");
+    db.flush_pending().unwrap();
+    assert_eq!(stat(&db, "telltale_logs_flushes_total"), 1.0);
+    assert_eq!(stat(&db, "telltale_logs_segments"), 1.0);
+    assert_eq!(lines(&db, &[]).len() as i64, k * 200);
+    // Nothing pending: nothing to do.
+    db.flush_pending().unwrap();
+    assert_eq!(stat(&db, "telltale_logs_flushes_total"), 1.0);
+    drop(db);
+    let db = LogDb::open(dir.path(), &o).unwrap();
+    assert_eq!(lines(&db, &[]).len() as i64, k * 200, "after a restart: the segment plus the WAL of the new head");
 }
 
 #[test]
@@ -199,9 +257,11 @@ fn big_heads_flush_on_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let o = Options { head_max_bytes: 64 << 10, ..opts() };
     let db = LogDb::open(dir.path(), &o).unwrap();
-    for k in 0..20 {
+    // No flusher runs here: a full head is frozen, and once the next head is twice the
+    // limit the writer writes both out itself (back-pressure).
+    for k in 0..40 {
         db.write_logs(&batch("a", k * 200, 200)).unwrap();
     }
     assert!(stat(&db, "telltale_logs_flushes_total") >= 1.0);
-    assert_eq!(lines(&db, &[]).len(), 4000);
+    assert_eq!(lines(&db, &[]).len(), 8000);
 }

@@ -238,3 +238,36 @@ fn tailed_files_resume_after_a_restart_without_loss_or_repeats() {
     let got = logql(&s, r#"{job="tailed"}"#);
     assert_eq!(got[0].0["filename"], log.display().to_string());
 }
+
+#[test]
+fn logql_rule_groups_fire_through_the_alerting_pipeline() {
+    let (hook, received) = super::webhook_sink();
+    let rules = "groups:\n- name: app-logs\n  type: logql\n  interval: 1s\n  rules:\n  - alert: CheckoutErrors\n    expr: sum by (app) (count_over_time({app=\"checkout\"} |= \"error\" [1m])) > 2\n    labels: {severity: page}\n    annotations: {summary: \"{{ $labels.app }}: {{ $value }} errors in a minute\"}\n  - record: app:log_errors:count1m\n    expr: sum by (app) (count_over_time({app=~\".+\"} |= \"error\" [1m]))\n";
+    let config = format!(
+        "{QUIET}collectors:\n  enabled: false\nrule_files: [data/rules.yml]\nalerting:\n  route:\n    receiver: hook\n    group_wait: 1s\n  receivers:\n    - name: hook\n      webhook_configs:\n        - url: {hook}\n"
+    );
+    let s = TestServer::start_with(super::BIN, &config, |d| std::fs::write(d.join("rules.yml"), rules).unwrap());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let body = serde_json::json!({"streams": [{"stream": {"app": "checkout"}, "values": [
+        [(now - 3_000_000).to_string(), "error: card declined"],
+        [(now - 2_000_000).to_string(), "ok: order placed"],
+        [(now - 1_000_000).to_string(), "error: card declined"],
+        [now.to_string(), "error: stock service timeout"],
+    ]}]});
+    assert_eq!(push(&s, &body.to_string()).status, 204);
+    let sent = telltale_testkit::eventually(
+        "the webhook to get the LogQL alert",
+        std::time::Duration::from_millis(200),
+        || received.lock().unwrap().iter().find(|b| b.contains("CheckoutErrors")).cloned(),
+    );
+    let sent: serde_json::Value = serde_json::from_str(&sent).unwrap();
+    let alert = &sent["alerts"][0];
+    assert_eq!((alert["status"].as_str(), alert["labels"]["app"].as_str()), (Some("firing"), Some("checkout")));
+    assert_eq!(alert["annotations"]["summary"], "checkout: 3 errors in a minute");
+    // The rule API lists the group like any other; the recording rule wrote a metric.
+    let rules = json(&s.get("/api/v1/rules"));
+    let group = rules["data"]["groups"].as_array().unwrap().iter().find(|g| g["name"] == "app-logs").cloned().unwrap();
+    assert!(group["rules"].as_array().unwrap().iter().all(|r| r["health"] == "ok"), "{group}");
+    let rec = json(&s.get("/api/v1/query?query=app%3Alog_errors%3Acount1m"));
+    assert_eq!(rec["data"]["result"][0]["metric"]["app"], "checkout", "{rec}");
+}

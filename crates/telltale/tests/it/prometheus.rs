@@ -24,14 +24,33 @@ const QUERIES: &[&str] = &[
 ];
 
 fn prometheus_get(base: &str, path: &str) -> Value {
+    prometheus_request(base, "GET", path, "").1
+}
+
+/// A GET, or a form-encoded POST when `form` is not empty, to Prometheus: status and JSON.
+fn prometheus_request(base: &str, method: &str, path: &str, form: &str) -> (u16, Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();
-    let mut res = agent.get(format!("{base}{path}")).call().unwrap_or_else(|e| panic!("GET {base}{path}: {e}"));
+    let url = format!("{base}{path}");
+    let res = if method == "POST" {
+        agent.post(&url).header("content-type", "application/x-www-form-urlencoded").send(form.as_bytes())
+    } else {
+        agent.get(&url).call()
+    };
+    let mut res = res.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = res.status().as_u16();
     let body = res.body_mut().read_to_string().unwrap();
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+    (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}")))
+}
+
+/// The same request to Telltale.
+fn telltale_request(s: &TestServer, method: &str, path: &str, form: &str) -> (u16, Value) {
+    let r =
+        if method == "POST" { s.post(path, "application/x-www-form-urlencoded", form.as_bytes()) } else { s.get(path) };
+    (r.status, json(&r))
 }
 
 /// The result with series sorted, so order differences do not count.
@@ -112,6 +131,77 @@ fn answers_match_a_real_prometheus_fed_by_remote_write() {
     });
     assert_eq!(meta[0]["type"], "counter", "{meta:?}");
     assert!(meta[0]["help"].as_str().is_some_and(|h| !h.is_empty()), "{meta:?}");
+
+    grafana_requests_answer_as_prometheus_does(&telltale, &prom_url, start_s, at_s);
+}
+
+/// What Grafana's Prometheus data source sends (Grafana itself is not packaged for this
+/// machine, so its requests are replayed): the version probe, the "Save & test" health check
+/// (POST, Grafana's default method), the metrics browser's label, value, series and metadata
+/// lookups, a graph's range query and the exemplars it asks for beside it. Each answer must
+/// have Prometheus's status and structure, and the same data where both hold the same series.
+fn grafana_requests_answer_as_prometheus_does(s: &TestServer, prom: &str, start_s: f64, at_s: f64) {
+    let build = json(&s.get("/api/v1/status/buildinfo"));
+    let version = build["data"]["version"].as_str().unwrap_or("");
+    assert!(version.split('.').next().and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m >= 2), "{build}");
+    let window = format!("start={start_s}&end={at_s}");
+    // No range selector: Prometheus 2.42's windows are closed on the left, 3.x's open.
+    let range = format!("query=sum%20by%20(handler)%20(telltale_http_requests_total)&{window}&step=1");
+    // How much of the answer must agree: all of it, Telltale's list within Prometheus's (whose
+    // head also lists series that appeared after the window), or the structure only.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Agree {
+        Same,
+        Within,
+        Shape,
+    }
+    use Agree::*;
+    let requests: Vec<(&str, String, String, Agree)> = vec![
+        ("POST", "/api/v1/query".into(), format!("query=1%2B1&time={at_s}"), Same),
+        ("GET", format!("/api/v1/labels?{window}"), String::new(), Within),
+        ("POST", "/api/v1/labels".into(), format!("match%5B%5D=up&{window}"), Same),
+        ("GET", format!("/api/v1/label/__name__/values?{window}"), String::new(), Within),
+        ("GET", format!("/api/v1/label/job/values?match%5B%5D=up&{window}"), String::new(), Same),
+        ("GET", format!("/api/v1/series?match%5B%5D=up&{window}"), String::new(), Same),
+        ("POST", "/api/v1/series".into(), format!("match%5B%5D=scrape_samples_scraped&{window}"), Same),
+        ("GET", "/api/v1/metadata?metric=telltale_http_requests_total".into(), String::new(), Shape),
+        ("POST", "/api/v1/query_range".into(), range, Same),
+        ("POST", "/api/v1/query_exemplars".into(), format!("query=up&{window}"), Shape),
+        ("POST", "/api/v1/query".into(), format!("query=sum(rate(up%5B1m%5D&time={at_s}"), Shape),
+    ];
+    let data = |v: &Value| -> Vec<String> {
+        let d = if v["data"]["result"].is_array() { &v["data"]["result"] } else { &v["data"] };
+        let mut items: Vec<String> = d.as_array().map(|a| a.iter().map(Value::to_string).collect()).unwrap_or_default();
+        items.sort();
+        items
+    };
+    for (method, path, form, agree) in requests {
+        let what = format!("{method} {path} {form}");
+        let (ours_status, ours) = telltale_request(s, method, &path, &form);
+        let (theirs_status, theirs) = prometheus_request(prom, method, &path, &form);
+        assert_eq!(ours_status, theirs_status, "{what}: {ours} vs {theirs}");
+        let (mut a, mut b) = (Default::default(), Default::default());
+        shape(&ours, "", &mut a);
+        shape(&theirs, "", &mut b);
+        // An empty list on one side has no element shapes to compare.
+        let filled = |v: &Value| !data(v).is_empty();
+        if filled(&ours) == filled(&theirs) {
+            assert_eq!(a, b, "structure of {what}");
+        }
+        match agree {
+            Same => assert_eq!(
+                (&ours["data"]["resultType"], data(&ours)),
+                (&theirs["data"]["resultType"], data(&theirs)),
+                "{what}"
+            ),
+            Within => {
+                let (ours, theirs) = (data(&ours), data(&theirs));
+                let missing: Vec<&String> = ours.iter().filter(|x| !theirs.contains(x)).collect();
+                assert!(missing.is_empty() && !theirs.is_empty(), "{what}: not in Prometheus's answer: {missing:?}");
+            }
+            Shape => {}
+        }
+    }
 }
 
 /// Every key of an object, recursively, with the JSON type of its value (the structure of a

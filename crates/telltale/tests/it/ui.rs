@@ -444,38 +444,6 @@ fn the_promql_editor_completes_metric_names_labels_and_values() {
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
 
-/// A webhook receiver on loopback that answers every request 200 and counts them.
-fn webhook_sink() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the webhook sink");
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-            let mut len = 0usize;
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':') {
-                    if k.eq_ignore_ascii_case("content-length") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        }
-    });
-    (url, hits)
-}
-
 const UI_RULES: &str = "groups:\n  - name: host\n    interval: 1s\n    rules:\n\
     \x20     - alert: DiskAlmostFull\n        expr: vector(93)\n        labels: {severity: critical, instance: \"host-a:9100\"}\n\
     \x20       annotations: {summary: \"Filesystem / on host-a is 93% full\"}\n\
@@ -486,13 +454,13 @@ const UI_RULES: &str = "groups:\n  - name: host\n    interval: 1s\n    rules:\n\
 #[test]
 fn the_alerts_page_shows_alerts_and_silences_one_from_an_alert() {
     // Telltale's own rules, pipeline, silences and notification log; a webhook receives.
-    let (hook, hits) = webhook_sink();
+    let (hook, received) = super::webhook_sink();
     let config = format!(
         "collectors:\n  enabled: false\nrule_files: [data/rules.yml]\nalerting:\n  route:\n    receiver: hook\n    group_wait: 1s\n  receivers:\n    - name: hook\n      webhook_configs:\n        - url: {hook}\n"
     );
     let s = TestServer::start_with(super::BIN, &config, |d| std::fs::write(d.join("rules.yml"), UI_RULES).unwrap());
     eventually("the webhook to receive the firing alert", Duration::from_millis(200), || {
-        (hits.load(std::sync::atomic::Ordering::SeqCst) > 0).then_some(())
+        (!received.lock().unwrap().is_empty()).then_some(())
     });
     let b = Browser::start();
     b.goto(&format!("{}/alerts", s.url()));
