@@ -5,7 +5,9 @@
 #
 #   bench/queries.sh OUTDIR            # OUTDIR of a finished bench/metrics.sh run; RUNS=5 by default
 #
-# Results: OUTDIR/query-latency.md. Both servers run and are queried alternately, so
+# Results: OUTDIR/query-latency.md (promcompare.py's timings: a new connection per request) and
+# OUTDIR/query-latency-keepalive.md (bench/latency.py: one keep-alive connection per server, REPS=30
+# runs per query, so the servers' own time shows). Both servers run and are queried alternately, so
 # machine noise hits both alike; nothing else should run meanwhile.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +43,12 @@ for i in $(seq 1 "$RUNS"); do
     --step 60s --mode range --quiet --json "$OUT/latency-run$i.json" | tail -1 || true  # mismatches: see metrics.sh
 done
 
+# The same queries on one keep-alive connection per server (no TCP setup or client start-up in
+# the timings), REPS times each, alternating.
+"$PY" "$ROOT/bench/latency.py" --a http://127.0.0.1:$PROM_PORT --b http://127.0.0.1:$TT_PORT \
+  --manifest "$OUT/prometheus.manifest.json" --queries "$SHARED/queries.txt" --reps "${REPS:-30}" \
+  >"$OUT/query-latency-keepalive.md"
+
 "$PY" - "$OUT" "$RUNS" >"$OUT/query-latency.md" <<'EOF'
 import json, statistics, sys
 out, runs = sys.argv[1], int(sys.argv[2])
@@ -63,3 +71,5 @@ print(f"\nMedian of the per-query ratios: {statistics.median(ratios):.2f}; worst
       f"queries where Telltale is slower: {sum(r > 1 for r in ratios)} of {len(ratios)}.")
 EOF
 cat "$OUT/query-latency.md"
+echo
+cat "$OUT/query-latency-keepalive.md"

@@ -20,7 +20,7 @@ pub use batch::{MetricMetadata, MetricType, Sample, WriteBatch, STALE_NAN_BITS};
 pub use error::ErrorKind;
 pub use labels::{Labels, LabelsBuilder, LabelsError, METRIC_NAME};
 pub use logs::{FilterOp, LineFilter, LogBatch, LogEntry, Nanos};
-pub use matcher::{MatchOp, Matcher};
+pub use matcher::{anchored_regex, MatchOp, Matcher};
 pub use time::{TimeRange, Timestamp};
 
 /// True when `v` is Prometheus's staleness marker (a NaN with a specific bit pattern).

@@ -43,6 +43,27 @@ enum Literal {
     Set(Vec<String>),
 }
 
+/// Compiles `^(?s:pattern)$` (Prometheus's fully anchored regex), reusing the automaton of
+/// an earlier call with the same pattern: dashboards and rules send the same queries again
+/// and again, and building a regex's automaton costs more than most queries' evaluation.
+/// Bounded: past 1,000 patterns the cache starts afresh.
+pub fn anchored_regex(pattern: &str) -> Result<Regex, regex::Error> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Regex>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(re) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(pattern) {
+        return Ok(re.clone());
+    }
+    let re = Regex::new(&format!("^(?s:{pattern})$"))?;
+    let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if c.len() >= 1_000 {
+        c.clear();
+    }
+    c.insert(pattern.to_string(), re.clone());
+    Ok(re)
+}
+
 /// Most strings a pattern may expand to before it is kept as a regex.
 const MAX_SET: usize = 256;
 
@@ -113,7 +134,7 @@ impl Matcher {
             MatchOp::Regex | MatchOp::NotRegex => match Literal::of(&value) {
                 // A plain literal is a valid pattern; building the automaton costs more than the query.
                 Some(lit) => (None, Some(lit)),
-                None => (Some(Regex::new(&format!("^(?s:{value})$"))?), None),
+                None => (Some(anchored_regex(&value)?), None),
             },
             MatchOp::Equal | MatchOp::NotEqual => (None, None),
         };

@@ -2,6 +2,8 @@
 //! a [`Value`].
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use promql_parser::parser::value::ValueType;
@@ -59,7 +61,8 @@ pub struct QueryOutput {
     pub annotations: Annotations,
 }
 
-/// Evaluates PromQL over any [`MetricReader`]. Cheap to share: it holds only options.
+/// Evaluates PromQL over any [`MetricReader`]. Cheap to create and share: it holds only
+/// options (parsed queries are cached process-wide).
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
     opts: EngineOptions,
@@ -68,6 +71,27 @@ pub struct Engine {
 /// Parses a query, returning Prometheus-style error text on failure.
 pub fn parse(query: &str) -> Result<Expr> {
     promql_parser::parser::parse(query).map_err(|e| Error::bad(format!("parse error: {e}")))
+}
+
+/// Most parsed queries kept; past it the cache starts afresh.
+const PARSED_CACHE: usize = 1_000;
+
+/// `query` parsed, from a process-wide cache when it was parsed before: dashboards, rules
+/// and refreshing pages send the same texts again and again, and the parser compiles every
+/// regex matcher it meets. Parsing is pure, so any engine may share the result.
+fn parse_cached(query: &str) -> Result<Arc<Expr>> {
+    static PARSED: OnceLock<Mutex<HashMap<String, Arc<Expr>>>> = OnceLock::new();
+    let parsed = PARSED.get_or_init(Mutex::default);
+    if let Some(e) = parsed.lock().unwrap_or_else(|p| p.into_inner()).get(query) {
+        return Ok(e.clone());
+    }
+    let expr = Arc::new(parse(query)?);
+    let mut cache = parsed.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= PARSED_CACHE {
+        cache.clear();
+    }
+    cache.insert(query.to_string(), expr.clone());
+    Ok(expr)
 }
 
 impl Engine {
@@ -101,7 +125,7 @@ impl Engine {
 
     /// Like [`Engine::instant`], with annotations.
     pub fn instant_query(&self, reader: &dyn MetricReader, query: &str, at_ms: i64) -> Result<QueryOutput> {
-        let expr = parse(query)?;
+        let expr = parse_cached(query)?;
         self.run_instant(reader, &expr, Some(query), at_ms)
     }
 
@@ -114,7 +138,7 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<QueryOutput> {
-        let expr = parse(query)?;
+        let expr = parse_cached(query)?;
         self.run_range(reader, &expr, Some(query), start_ms, end_ms, step_ms)
     }
 
@@ -142,8 +166,8 @@ impl Engine {
         query_text: Option<&str>,
         at_ms: i64,
     ) -> Result<QueryOutput> {
-        let text = expr.to_string();
-        let ctx = self.ctx(reader, query_text.unwrap_or(&text), at_ms, at_ms, 0);
+        let text = query_text.map_or_else(|| expr.to_string(), str::to_string);
+        let ctx = self.ctx(reader, &text, at_ms, at_ms, 0);
         let steps = Steps { start: at_ms, end: at_ms, step: 1 };
         let val = Evaluator::new(&ctx, steps).eval(expr)?;
         let value = match val {
@@ -195,8 +219,8 @@ impl Engine {
                 )));
             }
         }
-        let text = expr.to_string();
-        let ctx = self.ctx(reader, query_text.unwrap_or(&text), start_ms, end_ms, step_ms);
+        let text = query_text.map_or_else(|| expr.to_string(), str::to_string);
+        let ctx = self.ctx(reader, &text, start_ms, end_ms, step_ms);
         let steps = Steps { start: start_ms, end: end_ms, step: step_ms };
         let val = Evaluator::new(&ctx, steps).eval(expr)?;
         let mut series = match val {

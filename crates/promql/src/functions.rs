@@ -7,7 +7,6 @@ use std::cmp::Ordering;
 
 use chrono::{DateTime, Datelike, Timelike};
 use promql_parser::parser::{Call, Expr};
-use regex::Regex;
 use telltale_model::{Labels, Sample, METRIC_NAME};
 
 use crate::aggregate::{format_go, quantile};
@@ -384,7 +383,7 @@ fn eval_label_replace(ev: &Evaluator<'_>, a: &[&Expr]) -> Result<EVal> {
     let repl = string_arg(a[2])?;
     let src = string_arg(a[3])?;
     let re_src = string_arg(a[4])?;
-    let re = Regex::new(&format!("^(?s:{re_src})$"))
+    let re = telltale_model::anchored_regex(&re_src)
         .map_err(|e| Error::exec(format!("invalid regular expression in label_replace(): {re_src}: {e}")))?;
     if dst.is_empty() {
         return Err(Error::exec(format!("invalid destination label name in label_replace(): {dst}")));
