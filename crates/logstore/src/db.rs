@@ -634,10 +634,12 @@ impl LogWriter for LogDb {
                     }
                 }
             } else if bytes > 2 * self.opts.head_max_bytes {
-                // The flusher is behind (or none runs): write here, waiting for it if it is
-                // writing (back-pressure instead of unbounded memory).
+                // The flusher is a whole head behind: wait until it has written the frozen head
+                // (back-pressure instead of unbounded memory), write it here if no flusher runs,
+                // then freeze this one for it.
                 let _g = lock(&self.flush_lock);
-                if let Err(e) = self.freeze().and_then(|()| self.write_frozen()) {
+                let res = if read(&self.persisted).flushing.is_empty() { Ok(()) } else { self.write_frozen() };
+                if let Err(e) = res.and_then(|()| self.freeze()) {
                     // The lines are in the WAL and in memory; the flush is retried later.
                     warn!(error = %e, "log head flush failed; retrying at the next write or maintenance");
                 }

@@ -391,7 +391,50 @@ pub(crate) struct Segment {
     meta: ArrowReaderMetadata,
     /// (column index, metadata key), sorted by key.
     meta_cols: Vec<(usize, String)>,
-    file: File,
+    file: PosFile,
+}
+
+/// A segment file read with positional reads (`pread`), each reader keeping its own
+/// position, so queries and compaction can read one segment at the same time. (Parquet's
+/// reader for `File` clones the descriptor, and clones share one offset: two concurrent
+/// reads of a segment then read each other's bytes.)
+#[derive(Debug, Clone)]
+struct PosFile(Arc<File>);
+
+/// A [`Read`](std::io::Read) from a position of a [`PosFile`].
+struct PosRead {
+    file: Arc<File>,
+    pos: u64,
+}
+
+impl std::io::Read for PosRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl parquet::file::reader::Length for PosFile {
+    fn len(&self) -> u64 {
+        self.0.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+impl parquet::file::reader::ChunkReader for PosFile {
+    type T = std::io::BufReader<PosRead>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(std::io::BufReader::new(PosRead { file: self.0.clone(), pos: start }))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0; length];
+        self.0.read_exact_at(&mut buf, start)?;
+        Ok(buf.into())
+    }
 }
 
 impl Segment {
@@ -421,7 +464,7 @@ impl Segment {
             return Err(Error::corrupt(&path, "no timestamp or line column"));
         }
         let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0) + data.len() as u64;
-        Ok(Segment { id, path, index, bytes, meta, meta_cols, file })
+        Ok(Segment { id, path, index, bytes, meta, meta_cols, file: PosFile(Arc::new(file)) })
     }
 
     /// The structured-metadata keys the segment has columns for.
@@ -436,7 +479,7 @@ impl Segment {
 
     /// Decodes one block: timestamps, lines (unless `skip_lines`) and metadata pairs.
     pub(crate) fn read_block(&self, block: &Block, skip_lines: bool) -> Result<DecodedBlock> {
-        let file = self.file.try_clone().map_err(io_err("open segment", &self.path))?;
+        let file = self.file.clone();
         let mut cols = vec![0usize];
         if !skip_lines {
             cols.push(1);
