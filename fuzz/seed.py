@@ -49,4 +49,8 @@ for path in glob.glob(os.path.join(TESTDATA, "exposition", "*")):
         put("exposition", os.path.basename(path), (b"\x01" if path.endswith(".om.txt") else b"\x00") + open(path, "rb").read())
 for path in glob.glob(os.path.join(TESTDATA, "influx", "*.lp")):
     put("influx", os.path.basename(path), b"\x00" + open(path, "rb").read())
+for path in glob.glob(os.path.join(TESTDATA, "otlp", "*.pb")):
+    put("otlp_metrics_proto", os.path.basename(path), open(path, "rb").read())
+for path in glob.glob(os.path.join(TESTDATA, "otlp", "*.json")):
+    put("otlp_metrics_json", os.path.basename(path), open(path, "rb").read())
 print("seeded", os.path.join(HERE, "corpus"))

@@ -32,6 +32,10 @@ pub struct LogLimits {
     /// Most structured-metadata pairs (or kept document fields) one entry may carry; more
     /// are dropped and counted with the truncated lines.
     pub max_metadata_per_entry: usize,
+    /// Most bytes a compressed body may announce it decompresses to (`"64MiB"`), checked
+    /// before anything is allocated: a snappy body of a few bytes can announce gigabytes.
+    #[serde(with = "telltale_model::units::size")]
+    pub max_decompressed_bytes: u64,
 }
 
 impl Default for LogLimits {
@@ -43,6 +47,7 @@ impl Default for LogLimits {
             max_label_value_length: 2048,
             max_entries_per_request: 1_000_000,
             max_metadata_per_entry: 128,
+            max_decompressed_bytes: 64 << 20,
         }
     }
 }
@@ -57,6 +62,7 @@ impl LogLimits {
             max_label_value_length: 0,
             max_entries_per_request: 0,
             max_metadata_per_entry: 0,
+            max_decompressed_bytes: 0,
         }
     }
 }
@@ -171,7 +177,7 @@ impl<'l> LogBuilder<'l> {
     }
 }
 
-fn limit(name: &'static str, max: impl TryInto<u64>, subject: String) -> Error {
+pub(crate) fn limit(name: &'static str, max: impl TryInto<u64>, subject: String) -> Error {
     Error::Limit { limit: name, max: max.try_into().unwrap_or(u64::MAX), subject }
 }
 

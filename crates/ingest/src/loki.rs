@@ -103,6 +103,16 @@ fn json_ns(raw: &RawValue) -> Option<Nanos> {
 
 /// Decodes a protobuf push body, snappy block compressed as every Loki client sends it.
 pub fn decode_proto(body: &[u8], limits: &LogLimits) -> Result<LogBatch> {
+    // The length snappy announces is checked before it is allocated (found by the loki_proto
+    // fuzz target: 7 bytes announcing 2.8 GB).
+    let n = snap::raw::decompress_len(body).map_err(Error::Snappy)?;
+    if crate::limits::over(n, usize::try_from(limits.max_decompressed_bytes).unwrap_or(usize::MAX)) {
+        return Err(crate::loglimits::limit(
+            "max_decompressed_bytes",
+            limits.max_decompressed_bytes,
+            format!("a body announcing {n} decompressed bytes"),
+        ));
+    }
     let raw = snap::raw::Decoder::new().decompress_vec(body).map_err(Error::Snappy)?;
     decode_proto_raw(&raw, limits)
 }
@@ -395,6 +405,15 @@ mod tests {
 
     fn lim() -> LogLimits {
         LogLimits::default()
+    }
+
+    #[test]
+    fn issue_7_decompressed_size_is_limited_before_allocating() {
+        // From the loki_proto fuzz target: 7 bytes whose snappy header announces 2.8 GB.
+        let body = [216, 216, 216, 216, 10, 58, 14];
+        let e = decode_proto(&body, &lim()).unwrap_err().to_string();
+        assert!(e.contains("max_decompressed_bytes") && e.contains("2870357080"), "{e}");
+        assert_eq!(decode_proto(&body, &lim()).unwrap_err().kind(), telltale_model::ErrorKind::TooLarge);
     }
 
     fn rows(b: &LogBatch) -> Vec<(String, i64, String, String)> {

@@ -169,12 +169,14 @@ fn rfc3164(s: &str, facility: &'static str, severity: &'static str, now: Nanos) 
     // "Mmm dd hh:mm:ss " (day space-padded), optionally "Mmm dd yyyy hh:mm:ss".
     if s.len() >= 16 {
         if let Some(m) = MONTHS.iter().position(|m| s.starts_with(m)) {
-            let day = s[4..6].trim().parse::<i64>().ok();
-            let time = &s[7..15];
-            let hms: Vec<i64> = time.split(':').filter_map(|x| x.parse().ok()).collect();
-            if let (Some(day), 3, Some(b' ')) = (day, hms.len(), s.as_bytes().get(15)) {
+            // `get`, not indexing: the bytes at those offsets may be inside a multi-byte
+            // character (found by the syslog fuzz target).
+            let day = s.get(4..6).and_then(|d| d.trim().parse::<i64>().ok());
+            let hms: Vec<i64> =
+                s.get(7..15).map(|t| t.split(':').filter_map(|x| x.parse().ok()).collect()).unwrap_or_default();
+            if let (Some(day), 3, Some(b' '), Some(after)) = (day, hms.len(), s.as_bytes().get(15), s.get(16..)) {
                 ts = closest_year(m as i64 + 1, day, hms[0], hms[1], hms[2], now);
-                rest = &s[16..];
+                rest = after;
             }
         }
     } else if let Some((first, after)) = s.split_once(' ') {
@@ -353,6 +355,15 @@ mod tests {
     use super::*;
 
     const NOW: Nanos = 1_763_791_200_000_000_000; // 2025-11-22T06:00:00Z
+
+    #[test]
+    fn issue_7_a_month_followed_by_multibyte_characters_does_not_panic() {
+        // From the syslog fuzz target: "<25>Oct>):" then bytes that are not UTF-8, which become
+        // U+FFFD (3 bytes each), so offsets 4..16 fall inside characters.
+        let m = parse(&[60, 50, 53, 62, 79, 99, 116, 62, 41, 58, 254, 255, 255, 255, 255, 255, 255, 255], NOW);
+        assert_eq!((m.facility, m.severity, m.ts), ("daemon", "alert", NOW));
+        assert!(m.line.ends_with('\u{fffd}'), "{}", m.line);
+    }
 
     #[test]
     fn rfc5424_with_structured_data() {
