@@ -45,6 +45,13 @@ pub struct GroupSpec {
     pub rules: Vec<RuleSpec>,
 }
 
+impl GroupSpec {
+    /// Whether the rules' expressions are LogQL (`type: logql`).
+    pub fn is_logql(&self) -> bool {
+        self.kind.as_deref() == Some("logql")
+    }
+}
+
 /// One alerting (`alert:`) or recording (`record:`) rule.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,7 +157,6 @@ pub fn validate(file: &RuleFile) -> Vec<String> {
         if !seen.insert(g.name.as_str()) {
             errs.push(format!("groupname: {:?} is repeated in the same file", g.name));
         }
-        let logql = g.kind.as_deref() == Some("logql");
         if let Some(kind) = &g.kind {
             if kind != "promql" && kind != "logql" {
                 errs.push(format!("group {:?}: unsupported rule type {kind:?} (\"promql\" or \"logql\")", g.name));
@@ -160,7 +166,7 @@ pub fn validate(file: &RuleFile) -> Vec<String> {
             errs.push(format!("group {:?}: interval must be greater than zero", g.name));
         }
         for (i, r) in g.rules.iter().enumerate() {
-            for e in validate_rule(r, logql) {
+            for e in validate_rule(r, g.is_logql()) {
                 errs.push(format!("group {:?}, rule {}, {:?}: {e}", g.name, i + 1, r.name()));
             }
         }

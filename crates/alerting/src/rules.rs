@@ -284,7 +284,7 @@ impl Group {
             interval: spec.interval.unwrap_or(default_interval),
             query_offset: spec.query_offset.unwrap_or_default(),
             limit: spec.limit,
-            lang: if spec.kind.as_deref() == Some("logql") { QueryLang::LogQL } else { QueryLang::PromQL },
+            lang: if spec.is_logql() { QueryLang::LogQL } else { QueryLang::PromQL },
             rules,
             last_evaluation: None,
             evaluation_time: Duration::ZERO,

@@ -324,9 +324,15 @@ impl LogDb {
         let settings =
             WriteSettings { block_lines: self.opts.block_lines, compression_level: self.opts.compression_level };
         segment::write(&self.seg_dir(), id, wal_upto, rows, &settings)?;
+        self.open_written(id, ids).map(Some)
+    }
+
+    /// Opens segment `id` just written with streams `ids` (looked up again if its index
+    /// holds other streams).
+    fn open_written(&self, id: u64, ids: Vec<u32>) -> Result<Arc<Open>> {
         let seg = Segment::open(&self.seg_dir(), id)?;
         let ids = if ids.len() == seg.index.streams.len() { ids } else { self.ids_of(&seg) };
-        Ok(Some(Arc::new(Open { seg, ids })))
+        Ok(Arc::new(Open { seg, ids }))
     }
 
     fn ids_of(&self, seg: &Segment) -> Vec<u32> {
@@ -485,9 +491,7 @@ impl LogDb {
             None
         } else {
             w.finish()?;
-            let seg = Segment::open(&self.seg_dir(), id)?;
-            let ids = if ids.len() == seg.index.streams.len() { ids } else { self.ids_of(&seg) };
-            Some(Arc::new(Open { seg, ids }))
+            Some(self.open_written(id, ids)?)
         };
         let gone: HashSet<u64> = inputs.iter().map(|o| o.seg.id).collect();
         {

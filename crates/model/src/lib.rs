@@ -13,6 +13,7 @@ mod error;
 mod labels;
 mod logs;
 mod matcher;
+mod memo;
 mod time;
 pub mod units;
 
@@ -21,6 +22,7 @@ pub use error::ErrorKind;
 pub use labels::{Labels, LabelsBuilder, LabelsError, METRIC_NAME};
 pub use logs::{FilterOp, LineFilter, LogBatch, LogEntry, Nanos};
 pub use matcher::{anchored_regex, MatchOp, Matcher};
+pub use memo::Memo;
 pub use time::{TimeRange, Timestamp};
 
 /// True when `v` is Prometheus's staleness marker (a NaN with a specific bit pattern).

@@ -48,20 +48,8 @@ enum Literal {
 /// and again, and building a regex's automaton costs more than most queries' evaluation.
 /// Bounded: past 1,000 patterns the cache starts afresh.
 pub fn anchored_regex(pattern: &str) -> Result<Regex, regex::Error> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<HashMap<String, Regex>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Mutex::default);
-    if let Some(re) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(pattern) {
-        return Ok(re.clone());
-    }
-    let re = Regex::new(&format!("^(?s:{pattern})$"))?;
-    let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
-    if c.len() >= 1_000 {
-        c.clear();
-    }
-    c.insert(pattern.to_string(), re.clone());
-    Ok(re)
+    static COMPILED: crate::Memo<Regex> = crate::Memo::new(1_000);
+    COMPILED.get_or_try(pattern, || Regex::new(&format!("^(?s:{pattern})$")))
 }
 
 /// Most strings a pattern may expand to before it is kept as a regex.

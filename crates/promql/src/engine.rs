@@ -1,14 +1,14 @@
 //! The public engine: options, query entry points, and turning the evaluator's output into
 //! a [`Value`].
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::Expr;
-use telltale_model::{Labels, Sample, METRIC_NAME};
+use telltale_model::{Labels, Memo, Sample, METRIC_NAME};
 use telltale_storage::{MetricReader, Series};
 
 use crate::error::{Error, Result};
@@ -73,25 +73,12 @@ pub fn parse(query: &str) -> Result<Expr> {
     promql_parser::parser::parse(query).map_err(|e| Error::bad(format!("parse error: {e}")))
 }
 
-/// Most parsed queries kept; past it the cache starts afresh.
-const PARSED_CACHE: usize = 1_000;
-
-/// `query` parsed, from a process-wide cache when it was parsed before: dashboards, rules
-/// and refreshing pages send the same texts again and again, and the parser compiles every
-/// regex matcher it meets. Parsing is pure, so any engine may share the result.
+/// `query` parsed, remembered process-wide (1,000 texts): dashboards, rules and refreshing
+/// pages send the same texts again and again, and the parser compiles every regex matcher
+/// it meets. Parsing is pure, so any engine may share the result.
 fn parse_cached(query: &str) -> Result<Arc<Expr>> {
-    static PARSED: OnceLock<Mutex<HashMap<String, Arc<Expr>>>> = OnceLock::new();
-    let parsed = PARSED.get_or_init(Mutex::default);
-    if let Some(e) = parsed.lock().unwrap_or_else(|p| p.into_inner()).get(query) {
-        return Ok(e.clone());
-    }
-    let expr = Arc::new(parse(query)?);
-    let mut cache = parsed.lock().unwrap_or_else(|p| p.into_inner());
-    if cache.len() >= PARSED_CACHE {
-        cache.clear();
-    }
-    cache.insert(query.to_string(), expr.clone());
-    Ok(expr)
+    static PARSED: Memo<Arc<Expr>> = Memo::new(1_000);
+    PARSED.get_or_try(query, || parse(query).map(Arc::new))
 }
 
 impl Engine {
@@ -166,7 +153,7 @@ impl Engine {
         query_text: Option<&str>,
         at_ms: i64,
     ) -> Result<QueryOutput> {
-        let text = query_text.map_or_else(|| expr.to_string(), str::to_string);
+        let text: Cow<'_, str> = query_text.map_or_else(|| expr.to_string().into(), Cow::Borrowed);
         let ctx = self.ctx(reader, &text, at_ms, at_ms, 0);
         let steps = Steps { start: at_ms, end: at_ms, step: 1 };
         let val = Evaluator::new(&ctx, steps).eval(expr)?;
@@ -219,7 +206,7 @@ impl Engine {
                 )));
             }
         }
-        let text = query_text.map_or_else(|| expr.to_string(), str::to_string);
+        let text: Cow<'_, str> = query_text.map_or_else(|| expr.to_string().into(), Cow::Borrowed);
         let ctx = self.ctx(reader, &text, start_ms, end_ms, step_ms);
         let steps = Steps { start: start_ms, end: end_ms, step: step_ms };
         let val = Evaluator::new(&ctx, steps).eval(expr)?;
