@@ -15,6 +15,13 @@
 //! The one decision to know: a partial last line (no newline yet) is held back and not
 //! checkpointed, so a line is never split in two entries; at most `max_line` bytes of it are
 //! held, then it is emitted as is.
+//!
+//! [`Tailer::poll_at_most`] bounds what one poll reads (bytes and lines, a [`Budget`]), so a
+//! caller that ships each poll as one request and commits after it is acknowledged holds at
+//! most one request in memory however far behind it is; [`Poll::more`] says to poll again at
+//! once. A rotated-away file is read to its end, across as many polls as that takes, before
+//! the new file under its name is opened; until then the checkpoint holds the old file's
+//! offset, which a restart finds again by its inode.
 #![warn(missing_docs)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -98,6 +105,27 @@ pub struct Poll {
     pub files: Vec<FileLines>,
     /// Files that could not be read, in words.
     pub problems: Vec<String>,
+    /// The [`Budget`] ran out: more may be waiting, so poll again without pausing.
+    pub more: bool,
+}
+
+/// The most one [`Tailer::poll_at_most`] reads. A line held back as partial and then emitted
+/// may add up to `max_line` bytes on top of `bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Bytes read from the files.
+    pub bytes: usize,
+    /// Lines returned.
+    pub lines: usize,
+}
+
+impl Budget {
+    /// No bound.
+    pub const UNLIMITED: Budget = Budget { bytes: usize::MAX, lines: usize::MAX };
+
+    fn is_spent(&self) -> bool {
+        self.bytes == 0 || self.lines == 0
+    }
 }
 
 /// Follows the files matching some globs.
@@ -109,7 +137,8 @@ pub struct Tailer {
     max_line: usize,
     /// By path.
     files: BTreeMap<PathBuf, Followed>,
-    /// Rotated-away files still being read to their end.
+    /// Rotated-away files still being read to their end, under the path they had; the new
+    /// file under that path is opened once its old one is finished.
     draining: Vec<(PathBuf, Followed)>,
     /// Offsets from the checkpoint not yet matched to an open file.
     saved: HashMap<PathBuf, Position>,
@@ -159,16 +188,32 @@ impl Tailer {
 
     /// Reads what was appended since the last poll.
     pub fn poll(&mut self) -> Poll {
+        self.poll_at_most(Budget::UNLIMITED)
+    }
+
+    /// Reads what was appended since the last poll, at most `budget` of it (files in path
+    /// order; what is left is read by the next poll).
+    pub fn poll_at_most(&mut self, mut budget: Budget) -> Poll {
+        let budget = &mut budget;
         let mut poll = Poll::default();
         // Rotated files first: their remaining lines are older.
-        let draining = std::mem::take(&mut self.draining);
-        for (path, mut f) in draining {
-            let lines = read_new(&mut f, self.max_line, true, &mut poll.problems, &path);
-            if !lines.is_empty() {
-                poll.files.push(FileLines { path: path.clone(), lines });
+        for (path, mut f) in std::mem::take(&mut self.draining) {
+            if !budget.is_spent() {
+                let (lines, at_end) = read_new(&mut f, self.max_line, true, budget, &mut poll.problems, &path);
+                push_lines(&mut poll, &path, lines);
+                if at_end {
+                    continue;
+                }
             }
+            self.draining.push((path, f));
         }
         for path in self.matching() {
+            if budget.is_spent() {
+                break;
+            }
+            if self.draining.iter().any(|(p, _)| *p == path) {
+                continue; // the new file waits until the old one is read to its end
+            }
             let Ok(meta) = fs::metadata(&path) else { continue };
             let (dev, inode) = id(&meta);
             match self.files.get_mut(&path) {
@@ -181,11 +226,14 @@ impl Tailer {
                     }
                 }
                 Some(_) => {
-                    // Rotated: drain the old file, follow the new one from its start.
+                    // Rotated: drain the old file, then follow the new one from its start.
                     if let Some(mut old) = self.files.remove(&path) {
-                        let lines = read_new(&mut old, self.max_line, true, &mut poll.problems, &path);
-                        if !lines.is_empty() {
-                            poll.files.push(FileLines { path: path.clone(), lines });
+                        let (lines, at_end) =
+                            read_new(&mut old, self.max_line, true, budget, &mut poll.problems, &path);
+                        push_lines(&mut poll, &path, lines);
+                        if !at_end {
+                            self.draining.push((path, old));
+                            continue;
                         }
                     }
                     if let Some(f) = open_at(&path, dev, inode, 0, &mut poll.problems) {
@@ -200,9 +248,12 @@ impl Tailer {
                             // next to the new one (app.log.1), then read the new one whole.
                             if let Some(old) = find_inode(&path, p) {
                                 if let Some(mut f) = open_at(&old, p.dev, p.inode, p.offset, &mut poll.problems) {
-                                    let lines = read_new(&mut f, self.max_line, true, &mut poll.problems, &old);
-                                    if !lines.is_empty() {
-                                        poll.files.push(FileLines { path: path.clone(), lines });
+                                    let (lines, at_end) =
+                                        read_new(&mut f, self.max_line, true, budget, &mut poll.problems, &old);
+                                    push_lines(&mut poll, &path, lines);
+                                    if !at_end {
+                                        self.draining.push((path, f));
+                                        continue;
                                     }
                                 }
                             }
@@ -215,22 +266,24 @@ impl Tailer {
                     }
                 }
             }
+            if budget.is_spent() {
+                break;
+            }
             if let Some(f) = self.files.get_mut(&path) {
-                let lines = read_new(f, self.max_line, false, &mut poll.problems, &path);
-                if !lines.is_empty() {
-                    poll.files.push(FileLines { path: path.clone(), lines });
-                }
+                let (lines, _) = read_new(f, self.max_line, false, budget, &mut poll.problems, &path);
+                push_lines(&mut poll, &path, lines);
             }
         }
         // Files that vanished (deleted, not replaced) are dropped.
         self.files.retain(|p, _| fs::metadata(p).is_ok());
+        poll.more = budget.is_spent();
         poll
     }
 
     /// Writes the offsets of every line returned so far (call after storing them).
     pub fn commit(&self) -> Result<()> {
         let mut all: BTreeMap<&PathBuf, Position> = self.saved.iter().map(|(p, x)| (p, *x)).collect();
-        for (p, f) in &self.files {
+        for (p, f) in self.files.iter().chain(self.draining.iter().map(|(p, f)| (p, f))) {
             all.insert(p, Position { offset: f.committed_candidate, ..f.pos });
         }
         let body = serde_json::to_vec_pretty(&all).unwrap_or_default();
@@ -268,20 +321,33 @@ fn find_inode(path: &Path, p: Position) -> Option<PathBuf> {
         .find(|c| fs::metadata(c).is_ok_and(|m| id(&m) == (p.dev, p.inode)))
 }
 
-/// Complete lines appended since `f.pos.offset`; with `flush_partial`, a last line without
-/// newline too (the file will not grow any more).
+fn push_lines(poll: &mut Poll, path: &Path, lines: Vec<String>) {
+    if !lines.is_empty() {
+        poll.files.push(FileLines { path: path.to_path_buf(), lines });
+    }
+}
+
+/// Complete lines appended since `f.pos.offset`, within `budget` (which is charged); with
+/// `flush_partial`, a last line without newline too once the end is reached (the file will
+/// not grow any more). Also says whether the end of the file was reached (or it cannot be
+/// read): `false` means the budget stopped the read.
 fn read_new(
     f: &mut Followed,
     max_line: usize,
     flush_partial: bool,
+    budget: &mut Budget,
     problems: &mut Vec<String>,
     path: &Path,
-) -> Vec<String> {
+) -> (Vec<String>, bool) {
     let mut buf = Vec::new();
-    if let Err(e) = f.file.seek(SeekFrom::Start(f.pos.offset)).and_then(|_| f.file.read_to_end(&mut buf)) {
+    let want = u64::try_from(budget.bytes).unwrap_or(u64::MAX);
+    let read = f.file.seek(SeekFrom::Start(f.pos.offset)).and_then(|_| (&mut f.file).take(want).read_to_end(&mut buf));
+    if let Err(e) = read {
         problems.push(format!("cannot read {}: {e}", path.display()));
-        return Vec::new();
+        return (Vec::new(), true);
     }
+    let mut at_end = (buf.len() as u64) < want;
+    budget.bytes -= buf.len();
     f.pos.offset += buf.len() as u64;
     let mut lines = Vec::new();
     let mut data = std::mem::take(&mut f.partial);
@@ -290,6 +356,13 @@ fn read_new(
     let base = f.pos.offset - data.len() as u64;
     for (i, &b) in data.iter().enumerate() {
         if b == b'\n' {
+            if lines.len() == budget.lines {
+                // Out of lines: the rest is read again by the next poll.
+                f.pos.offset = base + start as u64;
+                f.committed_candidate = f.pos.offset;
+                budget.lines = 0;
+                return (lines, false);
+            }
             let mut line = &data[start..i];
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];
@@ -299,14 +372,19 @@ fn read_new(
         }
     }
     let mut rest = data[start..].to_vec();
-    if !rest.is_empty() && (flush_partial || rest.len() >= max_line) {
-        lines.push(String::from_utf8_lossy(&rest).into_owned());
-        start = data.len();
-        rest.clear();
+    if !rest.is_empty() && ((flush_partial && at_end) || rest.len() >= max_line) {
+        if lines.len() < budget.lines {
+            lines.push(String::from_utf8_lossy(&rest).into_owned());
+            start = data.len();
+            rest.clear();
+        } else {
+            at_end = false;
+        }
     }
     f.committed_candidate = base + start as u64;
     f.partial = rest;
-    lines
+    budget.lines -= lines.len();
+    (lines, at_end)
 }
 
 #[cfg(test)]
@@ -380,5 +458,73 @@ mod tests {
         append(&log, "6\n");
         let mut t = Tailer::open(&globs, &cp, 1 << 20).unwrap();
         assert_eq!(lines(&t.poll()), ["5", "6"]);
+    }
+
+    /// Polls with `budget` until a poll has nothing more, committing after each one, as the
+    /// agent does; returns the lines of each poll.
+    fn drain(t: &mut Tailer, budget: Budget) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        loop {
+            let p = t.poll_at_most(budget);
+            t.commit().unwrap();
+            let more = p.more;
+            out.push(lines(&p));
+            if !more {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn a_budget_bounds_each_poll_and_the_rest_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let cp = dir.path().join("cp.json");
+        let globs = [log.display().to_string()];
+        append(&log, "l1\nl2\nl3\nl4\nl5\nl6\nl7\n");
+        let mut t = Tailer::open(&globs, &cp, 1 << 20).unwrap();
+        let by_lines = drain(&mut t, Budget { bytes: usize::MAX, lines: 3 });
+        assert_eq!(by_lines, [vec!["l1", "l2", "l3"], vec!["l4", "l5", "l6"], vec!["l7"]]);
+        // Bytes: 7 bytes hold two 3-byte lines and the start of a third, held back.
+        append(&log, "m1\nm2\nm3\nm4\n");
+        let by_bytes = drain(&mut t, Budget { bytes: 7, lines: usize::MAX });
+        assert_eq!(by_bytes.concat(), ["m1", "m2", "m3", "m4"]);
+        assert!(by_bytes.iter().all(|p| p.len() <= 2), "{by_bytes:?}");
+        // A restart in the middle of a backlog resumes at the last committed line.
+        append(&log, "n1\nn2\nn3\n");
+        let first = t.poll_at_most(Budget { bytes: usize::MAX, lines: 2 });
+        assert_eq!((lines(&first), first.more), (vec!["n1".to_string(), "n2".to_string()], true));
+        t.commit().unwrap();
+        let _unacknowledged = t.poll_at_most(Budget { bytes: usize::MAX, lines: 2 });
+        let mut t = Tailer::open(&globs, &cp, 1 << 20).unwrap();
+        assert_eq!(lines(&t.poll()), ["n3"]);
+    }
+
+    #[test]
+    fn a_rotated_file_is_finished_across_polls_before_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let cp = dir.path().join("cp.json");
+        let globs = [log.display().to_string()];
+        let budget = Budget { bytes: usize::MAX, lines: 2 };
+        append(&log, "a1\n");
+        let mut t = Tailer::open(&globs, &cp, 1 << 20).unwrap();
+        assert_eq!(drain(&mut t, budget).concat(), ["a1"]);
+        append(&log, "a2\na3\na4\nlast");
+        fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+        append(&log, "b1\nb2\n");
+        let p = t.poll_at_most(budget);
+        assert_eq!(lines(&p), ["a2", "a3"]);
+        t.commit().unwrap();
+        // Stopped while the old file is half read: the checkpoint points into it.
+        let mut t = Tailer::open(&globs, &cp, 1 << 20).unwrap();
+        assert_eq!(drain(&mut t, budget), [vec!["a4", "last"], vec!["b1", "b2"], vec![]]);
+        // And without a restart.
+        append(&log, "b3\nb4\nb5\n");
+        fs::rename(&log, dir.path().join("app.log.2")).unwrap();
+        append(&log, "c1\n");
+        assert_eq!(drain(&mut t, budget), [vec!["b3", "b4"], vec!["b5", "c1"], vec![]]);
+        let mut t = Tailer::open(&globs, &cp, 1 << 20).unwrap();
+        assert!(lines(&t.poll()).is_empty());
     }
 }
