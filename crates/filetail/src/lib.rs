@@ -1,6 +1,7 @@
 //! Follows log files the way Promtail does: paths by glob, new lines as they are appended,
 //! across rotation (the file renamed and a new one created: the old one is read to its end
-//! first) and truncation (copytruncate: read again from the start), with the offset of every
+//! first, also when the new one appears a poll or more later) and truncation (copytruncate:
+//! read again from the start), with the offset of every
 //! file checkpointed so a restart resumes where the last stored line ended.
 //!
 //! Inputs: globs and a checkpoint file. Outputs: complete lines per file, from [`Tailer::poll`];
@@ -274,8 +275,14 @@ impl Tailer {
                 push_lines(&mut poll, &path, lines);
             }
         }
-        // Files that vanished (deleted, not replaced) are dropped.
-        self.files.retain(|p, _| fs::metadata(p).is_ok());
+        // Files whose path vanished (renamed with no new file yet, or deleted) are read to
+        // their end by the next poll, then dropped.
+        let gone: Vec<PathBuf> = self.files.keys().filter(|p| fs::metadata(p).is_err()).cloned().collect();
+        for p in gone {
+            if let Some(f) = self.files.remove(&p) {
+                self.draining.push((p, f));
+            }
+        }
         poll.more = budget.is_spent();
         poll
     }
@@ -526,5 +533,20 @@ mod tests {
         assert_eq!(drain(&mut t, budget), [vec!["b3", "b4"], vec!["b5", "c1"], vec![]]);
         let mut t = Tailer::open(&globs, &cp, 1 << 20).unwrap();
         assert!(lines(&t.poll()).is_empty());
+    }
+
+    #[test]
+    fn a_file_renamed_before_its_successor_exists_is_read_to_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        append(&log, "a1\n");
+        let mut t = Tailer::open(&[log.display().to_string()], &dir.path().join("cp.json"), 1 << 20).unwrap();
+        assert_eq!(lines(&t.poll()), ["a1"]);
+        fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+        assert!(lines(&t.poll()).is_empty());
+        // The writer has not reopened yet.
+        append(&dir.path().join("app.log.1"), "a2\n");
+        append(&log, "b1\n");
+        assert_eq!(lines(&t.poll()), ["a2", "b1"]);
     }
 }
