@@ -8,8 +8,9 @@
 //! gives a false negative. Tokens are runs of `[A-Za-z0-9_]` and non-ASCII bytes; pieces
 //! shorter than 8 bytes cannot use the index (the block is read).
 //!
-//! Sizing: one hash function and 2 bits per distinct n-gram (a 39% false-positive rate per
-//! n-gram). A 16-character id has 9 n-grams, so a block without it passes all 9 probes with
+//! Sizing: one hash function and 2 bits per distinct n-gram, rounded up to whole 64-bit words
+//! (a 39% false-positive rate per n-gram); a hash picks its bit by multiply-shift, so the size
+//! needs no rounding to a power of two (version 1 indexes did that, up to doubling their size). A 16-character id has 9 n-grams, so a block without it passes all 9 probes with
 //! probability 0.39^9 = 2e-4. The count of distinct n-grams is bounded from the block's
 //! distinct tokens, collected first, so building costs one hash per token occurrence plus one
 //! per n-gram of each distinct token. The measurement behind these numbers is in
@@ -71,6 +72,23 @@ fn token_hash(t: &[u8]) -> u64 {
     mix(h ^ t.len() as u64)
 }
 
+/// How a filter maps a hash to one of its m bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sizing {
+    /// m is a power of two; the bit is `h mod m` (index version 1).
+    PowerOfTwo,
+    /// m is any multiple of 64; the bit is `(h × m) >> 64` (index version 2).
+    Exact,
+}
+
+#[inline]
+fn bit(h: u64, m: u64, sizing: Sizing) -> u64 {
+    match sizing {
+        Sizing::PowerOfTwo => h & (m - 1),
+        Sizing::Exact => ((u128::from(h) * u128::from(m)) >> 64) as u64,
+    }
+}
+
 /// Collects a block's distinct tokens, then builds its filter.
 #[derive(Default)]
 pub(crate) struct BloomBuilder {
@@ -117,14 +135,29 @@ impl BloomBuilder {
         });
     }
 
-    /// The filter's bytes (a power-of-two number of bits, at least 64).
+    /// The filter's bytes ([`Sizing::Exact`]: a multiple of 64 bits, at least 64).
     pub(crate) fn finish(self) -> Vec<u8> {
-        let bits = (self.grams * BITS_PER_GRAM).max(64).next_power_of_two();
+        let bits = (self.grams * BITS_PER_GRAM).max(64).next_multiple_of(64);
         let mut out = vec![0u8; bits / 8];
-        let mask = bits as u64 - 1;
         for t in &self.long_tokens {
             for w in t.windows(GRAM) {
-                let h = gram_hash(w) & mask;
+                let h = bit(gram_hash(w), bits as u64, Sizing::Exact);
+                out[(h >> 3) as usize] |= 1 << (h & 7);
+            }
+        }
+        out
+    }
+}
+
+impl BloomBuilder {
+    /// A version 1 filter ([`Sizing::PowerOfTwo`]), to test that old indexes still read.
+    #[cfg(test)]
+    pub(crate) fn finish_power_of_two(self) -> Vec<u8> {
+        let bits = (self.grams * BITS_PER_GRAM).max(64).next_power_of_two();
+        let mut out = vec![0u8; bits / 8];
+        for t in &self.long_tokens {
+            for w in t.windows(GRAM) {
+                let h = bit(gram_hash(w), bits as u64, Sizing::PowerOfTwo);
                 out[(h >> 3) as usize] |= 1 << (h & 7);
             }
         }
@@ -147,14 +180,21 @@ pub(crate) fn needle_grams(needle: &str) -> Vec<u64> {
 }
 
 /// Whether a block with filter `bloom` may contain every n-gram of `grams`.
-pub(crate) fn may_contain(bloom: &[u8], grams: &[u64]) -> bool {
-    if bloom.is_empty() {
+#[cfg(test)]
+pub(crate) fn may_contain(bloom: &[u8], grams: &[u64], sizing: Sizing) -> bool {
+    may_contain_with(bloom.len(), grams, sizing, |i| bloom[i])
+}
+
+/// [`may_contain`] for a filter of `len` bytes read one byte at a time by `byte` (the filters
+/// stay on disk; a needle probes one or two bytes of most blocks' filters).
+pub(crate) fn may_contain_with(len: usize, grams: &[u64], sizing: Sizing, mut byte: impl FnMut(usize) -> u8) -> bool {
+    if len == 0 {
         return grams.is_empty();
     }
-    let mask = (bloom.len() * 8) as u64 - 1;
+    let m = (len * 8) as u64;
     grams.iter().all(|g| {
-        let h = g & mask;
-        bloom[(h >> 3) as usize] & (1 << (h & 7)) != 0
+        let h = bit(*g, m, sizing);
+        byte((h >> 3) as usize) & (1 << (h & 7)) != 0
     })
 }
 
@@ -182,9 +222,9 @@ mod tests {
     fn finds_tokens_and_substrings_of_tokens() {
         let b = bloom(&["level=info rid=3fa2c9e1b2d40a77 msg=\"certificate has expired\""]);
         for needle in ["3fa2c9e1b2d40a77", "rid=3fa2c9e1b2d40a77", "c9e1b2d4", "ertificate has exp", "certificate"] {
-            assert!(may_contain(&b, &needle_grams(needle)), "{needle}");
+            assert!(may_contain(&b, &needle_grams(needle), Sizing::Exact), "{needle}");
         }
-        assert!(!may_contain(&b, &needle_grams("deadbeefcafe1234")));
+        assert!(!may_contain(&b, &needle_grams("deadbeefcafe1234"), Sizing::Exact));
         assert!(needle_grams("short one").is_empty(), "no piece of 8 bytes");
     }
 
@@ -194,8 +234,9 @@ mod tests {
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         let b = bloom(&refs);
         let trials = 2000u64;
-        let hits =
-            (0..trials).filter(|i| may_contain(&b, &needle_grams(&format!("{:016x}", mix(1_000_000 + i))))).count();
+        let hits = (0..trials)
+            .filter(|i| may_contain(&b, &needle_grams(&format!("{:016x}", mix(1_000_000 + i))), Sizing::Exact))
+            .count();
         // 0.39^9 = 2e-4: expect almost none.
         assert!(hits < 5, "{hits} false positives in {trials}");
     }
@@ -210,7 +251,7 @@ mod tests {
                 let start = a.index(line.len());
                 let end = (start + len).min(line.len());
                 let needle = &line[start..end];
-                prop_assert!(may_contain(&b, &needle_grams(needle)), "{needle:?} in {line:?}");
+                prop_assert!(may_contain(&b, &needle_grams(needle), Sizing::Exact), "{needle:?} in {line:?}");
             }
         }
     }

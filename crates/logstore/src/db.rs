@@ -734,7 +734,7 @@ impl LogDb {
                 if !wanted.contains(&sid) || b.max_ts < q.range.start || b.min_ts > q.range.end {
                     continue;
                 }
-                if needles.iter().any(|g| !g.is_empty() && !bloom::may_contain(&b.bloom, g)) {
+                if needles.iter().any(|g| !g.is_empty() && !o.seg.may_contain(b, g)) {
                     skipped += 1;
                     continue;
                 }

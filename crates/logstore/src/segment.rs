@@ -3,6 +3,11 @@
 //! holding, per block, the stream, time bounds, row and byte counts and the needle bloom
 //! filter. The format is in `docs/format.md`.
 //!
+//! The bloom filters (about a tenth of a segment's bytes) are written to the index file as
+//! each block is done and read a byte at a time (`pread`) when a needle query probes them, so
+//! neither writing a large segment nor holding many open costs memory in proportion to the
+//! data: only the block table stays in memory.
+//!
 //! Parquet columns: `timestamp` (ns, UTC), `line`, one string column per stream label name
 //! (dictionary encoded, constant within a block) and one per structured-metadata key. The
 //! field metadata `telltale.kind` says which is which, so SQL sees one flat table while
@@ -23,11 +28,16 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use telltale_model::Labels;
 
-use crate::bloom::BloomBuilder;
+use crate::bloom::{self, BloomBuilder};
 use crate::error::{io_err, Error, Result};
 use crate::wal::{put_uvarint, put_varint, Cursor};
 
-const IDX_MAGIC: [u8; 8] = *b"TTLIDX\0\x01";
+/// Version 1: blooms inline in a checksummed body, power-of-two sizes (read, no longer written).
+const IDX_MAGIC_V1: [u8; 8] = *b"TTLIDX\0\x01";
+/// Version 2: blooms first, then the block table, then a footer; exact sizes.
+const IDX_MAGIC: [u8; 8] = *b"TTLIDX\0\x02";
+/// Table offset (u64) and CRC32C of everything before the CRC (u32).
+const IDX_FOOTER: usize = 12;
 pub(crate) const KIND: &str = "telltale.kind";
 pub(crate) const KEY: &str = "telltale.key";
 
@@ -41,7 +51,8 @@ pub(crate) struct Block {
     pub(crate) max_ts: i64,
     pub(crate) rows: u64,
     pub(crate) line_bytes: u64,
-    pub(crate) bloom: Vec<u8>,
+    /// Where the block's bloom filter lies in its segment's filter bytes.
+    pub(crate) bloom: std::ops::Range<usize>,
 }
 
 /// What a segment's `.idx` holds.
@@ -62,7 +73,8 @@ impl SegmentIndex {
         self.blocks.iter().map(|b| b.max_ts).max().unwrap_or(i64::MIN)
     }
 
-    fn encode(&self) -> Vec<u8> {
+    /// The block table of a version 2 index (blooms are written before it).
+    fn encode_table(&self) -> Vec<u8> {
         let mut body = Vec::new();
         put_uvarint(&mut body, self.wal_upto);
         put_uvarint(&mut body, self.streams.len() as u64);
@@ -79,25 +91,22 @@ impl SegmentIndex {
             put_uvarint(&mut body, b.rows);
             put_uvarint(&mut body, b.line_bytes);
             put_uvarint(&mut body, b.bloom.len() as u64);
-            body.extend_from_slice(&b.bloom);
         }
-        let mut out = IDX_MAGIC.to_vec();
-        out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-        out.extend_from_slice(&body);
-        out
+        body
     }
 
-    pub(crate) fn decode(data: &[u8], path: &Path) -> Result<Self> {
-        let bad = |why: &str| Error::corrupt(path, why.to_string());
-        if data.len() < 12 || data[..8] != IDX_MAGIC {
-            return Err(bad("bad magic"));
-        }
-        let crc = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
-        let body = &data[12..];
-        if crc32c::crc32c(body) != crc {
-            return Err(bad("checksum mismatch"));
-        }
+    /// Parses a block table. Version 2 gives bloom lengths (the blooms lie back to back from
+    /// `blooms_at`, up to `blooms_end`); version 1 gives the blooms inline, which are
+    /// appended to `inline` and located there.
+    fn decode_table(
+        body: &[u8],
+        blooms_at: usize,
+        blooms_end: usize,
+        mut inline: Option<&mut Vec<u8>>,
+        path: &Path,
+    ) -> Result<Self> {
         let mut c = Cursor { b: body };
+        let mut at = blooms_at;
         let mut parse = || -> Option<SegmentIndex> {
             let wal_upto = c.uvarint()?;
             let n = c.uvarint()? as usize;
@@ -112,20 +121,104 @@ impl SegmentIndex {
                 if stream >= streams.len() {
                     return None;
                 }
-                blocks.push(Block {
-                    stream,
-                    row_group: c.uvarint()? as usize,
-                    min_ts: c.varint()?,
-                    max_ts: c.varint()?,
-                    rows: c.uvarint()?,
-                    line_bytes: c.uvarint()?,
-                    bloom: c.bytes()?.to_vec(),
-                });
+                let (row_group, min_ts, max_ts, rows, line_bytes) =
+                    (c.uvarint()? as usize, c.varint()?, c.varint()?, c.uvarint()?, c.uvarint()?);
+                let bloom = match inline.as_deref_mut() {
+                    Some(buf) => {
+                        let start = buf.len();
+                        buf.extend_from_slice(c.bytes()?);
+                        start..buf.len()
+                    }
+                    None => {
+                        let len = usize::try_from(c.uvarint()?).ok()?;
+                        let end = at.checked_add(len).filter(|&e| e <= blooms_end)?;
+                        let r = at..end;
+                        at = end;
+                        r
+                    }
+                };
+                blocks.push(Block { stream, row_group, min_ts, max_ts, rows, line_bytes, bloom });
             }
             c.b.is_empty().then_some(SegmentIndex { wal_upto, streams, blocks })
         };
-        parse().ok_or_else(|| bad("undecodable index"))
+        parse().ok_or_else(|| Error::corrupt(path, "undecodable index"))
     }
+}
+
+/// A segment's bloom filter bytes: in a version 2 index file, read byte by byte when probed,
+/// or copied out of a version 1 one.
+#[derive(Debug)]
+enum Filters {
+    InFile(File),
+    Owned(Vec<u8>),
+}
+
+impl Filters {
+    /// Byte `i` of the filter bytes; on a read error 0xff, so a probe never skips a block
+    /// that might match (reading the block then reports the error).
+    fn byte(&self, i: usize) -> u8 {
+        use std::os::unix::fs::FileExt;
+        match self {
+            Filters::InFile(f) => {
+                let mut b = [0u8];
+                f.read_exact_at(&mut b, i as u64).map_or(0xff, |()| b[0])
+            }
+            Filters::Owned(v) => v.get(i).copied().unwrap_or(0xff),
+        }
+    }
+}
+
+/// Reads and verifies index file `path`: its block table and its filters.
+fn read_index(path: &Path) -> Result<(SegmentIndex, Filters, bloom::Sizing, u64)> {
+    use std::os::unix::fs::FileExt;
+    let bad = |why: String| Error::corrupt(path, why);
+    let file = File::open(path).map_err(io_err("open segment index", path))?;
+    let len = file.metadata().map_err(io_err("open segment index", path))?.len();
+    let mut magic = [0u8; 8];
+    if len < 8 || file.read_exact_at(&mut magic, 0).is_err() {
+        return Err(bad("bad magic".into()));
+    }
+    if magic == IDX_MAGIC_V1 {
+        let data = fs::read(path).map_err(io_err("read segment index", path))?;
+        if data.len() < 12 {
+            return Err(bad("bad magic".into()));
+        }
+        let crc = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
+        if crc32c::crc32c(&data[12..]) != crc {
+            return Err(bad("checksum mismatch".into()));
+        }
+        let mut blooms = Vec::new();
+        let index = SegmentIndex::decode_table(&data[12..], 0, 0, Some(&mut blooms), path)?;
+        return Ok((index, Filters::Owned(blooms), bloom::Sizing::PowerOfTwo, len));
+    }
+    if magic != IDX_MAGIC || len < (8 + IDX_FOOTER) as u64 {
+        return Err(bad("bad magic".into()));
+    }
+    // Verified in pieces, so opening a large index does not hold it in memory.
+    let body_end = len - 4;
+    let mut crc = 0u32;
+    let mut buf = vec![0u8; 1 << 18];
+    let mut at = 0u64;
+    while at < body_end {
+        let n = (body_end - at).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], at).map_err(io_err("read segment index", path))?;
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        at += n as u64;
+    }
+    let mut footer = [0u8; IDX_FOOTER];
+    file.read_exact_at(&mut footer, len - IDX_FOOTER as u64).map_err(io_err("read segment index", path))?;
+    if u32::from_le_bytes(footer[8..].try_into().expect("4 bytes")) != crc {
+        return Err(bad("checksum mismatch".into()));
+    }
+    let table_at = u64::from_le_bytes(footer[..8].try_into().expect("8 bytes"));
+    let table_end = len - IDX_FOOTER as u64;
+    if !(8..=table_end).contains(&table_at) {
+        return Err(bad(format!("table offset {table_at} outside the file")));
+    }
+    let mut table = vec![0u8; (table_end - table_at) as usize];
+    file.read_exact_at(&mut table, table_at).map_err(io_err("read segment index", path))?;
+    let index = SegmentIndex::decode_table(&table, 8, table_at as usize, None, path)?;
+    Ok((index, Filters::InFile(file), bloom::Sizing::Exact, len))
 }
 
 /// The rows of one stream to write, already in time order.
@@ -216,6 +309,43 @@ pub(crate) struct SegmentWriter {
     writer: Option<ArrowWriter<File>>,
     index: SegmentIndex,
     block_lines: usize,
+    /// The index being written: blooms as blocks finish, the table at the end.
+    idx: Option<IndexFile>,
+}
+
+/// A temporary index file written front to back, with a running CRC.
+struct IndexFile {
+    path: PathBuf,
+    out: std::io::BufWriter<File>,
+    len: usize,
+    crc: u32,
+}
+
+impl IndexFile {
+    fn create(path: PathBuf) -> Result<IndexFile> {
+        let f = File::create(&path).map_err(io_err("create segment index", &path))?;
+        let mut i = IndexFile { out: std::io::BufWriter::with_capacity(1 << 16, f), path, len: 0, crc: 0 };
+        i.put(&IDX_MAGIC)?;
+        Ok(i)
+    }
+
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        self.out.write_all(b).map_err(io_err("write segment index", &self.path))?;
+        self.crc = crc32c::crc32c_append(self.crc, b);
+        self.len += b.len();
+        Ok(())
+    }
+
+    /// Appends the table and the footer, and fsyncs.
+    fn finish(mut self, table: &[u8]) -> Result<()> {
+        let table_at = self.len as u64;
+        self.put(table)?;
+        self.put(&table_at.to_le_bytes())?;
+        let crc = self.crc;
+        self.out.write_all(&crc.to_le_bytes()).map_err(io_err("write segment index", &self.path))?;
+        let f = self.out.into_inner().map_err(|e| io_err("write segment index", &self.path)(e.into_error()))?;
+        f.sync_all().map_err(io_err("fsync segment index", &self.path))
+    }
 }
 
 impl SegmentWriter {
@@ -252,6 +382,7 @@ impl SegmentWriter {
             props = props.set_column_dictionary_enabled(ColumnPath::from(c.as_str()), true);
         }
         let tmp = dir.join(format!("{id:010}.parquet.tmp"));
+        let idx = IndexFile::create(dir.join(format!("{id:010}.idx.tmp")))?;
         let file = File::create(&tmp).map_err(io_err("create segment", &tmp))?;
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props.build())).map_err(|e| pq_err(&tmp, e))?;
         Ok(SegmentWriter {
@@ -263,6 +394,7 @@ impl SegmentWriter {
             writer: Some(writer),
             index: SegmentIndex { wal_upto, streams: Vec::new(), blocks: Vec::new() },
             block_lines: settings.block_lines,
+            idx: Some(idx),
         })
     }
 
@@ -307,6 +439,10 @@ impl SegmentWriter {
                 bytes += l.len() as u64;
             }
             let row_group = self.index.blocks.len();
+            let filter = bloom.finish();
+            let idx = self.idx.as_mut().expect("not finished");
+            let at = idx.len;
+            idx.put(&filter)?;
             self.index.blocks.push(Block {
                 stream: sid,
                 row_group,
@@ -314,7 +450,7 @@ impl SegmentWriter {
                 max_ts: s.ts[end - 1],
                 rows: (end - start) as u64,
                 line_bytes: bytes,
-                bloom: bloom.finish(),
+                bloom: at..at + filter.len(),
             });
             start = end;
         }
@@ -336,11 +472,11 @@ impl SegmentWriter {
         let (dir, id) = (self.dir.clone(), self.id);
         let ppath = parquet_path(&dir, id);
         let ipath = index_path(&dir, id);
-        let itmp = dir.join(format!("{id:010}.idx.tmp"));
+        let idx = self.idx.take().expect("finished once");
+        let itmp = idx.path.clone();
+        let table = self.index.encode_table();
         let res = (|| -> Result<()> {
-            let mut f = File::create(&itmp).map_err(io_err("create segment index", &itmp))?;
-            f.write_all(&self.index.encode()).map_err(io_err("write segment index", &itmp))?;
-            f.sync_all().map_err(io_err("fsync segment index", &itmp))?;
+            idx.finish(&table)?;
             fs::rename(&itmp, &ipath).map_err(io_err("rename segment index", &ipath))?;
             fs::rename(&self.tmp, &ppath).map_err(io_err("rename segment", &ppath))?;
             crate::wal::sync_dir(&dir)
@@ -361,6 +497,9 @@ impl Drop for SegmentWriter {
         // Unfinished (an error, or the caller gave up): leave no temporary file behind. After
         // `finish` renamed it, this finds nothing.
         let _ = fs::remove_file(&self.tmp);
+        if let Some(i) = &self.idx {
+            let _ = fs::remove_file(&i.path);
+        }
     }
 }
 
@@ -392,6 +531,8 @@ pub(crate) struct Segment {
     /// (column index, metadata key), sorted by key.
     meta_cols: Vec<(usize, String)>,
     file: PosFile,
+    filters: Filters,
+    sizing: bloom::Sizing,
 }
 
 /// A segment file read with positional reads (`pread`), each reader keeping its own
@@ -441,8 +582,7 @@ impl Segment {
     /// Opens and verifies segment `id` of `dir`.
     pub(crate) fn open(dir: &Path, id: u64) -> Result<Segment> {
         let ipath = index_path(dir, id);
-        let data = fs::read(&ipath).map_err(io_err("read segment index", &ipath))?;
-        let index = SegmentIndex::decode(&data, &ipath)?;
+        let (index, filters, sizing, index_bytes) = read_index(&ipath)?;
         let path = parquet_path(dir, id);
         let file = File::open(&path).map_err(io_err("open segment", &path))?;
         let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
@@ -463,8 +603,14 @@ impl Segment {
         if schema.field_with_name("timestamp").is_err() || schema.field_with_name("line").is_err() {
             return Err(Error::corrupt(&path, "no timestamp or line column"));
         }
-        let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0) + data.len() as u64;
-        Ok(Segment { id, path, index, bytes, meta, meta_cols, file: PosFile(Arc::new(file)) })
+        let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0) + index_bytes;
+        Ok(Segment { id, path, index, bytes, meta, meta_cols, file: PosFile(Arc::new(file)), filters, sizing })
+    }
+
+    /// Whether `block` may hold a line with every n-gram of `grams` (its bloom filter says).
+    pub(crate) fn may_contain(&self, block: &Block, grams: &[u64]) -> bool {
+        let at = block.bloom.start;
+        bloom::may_contain_with(block.bloom.len(), grams, self.sizing, |i| self.filters.byte(at + i))
     }
 
     /// The structured-metadata keys the segment has columns for.
@@ -591,4 +737,60 @@ pub(crate) fn list(dir: &Path) -> Result<(Vec<u64>, Vec<PathBuf>)> {
         }
     }
     Ok((parquet.into_keys().collect(), junk))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_index_still_opens_and_its_filters_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let (labels, empty) = (Labels::from_pairs([("job", "a")]).unwrap(), Labels::empty());
+        let lines: Vec<String> =
+            (0..100u64).map(|i| format!("rid={:016x} n={i}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15))).collect();
+        let s = StreamRows {
+            labels: &labels,
+            ts: (0..100).collect(),
+            lines: lines.iter().map(|l| l.as_bytes()).collect(),
+            meta: vec![&empty; 100],
+        };
+        let settings = WriteSettings { block_lines: 50, compression_level: 1 };
+        let (index, _) = write(dir.path(), 1, 7, &[s], &settings).unwrap();
+        // The same index as version 1 wrote it: blooms inline, power-of-two sized.
+        let mut body = Vec::new();
+        put_uvarint(&mut body, index.wal_upto);
+        put_uvarint(&mut body, 1);
+        put_uvarint(&mut body, labels.as_bytes().len() as u64);
+        body.extend_from_slice(labels.as_bytes());
+        put_uvarint(&mut body, index.blocks.len() as u64);
+        for (k, b) in index.blocks.iter().enumerate() {
+            put_uvarint(&mut body, 0);
+            put_uvarint(&mut body, b.row_group as u64);
+            put_varint(&mut body, b.min_ts);
+            put_varint(&mut body, b.max_ts);
+            put_uvarint(&mut body, b.rows);
+            put_uvarint(&mut body, b.line_bytes);
+            let mut f = BloomBuilder::default();
+            for l in &lines[k * 50..(k + 1) * 50] {
+                f.add_line(l.as_bytes());
+            }
+            let f = f.finish_power_of_two();
+            put_uvarint(&mut body, f.len() as u64);
+            body.extend_from_slice(&f);
+        }
+        let mut v1 = IDX_MAGIC_V1.to_vec();
+        v1.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+        v1.extend_from_slice(&body);
+        fs::write(index_path(dir.path(), 1), v1).unwrap();
+
+        let seg = Segment::open(dir.path(), 1).unwrap();
+        assert_eq!(seg.sizing, bloom::Sizing::PowerOfTwo);
+        assert_eq!(seg.index.wal_upto, 7);
+        assert_eq!(seg.index.blocks.len(), 2);
+        let needle = bloom::needle_grams(&lines[70][4..20]);
+        let hits: Vec<bool> = seg.index.blocks.iter().map(|b| seg.may_contain(b, &needle)).collect();
+        assert_eq!(hits, [false, true]);
+        assert_eq!(seg.read_block(&seg.index.blocks[1], false).unwrap().line(20), lines[70]);
+    }
 }
