@@ -1,5 +1,7 @@
 //! `telltale agent`'s shipping: an on-disk queue of remote-write requests, bounded by size,
-//! and a sender that drains it to a remote-write endpoint with retries.
+//! and a sender that drains it to a remote-write endpoint with retries; and [`push_logs`],
+//! which sends tailed log lines to a Loki push endpoint under the same retry rules
+//! ([`deliver`]).
 //!
 //! Queue: segment files `DIR/NNNNNNNNNNNNNNNNNNNN.seg` of records `[len u32][crc32c u32]
 //! [samples u32][payload]` (little-endian; the payload is a snappy `WriteRequest`, ready to
@@ -13,7 +15,8 @@
 //! Sender: one request per record, in order. 2xx: next. 5xx, 429 and connection errors:
 //! retried with exponential backoff (`min_backoff` doubling to `max_backoff`, full jitter),
 //! forever, so an outage only delays. Other 4xx: the server will never take it; dropped and
-//! counted. Decisions are in `docs/collect.md`.
+//! counted. Shutdown: retries end `drain_timeout` after the stop. Decisions are in
+//! `docs/collect.md`.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -21,10 +24,10 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use telltale_model::{units, Labels, LabelsBuilder, WriteBatch};
+use telltale_model::{units, Labels, LabelsBuilder, LogBatch, WriteBatch};
 
 use crate::error::{Error, Result};
 use crate::scrape::config::{authorization_header, Authorization, BasicAuth};
@@ -37,6 +40,9 @@ use crate::Sink;
 pub struct Options {
     /// The remote-write URL (`--remote-write` overrides it).
     pub remote_write_url: String,
+    /// Where lines of tailed files (`logs.files`) are pushed (Loki's push API). Empty: the
+    /// remote-write URL with its trailing `/api/v1/write` replaced by `/loki/api/v1/push`.
+    pub logs_push_url: String,
     /// Most bytes the on-disk queue may hold; past it the oldest data is dropped (and counted).
     #[serde(with = "units::size")]
     pub max_queue_size: u64,
@@ -76,6 +82,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             remote_write_url: String::new(),
+            logs_push_url: String::new(),
             max_queue_size: 512 << 20,
             max_series_per_send: 2000,
             timeout: Duration::from_secs(30),
@@ -103,9 +110,12 @@ impl Options {
         if self.min_backoff.is_zero() || self.max_backoff < self.min_backoff {
             return Err(Error::config("agent.max_backoff", "backoffs must be > 0 and max_backoff >= min_backoff"));
         }
-        let u = &self.remote_write_url;
-        if !(u.is_empty() || u.starts_with("http://") || u.starts_with("https://")) {
-            return Err(Error::config("agent.remote_write_url", "must be an http:// or https:// URL"));
+        for (key, u) in
+            [("agent.remote_write_url", &self.remote_write_url), ("agent.logs_push_url", &self.logs_push_url)]
+        {
+            if !(u.is_empty() || u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(Error::config(key, "must be an http:// or https:// URL"));
+            }
         }
         self.tls_config.validate().map_err(|m| Error::config("agent.tls_config", m))?;
         if self.basic_auth.is_some() && self.authorization.is_some() {
@@ -130,6 +140,21 @@ impl Options {
         }
         Ok(())
     }
+
+    /// Where tailed log lines go: `logs_push_url`, or the remote-write URL with its
+    /// `/api/v1/write` replaced by `/loki/api/v1/push`.
+    pub fn logs_push_url(&self) -> Result<String> {
+        if !self.logs_push_url.is_empty() {
+            return Ok(self.logs_push_url.clone());
+        }
+        match self.remote_write_url.strip_suffix("/api/v1/write") {
+            Some(base) => Ok(format!("{base}/loki/api/v1/push")),
+            None => Err(Error::config(
+                "agent.logs_push_url",
+                "needed for logs.files when agent.remote_write_url does not end in /api/v1/write",
+            )),
+        }
+    }
 }
 
 /// The agent's counters (served as `telltale_agent_*`).
@@ -147,6 +172,12 @@ pub struct Stats {
     pub retries: AtomicU64,
     /// Bytes in the queue now.
     pub queue_bytes: AtomicU64,
+    /// Tailed log lines the server acknowledged.
+    pub sent_log_lines: AtomicU64,
+    /// Tailed log lines dropped because the server refused them with a 4xx.
+    pub dropped_rejected_log_lines: AtomicU64,
+    /// Log pushes that failed and were retried.
+    pub log_push_retries: AtomicU64,
 }
 
 impl Stats {
@@ -154,13 +185,16 @@ impl Stats {
     pub fn to_batch(&self, base: &[(&str, &str)], t: i64) -> WriteBatch {
         let mut b = WriteBatch::new();
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-        let rows: [(&str, &str, f64); 6] = [
+        let rows: [(&str, &str, f64); 9] = [
             ("telltale_agent_enqueued_samples_total", "", g(&self.enqueued_samples)),
             ("telltale_agent_sent_samples_total", "", g(&self.sent_samples)),
             ("telltale_agent_dropped_samples_total", "queue_full", g(&self.dropped_full_samples)),
             ("telltale_agent_dropped_samples_total", "rejected", g(&self.dropped_rejected_samples)),
             ("telltale_agent_retries_total", "", g(&self.retries)),
             ("telltale_agent_queue_bytes", "", g(&self.queue_bytes)),
+            ("telltale_agent_sent_log_lines_total", "", g(&self.sent_log_lines)),
+            ("telltale_agent_dropped_log_lines_total", "rejected", g(&self.dropped_rejected_log_lines)),
+            ("telltale_agent_log_push_retries_total", "", g(&self.log_push_retries)),
         ];
         for (name, reason, v) in rows {
             let mut lb = LabelsBuilder::new();
@@ -500,20 +534,21 @@ impl Sink for QueueSink {
 
 /// What one attempt to send gave.
 #[derive(Debug, PartialEq, Eq)]
-enum Outcome {
+pub enum Outcome {
+    /// 2xx.
     Sent,
-    /// 4xx other than 429: will never succeed.
+    /// 4xx other than 429: will never succeed; the server's reason.
     Rejected(String),
     /// 5xx, 429, connection errors: try again.
     Retry(String),
 }
 
-fn send(agent: &ureq::Agent, opts: &Options, url: &str, body: &[u8]) -> Outcome {
-    let mut req = agent
-        .post(url)
-        .header("Content-Type", "application/x-protobuf")
-        .header("Content-Encoding", "snappy")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0");
+/// One POST of `body` with `headers`, plus the configured headers and credentials.
+fn post(agent: &ureq::Agent, opts: &Options, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Outcome {
+    let mut req = agent.post(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
     for (k, v) in &opts.headers {
         req = req.header(k, v);
     }
@@ -538,6 +573,81 @@ fn send(agent: &ureq::Agent, opts: &Options, url: &str, body: &[u8]) -> Outcome 
     }
 }
 
+fn send(agent: &ureq::Agent, opts: &Options, url: &str, body: &[u8]) -> Outcome {
+    let headers = [
+        ("Content-Type", "application/x-protobuf"),
+        ("Content-Encoding", "snappy"),
+        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+    ];
+    post(agent, opts, url, &headers, body)
+}
+
+/// Pushes `batch` to a Loki push endpoint as Promtail does: a snappy-compressed
+/// `logproto.PushRequest` (`Content-Type: application/x-protobuf`, no `Content-Encoding`).
+pub fn push_logs(agent: &ureq::Agent, opts: &Options, url: &str, batch: &LogBatch) -> Outcome {
+    let raw = telltale_ingest::loki::encode_proto(batch);
+    let body = match snap::raw::Encoder::new().compress_vec(&raw) {
+        Ok(b) => b,
+        // Only for inputs over snappy's 4 GiB block limit, far past any batch made here.
+        Err(e) => return Outcome::Rejected(format!("cannot compress the push request: {e}")),
+    };
+    post(agent, opts, url, &[("Content-Type", "application/x-protobuf")], &body)
+}
+
+/// How [`deliver`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// The server took the request.
+    Sent,
+    /// The server refused it for good (a 4xx other than 429), with its reason.
+    Rejected(String),
+    /// Shutdown's `drain_timeout` ran out while retrying: it may or may not be stored.
+    Abandoned,
+}
+
+/// Sends with `send` until the server takes or refuses the request; 5xx, 429 and connection
+/// errors are retried with [`backoff`] and counted in `retries`. A message on `stop` starts
+/// shutdown (`stopping` holds since when, shared across calls); from then on retrying ends
+/// after `opts.drain_timeout`. `what` names the request in the log (`remote write`).
+pub fn deliver(
+    opts: &Options,
+    what: &str,
+    retries: &AtomicU64,
+    stop: &mpsc::Receiver<()>,
+    stopping: &mut Option<Instant>,
+    mut send: impl FnMut() -> Outcome,
+) -> Delivery {
+    let mut attempt = 0u32;
+    loop {
+        let why = match send() {
+            Outcome::Sent => return Delivery::Sent,
+            Outcome::Rejected(why) => return Delivery::Rejected(why),
+            Outcome::Retry(why) => why,
+        };
+        retries.fetch_add(1, Ordering::Relaxed);
+        let mut wait = backoff(opts.min_backoff, opts.max_backoff, attempt, fastrand::f64());
+        if attempt == 0 {
+            tracing::warn!(error = %why, "{what} failed; retrying with backoff");
+        } else {
+            tracing::debug!(error = %why, attempt, wait_ms = wait.as_millis() as u64, "{what} retry");
+        }
+        attempt += 1;
+        if let Some(at) = *stopping {
+            let left = opts.drain_timeout.saturating_sub(at.elapsed());
+            if left.is_zero() {
+                return Delivery::Abandoned;
+            }
+            wait = wait.min(left);
+        }
+        match stop.recv_timeout(wait) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) if stopping.is_none() => {
+                *stopping = Some(Instant::now());
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The delay before retry number `attempt` (0-based): `min * 2^attempt` capped at `max`,
 /// with full jitter in its upper half so many agents do not retry in step.
 pub fn backoff(min: Duration, max: Duration, attempt: u32, unit_random: f64) -> Duration {
@@ -545,8 +655,11 @@ pub fn backoff(min: Duration, max: Duration, attempt: u32, unit_random: f64) -> 
     base.mul_f64(0.5 + 0.5 * unit_random.clamp(0.0, 1.0))
 }
 
+/// The HTTP client the agent sends with (made by [`client`]).
+pub type Client = ureq::Agent;
+
 /// The HTTP client the sender uses: `opts.timeout` per request, `opts.tls_config` for https.
-pub fn client(opts: &Options) -> Result<ureq::Agent> {
+pub fn client(opts: &Options) -> Result<Client> {
     let proxy = match &opts.proxy_url {
         Some(u) => Some(ureq::Proxy::new(u).map_err(|e| Error::config("agent.proxy_url", e.to_string()))?),
         None => None,
@@ -570,10 +683,10 @@ pub fn ship(
     url: String,
     stop: mpsc::Receiver<()>,
 ) {
-    let mut stopping: Option<std::time::Instant> = None;
+    let mut stopping: Option<Instant> = None;
     loop {
         if stopping.is_none() && !matches!(stop.try_recv(), Err(mpsc::TryRecvError::Empty)) {
-            stopping = Some(std::time::Instant::now());
+            stopping = Some(Instant::now());
         }
         if let Some(at) = stopping {
             if queue.is_drained() || at.elapsed() >= opts.drain_timeout {
@@ -581,40 +694,16 @@ pub fn ship(
             }
         }
         let Some(rec) = queue.next(Duration::from_millis(200)) else { continue };
-        let mut attempt = 0u32;
-        loop {
-            match send(&agent, &opts, &url, &rec.payload) {
-                Outcome::Sent => {
-                    stats.sent_samples.fetch_add(u64::from(rec.samples), Ordering::Relaxed);
-                    break;
-                }
-                Outcome::Rejected(why) => {
-                    stats.dropped_rejected_samples.fetch_add(u64::from(rec.samples), Ordering::Relaxed);
-                    tracing::warn!(samples = rec.samples, error = %why, "remote write refused a request; dropped");
-                    break;
-                }
-                Outcome::Retry(why) => {
-                    stats.retries.fetch_add(1, Ordering::Relaxed);
-                    let wait = backoff(opts.min_backoff, opts.max_backoff, attempt, fastrand::f64());
-                    if attempt == 0 {
-                        tracing::warn!(error = %why, "remote write failed; retrying with backoff");
-                    } else {
-                        tracing::debug!(error = %why, attempt, wait_ms = wait.as_millis() as u64, "remote write retry");
-                    }
-                    attempt += 1;
-                    if let Some(at) = stopping {
-                        if at.elapsed() >= opts.drain_timeout {
-                            return;
-                        }
-                    }
-                    match stop.recv_timeout(wait) {
-                        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) if stopping.is_none() => {
-                            stopping = Some(std::time::Instant::now());
-                        }
-                        _ => {}
-                    }
-                }
+        let attempt = || send(&agent, &opts, &url, &rec.payload);
+        match deliver(&opts, "remote write", &stats.retries, &stop, &mut stopping, attempt) {
+            Delivery::Sent => {
+                stats.sent_samples.fetch_add(u64::from(rec.samples), Ordering::Relaxed);
             }
+            Delivery::Rejected(why) => {
+                stats.dropped_rejected_samples.fetch_add(u64::from(rec.samples), Ordering::Relaxed);
+                tracing::warn!(samples = rec.samples, error = %why, "remote write refused a request; dropped");
+            }
+            Delivery::Abandoned => return,
         }
         if let Err(e) = queue.commit(&rec) {
             tracing::error!(error = %e, "cannot persist the queue cursor");
@@ -633,6 +722,41 @@ mod tests {
         assert_eq!(backoff(min, max, 0, 0.0), Duration::from_millis(15));
         assert_eq!(backoff(min, max, 3, 1.0), Duration::from_millis(240));
         assert_eq!(backoff(min, max, 30, 1.0), max);
+    }
+
+    #[test]
+    fn the_logs_push_url_is_derived_from_the_remote_write_url() {
+        let mut o = Options { remote_write_url: "https://h:7070/x/api/v1/write".into(), ..Options::default() };
+        assert_eq!(o.logs_push_url().unwrap(), "https://h:7070/x/loki/api/v1/push");
+        o.remote_write_url = "http://h/receive".into();
+        assert!(o.logs_push_url().unwrap_err().to_string().starts_with("agent.logs_push_url: "));
+        o.logs_push_url = "http://loki:3100/loki/api/v1/push".into();
+        assert_eq!(o.logs_push_url().unwrap(), "http://loki:3100/loki/api/v1/push");
+        o.logs_push_url = "loki:3100".into();
+        assert!(o.validate().unwrap_err().to_string().starts_with("agent.logs_push_url: "));
+    }
+
+    #[test]
+    fn deliver_retries_until_taken_refused_or_the_drain_timeout() {
+        let opts = Options {
+            min_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            drain_timeout: Duration::from_millis(20),
+            ..Options::default()
+        };
+        let retries = AtomicU64::new(0);
+        let (stop_tx, stop) = mpsc::channel();
+        let mut stopping = None;
+        let mut answers = vec![Outcome::Sent, Outcome::Retry("503".into()), Outcome::Retry("refused".into())];
+        let d = deliver(&opts, "test", &retries, &stop, &mut stopping, || answers.pop().unwrap());
+        assert_eq!((d, retries.load(Ordering::Relaxed)), (Delivery::Sent, 2));
+        let d = deliver(&opts, "test", &retries, &stop, &mut stopping, || Outcome::Rejected("400: bad".into()));
+        assert_eq!(d, Delivery::Rejected("400: bad".into()));
+        // Once stopped, retrying ends after the drain timeout.
+        stop_tx.send(()).unwrap();
+        let d = deliver(&opts, "test", &retries, &stop, &mut stopping, || Outcome::Retry("down".into()));
+        assert_eq!(d, Delivery::Abandoned);
+        assert!(stopping.is_some_and(|at| at.elapsed() >= opts.drain_timeout));
     }
 
     #[test]
