@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use telltale_model::units;
+use telltale_filetail::{Budget, FileLines, Tailer};
+use telltale_model::{units, Labels, LogBatch, LogEntry, Nanos};
 
 /// `logs:`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,6 +159,10 @@ impl LogsConfig {
         for (i, f) in self.files.iter().enumerate() {
             glob::Pattern::new(f.glob())
                 .map_err(|e| (format!("logs.files[{i}]"), format!("invalid glob {:?}: {e}", f.glob())))?;
+            if let Some((name, _)) = f.labels().into_iter().find(|(n, _)| !telltale_ingest::loglimits::is_label_name(n))
+            {
+                return Err((format!("logs.files[{i}].labels.{name}"), "not a valid label name".into()));
+            }
         }
         if self.files_poll_interval.is_zero() {
             return Err(("logs.files_poll_interval".into(), "must be greater than zero".into()));
@@ -166,8 +171,22 @@ impl LogsConfig {
     }
 }
 
+/// The most one poll of a `logs.files` entry reads, and so the most one write (`serve`) or
+/// push (`agent`) carries: 1 MiB of lines (Promtail's default `batchsize`) or 65,536 lines.
+pub(crate) const FILE_READ_BUDGET: Budget = Budget { bytes: 1 << 20, lines: 65_536 };
+
+/// One `logs.files` entry followed by `serve`.
+struct Followed {
+    tailer: Tailer,
+    labels: Vec<(String, String)>,
+    /// Lines read whose write failed: written again before anything new is read (the tailer
+    /// does not return them twice).
+    pending: Option<LogBatch>,
+}
+
 /// Follows `logs.files` from `serve`: every `files_poll_interval`, new lines are written
-/// through the log limits, then the offsets are checkpointed.
+/// through the log limits, then the offsets are checkpointed; a backlog is read a
+/// [`FILE_READ_BUDGET`] at a time without waiting.
 pub(crate) fn start_files(
     cfg: &LogsConfig,
     data_dir: &std::path::Path,
@@ -178,14 +197,14 @@ pub(crate) fn start_files(
         return Ok(None);
     }
     let max_line = usize::try_from(cfg.limits.max_line_size).unwrap_or(usize::MAX).max(1);
-    let mut tailers = Vec::new();
+    let mut followed = Vec::new();
     for (i, f) in cfg.files.iter().enumerate() {
         let cp = data_dir.join("logs").join(format!("file-positions-{i}.json"));
-        let t = telltale_filetail::Tailer::open(&[f.glob().to_string()], &cp, max_line)?;
-        tailers.push((t, f.labels()));
+        let tailer = Tailer::open(&[f.glob().to_string()], &cp, max_line)?;
+        followed.push(Followed { tailer, labels: f.labels(), pending: None });
     }
     let every = cfg.files_poll_interval;
-    let mut tailers = Some(tailers);
+    let mut state_of = Some((followed, LineClock::default()));
     Ok(Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -194,16 +213,16 @@ pub(crate) fn start_files(
                 _ = tick.tick() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            let (st, mut ts) = (state.clone(), tailers.take().unwrap_or_default());
+            let (st, (mut fs, mut clock)) = (state.clone(), state_of.take().unwrap_or_default());
             let back = tokio::task::spawn_blocking(move || {
-                for (t, labels) in &mut ts {
-                    tail_once(&st, t, labels);
+                for f in &mut fs {
+                    tail_once(&st, f, &mut clock);
                 }
-                ts
+                (fs, clock)
             })
             .await;
             match back {
-                Ok(ts) => tailers = Some(ts),
+                Ok(b) => state_of = Some(b),
                 Err(e) => {
                     tracing::error!(error = %e, "file tailing task failed; tailing stops");
                     return;
@@ -213,34 +232,104 @@ pub(crate) fn start_files(
     })))
 }
 
-fn tail_once(state: &telltale_api::AppState, t: &mut telltale_filetail::Tailer, labels: &[(String, String)]) {
-    let poll = t.poll();
-    for p in &poll.problems {
-        tracing::warn!(problem = %p, "file tailing");
-    }
-    if poll.files.is_empty() {
-        return;
-    }
-    let now = state.now_ms().saturating_mul(1_000_000);
-    let mut batch = telltale_model::LogBatch::new();
-    for f in &poll.files {
-        let name = f.path.display().to_string();
-        let mut pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        pairs.push(("filename", &name));
-        let Ok(stream) = telltale_model::Labels::from_pairs(pairs) else { continue };
-        // Lines read together share the read time; their order is kept by a nanosecond apart.
-        batch.push(
-            stream,
-            f.lines.iter().enumerate().map(|(i, l)| telltale_model::LogEntry::new(now + i as i64, l.as_str())),
-        );
-    }
-    match state.write_logs("file", &batch) {
-        Ok(_) => {
-            if let Err(e) = t.commit() {
-                tracing::warn!(error = %e, "cannot checkpoint tailed files");
+/// Writes what `f` has to write: its pending lines, else new ones, until nothing is left or
+/// a write fails (kept as pending for the next tick).
+fn tail_once(state: &telltale_api::AppState, f: &mut Followed, clock: &mut LineClock) {
+    loop {
+        let (batch, more) = match f.pending.take() {
+            Some(b) => (b, true),
+            None => {
+                let poll = f.tailer.poll_at_most(FILE_READ_BUDGET);
+                for p in &poll.problems {
+                    tracing::warn!(problem = %p, "file tailing");
+                }
+                if poll.files.is_empty() {
+                    return;
+                }
+                let now = state.now_ms().saturating_mul(1_000_000);
+                (file_batch(poll.files, &f.labels, now, clock), poll.more)
+            }
+        };
+        match state.write_logs("file", &batch) {
+            Ok(_) => {
+                if let Err(e) = f.tailer.commit() {
+                    tracing::warn!(error = %e, "cannot checkpoint tailed files");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, lines = batch.entry_count(), "tailed lines not stored; retrying");
+                f.pending = Some(batch);
+                return;
             }
         }
-        // Not committed: the same lines are read again at the next poll.
-        Err(e) => tracing::warn!(error = %e, lines = batch.entry_count(), "tailed lines not stored; retrying"),
+        if !more {
+            return;
+        }
+    }
+}
+
+/// Read-time timestamps, strictly increasing across polls: lines keep their order, and two
+/// equal lines never share a timestamp (the store drops an exact duplicate, which a retried
+/// push relies on).
+#[derive(Debug, Default)]
+pub(crate) struct LineClock {
+    last: Nanos,
+}
+
+impl LineClock {
+    fn next(&mut self, now: Nanos) -> Nanos {
+        self.last = now.max(self.last.saturating_add(1));
+        self.last
+    }
+}
+
+/// A poll's lines as one batch: a stream per file (`labels` plus `filename`), stamped with
+/// the read time `now`, a nanosecond apart.
+pub(crate) fn file_batch(
+    files: Vec<FileLines>,
+    labels: &[(String, String)],
+    now: Nanos,
+    clock: &mut LineClock,
+) -> LogBatch {
+    let mut batch = LogBatch::new();
+    for f in files {
+        let name = f.path.display().to_string();
+        let mut pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if !pairs.iter().any(|(k, _)| *k == "filename") {
+            pairs.push(("filename", &name));
+        }
+        let stream = match Labels::from_pairs(pairs) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, file = %name, lines = f.lines.len(), "invalid stream labels; lines dropped");
+                continue;
+            }
+        };
+        batch.push(stream, f.lines.into_iter().map(|l| LogEntry::new(clock.next(now), l)));
+    }
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_stamped_in_order_across_polls() {
+        let files = vec![
+            FileLines { path: "/l/a.log".into(), lines: vec!["x".into(), "x".into()] },
+            FileLines { path: "/l/b.log".into(), lines: vec!["y".into()] },
+        ];
+        let labels = [("job".to_string(), "app".to_string()), ("env".to_string(), "prod".to_string())];
+        let mut clock = LineClock::default();
+        let rows = |b: &LogBatch| -> Vec<(String, Nanos, String)> {
+            b.iter().flat_map(|(l, es)| es.iter().map(|e| (l.to_string(), e.ts, e.line.to_string()))).collect()
+        };
+        let first = rows(&file_batch(files.clone(), &labels, 1_000, &mut clock));
+        assert_eq!(first[0].0, r#"{env="prod", filename="/l/a.log", job="app"}"#);
+        assert_eq!(first[2].0, r#"{env="prod", filename="/l/b.log", job="app"}"#);
+        let second = rows(&file_batch(files, &labels, 1_000, &mut clock));
+        let ts: Vec<Nanos> = first.iter().chain(&second).map(|r| r.1).collect();
+        assert!(ts.windows(2).all(|w| w[0] < w[1]), "{ts:?}");
     }
 }

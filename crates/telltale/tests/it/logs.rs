@@ -239,6 +239,37 @@ fn tailed_files_resume_after_a_restart_without_loss_or_repeats() {
     assert_eq!(got[0].0["filename"], log.display().to_string());
 }
 
+/// Lines the store refuses (here: over `logs.rates.max_streams_per_tenant`) are written
+/// again until it takes them, not skipped: the tailer does not return a line twice.
+#[test]
+fn issue_7_serve_retries_tailed_lines_the_store_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let cfg = |max: usize| {
+        format!(
+            "{QUIET}logs:\n  rates:\n    max_streams_per_tenant: {max}\n  files_poll_interval: 100ms\n  files:\n    \
+             - path: {}\n      labels: {{job: tailed}}\n",
+            log.display()
+        )
+    };
+    let s = start(&cfg(1));
+    let r = push(
+        &s,
+        r#"{"streams":[{"stream":{"job":"other"},"values":[["1700000000000000001","takes the one stream"]]}]}"#,
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    std::fs::write(&log, "one\n").unwrap();
+    s.wait_for_log(|l| l.contains("tailed lines not stored; retrying") && l.contains("max_streams_per_tenant"));
+    std::fs::write(&log, "one\ntwo\n").unwrap();
+    std::fs::write(s.config_path(), cfg(10)).unwrap();
+    assert_eq!(s.request("POST", "/-/reload", &[], &[]).status, 200);
+    let lines = || logql(&s, r#"{job="tailed"}"#).into_iter().map(|(_, _, l)| l).collect::<Vec<_>>();
+    telltale_testkit::eventually("both lines", std::time::Duration::from_millis(100), || {
+        (lines().len() >= 2).then_some(())
+    });
+    assert_eq!(lines(), ["one", "two"]);
+}
+
 #[test]
 fn logql_rule_groups_fire_through_the_alerting_pipeline() {
     let (hook, received) = super::webhook_sink();
