@@ -67,17 +67,22 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// Collect host metrics and scrape targets, shipping them by remote write to a server;
-    /// buffers on disk while the server is unreachable.
-    #[command(after_help = "Example:\n  telltale agent --remote-write http://telltale.example:7070/api/v1/write")]
+    /// Collect host metrics and scrape targets, shipping them by remote write to a server
+    /// (buffered on disk while it is unreachable); tail the files of logs.files, pushing their
+    /// lines to the server's Loki push API (offsets checkpointed once the server took them).
+    #[command(
+        after_help = "Example:\n  telltale agent --remote-write http://telltale.example:7070/api/v1/write --config agent.yml\n\n\
+                      Log lines go to agent.logs_push_url, by default the remote-write URL with /api/v1/write\n\
+                      replaced by /loki/api/v1/push (here http://telltale.example:7070/loki/api/v1/push)."
+    )]
     Agent {
         /// Remote-write URL (e.g. http://HOST:7070/api/v1/write); overrides agent.remote_write_url.
         #[arg(long, value_name = "URL")]
         remote_write: Option<String>,
-        /// YAML configuration file (collectors, global, scrape_configs, agent sections).
+        /// YAML configuration file (collectors, global, scrape_configs, logs.files, agent sections).
         #[arg(long, value_name = "FILE", env = "TELLTALE_CONFIG")]
         config: Option<PathBuf>,
-        /// Where the on-disk queue lives [default: ./telltale-agent-data].
+        /// Where the on-disk queue and the file offsets live [default: ./telltale-agent-data].
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },

@@ -302,3 +302,180 @@ fn logql_rule_groups_fire_through_the_alerting_pipeline() {
     let rec = json(&s.get("/api/v1/query?query=app%3Alog_errors%3Acount1m"));
     assert_eq!(rec["data"]["result"][0]["metric"]["app"], "checkout", "{rec}");
 }
+
+/// Issue 7: `telltale agent` tails files to the server's Loki push API. Appends, a rotation
+/// while the server is down (lines written to the old file after the rename included),
+/// copytruncate, a graceful restart of the agent and a `kill -9` of it with a rotation while
+/// it is down: every line arrives once, in the order written.
+#[test]
+fn agent_tails_files_through_outages_and_restarts_delivering_every_line_once() {
+    use std::os::unix::fs::MetadataExt as _;
+    use std::path::Path;
+    use std::time::Duration;
+    use telltale_testkit::{eventually, Peer};
+
+    let mut s = start(&format!("{QUIET}collectors:\n  enabled: false\n"));
+    s.pin_address();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let log = logs.join("app.log");
+    let append = |path: &Path, text: &str| {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    let cfg = dir.path().join("agent.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "collectors:\n  enabled: false\nglobal:\n  external_labels: {{site: lab}}\nlogs:\n  files_poll_interval: 100ms\n  \
+             files:\n    - path: {}/*.log\n      labels: {{job: agent-tail}}\nagent:\n  min_backoff: 50ms\n  max_backoff: 200ms\n",
+            logs.display()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args: Vec<String> = vec![
+        "agent".into(),
+        "--remote-write".into(),
+        format!("{}/api/v1/write", s.url()),
+        "--config".into(),
+        cfg.display().to_string(),
+        "--data-dir".into(),
+        data.display().to_string(),
+    ];
+    let lines = |s: &TestServer| logql(s, r#"{job="agent-tail"}"#).into_iter().map(|(_, _, l)| l).collect::<Vec<_>>();
+    let arrived = |s: &TestServer, want: &[&str], agent: &Peer| {
+        eventually(&format!("{} tailed lines", want.len()), Duration::from_millis(100), || {
+            (lines(s).len() >= want.len()).then_some(())
+        });
+        assert_eq!(lines(s), want, "{}", agent.log());
+    };
+    let pause = |d: Duration| {
+        let (_keep, rx) = mpsc::channel::<()>();
+        let _ = rx.recv_timeout(d);
+    };
+
+    append(&log, "a1\na2\n");
+    let mut agent = Peer::start(super::BIN, &args);
+    arrived(&s, &["a1", "a2"], &agent);
+    append(&log, "a3\n");
+    arrived(&s, &["a1", "a2", "a3"], &agent);
+
+    // The server goes away: o1 is read and retried; meanwhile the file is rotated, with a line
+    // written to the old file after the rename, as a writer does until it reopens.
+    assert_eq!(s.terminate().code(), Some(0));
+    append(&log, "o1\n");
+    eventually("the agent to retry", Duration::from_millis(50), || {
+        agent.log().contains("log push failed; retrying with backoff").then_some(())
+    });
+    append(&log, "o2\n");
+    std::fs::rename(&log, logs.join("app.log.1")).unwrap();
+    append(&logs.join("app.log.1"), "o3\n");
+    append(&log, "p1\np2\n");
+    pause(Duration::from_millis(1500));
+    s.start_again();
+    let mut want = vec!["a1", "a2", "a3", "o1", "o2", "o3", "p1", "p2"];
+    arrived(&s, &want, &agent);
+
+    // copytruncate: the file is cut and written again from its start.
+    std::fs::write(&log, "t1\n").unwrap();
+    want.push("t1");
+    arrived(&s, &want, &agent);
+    append(&log, "t2\n");
+    want.push("t2");
+    arrived(&s, &want, &agent);
+
+    // A graceful restart, with a line written while the agent is down.
+    let status = agent.terminate();
+    assert!(status.success(), "agent exited {status}\n{}", agent.log());
+    let log_text = agent.log();
+    let stopped = log_text.lines().find(|l| l.contains(" stopped")).unwrap_or_else(|| panic!("{log_text}"));
+    assert!(stopped.contains(&format!("sent_log_lines={}", want.len())), "{stopped}");
+    assert!(stopped.contains("dropped_rejected_log_lines=0"), "{stopped}");
+    assert!(!stopped.contains("log_push_retries=0"), "the outage caused retries: {stopped}");
+    append(&log, "r1\n");
+    let agent = Peer::start(super::BIN, &args);
+    want.push("r1");
+    arrived(&s, &want, &agent);
+
+    // kill -9 once r1 is checkpointed; the file is rotated while the agent is dead.
+    let checkpoint = data.join("logs").join("file-positions-0.json");
+    eventually("the checkpoint to reach the end of the file", Duration::from_millis(50), || {
+        let cp: serde_json::Value = serde_json::from_slice(&std::fs::read(&checkpoint).ok()?).ok()?;
+        let m = std::fs::metadata(&log).unwrap();
+        let p = &cp[log.display().to_string()];
+        (p["inode"] == m.ino() && p["offset"] == m.len()).then_some(())
+    });
+    drop(agent);
+    append(&log, "k1\n");
+    std::fs::rename(&log, logs.join("app.log.2")).unwrap();
+    append(&log, "k2\n");
+    let mut agent = Peer::start(super::BIN, &args);
+    want.extend(["k1", "k2"]);
+    arrived(&s, &want, &agent);
+
+    // Once each, in order, in one stream with the file's labels and the external label; SQL agrees.
+    let got = logql(&s, r#"{job="agent-tail"}"#);
+    let stream = serde_json::json!({"job": "agent-tail", "filename": log.display().to_string(), "site": "lab"});
+    assert!(got.iter().all(|(l, _, _)| *l == stream), "{got:?}");
+    assert_eq!(sql_lines(&s, "SELECT line FROM logs WHERE job = 'agent-tail' ORDER BY timestamp"), want);
+    let status = agent.terminate();
+    assert!(status.success(), "agent exited {status}\n{}", agent.log());
+}
+
+/// A push the server refuses with a 4xx (here: more labels than its `max_labels_per_stream`)
+/// is logged with the server's reason, counted and dropped, and the agent goes on following
+/// that file and the others. An agent whose push URL cannot be derived refuses to start.
+#[test]
+fn agent_drops_a_push_the_server_refuses_and_goes_on() {
+    use std::time::Duration;
+    use telltale_testkit::{eventually, Peer};
+
+    let s = start(&format!("{QUIET}collectors:\n  enabled: false\nlogs:\n  limits:\n    max_labels_per_stream: 3\n"));
+    let dir = tempfile::tempdir().unwrap();
+    let (bad, good) = (dir.path().join("bad.log"), dir.path().join("good.log"));
+    std::fs::write(&bad, "refused 1\n").unwrap();
+    std::fs::write(&good, "taken 1\n").unwrap();
+    let cfg = dir.path().join("agent.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "collectors:\n  enabled: false\nlogs:\n  files_poll_interval: 100ms\n  files:\n    \
+             - path: {}\n      labels: {{job: bad, a: x, b: y}}\n    - path: {}\n      labels: {{job: good}}\n",
+            bad.display(),
+            good.display()
+        ),
+    )
+    .unwrap();
+    let args = |url: String| -> Vec<String> {
+        let data = dir.path().join("data").display().to_string();
+        ["agent", "--remote-write", &url, "--config", &cfg.display().to_string(), "--data-dir", &data]
+            .map(String::from)
+            .to_vec()
+    };
+    let out = std::process::Command::new(super::BIN).args(args("http://127.0.0.1:9/receive".into())).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("agent.logs_push_url: needed for logs.files"), "{err}");
+
+    let mut agent = Peer::start(super::BIN, &args(format!("{}/api/v1/write", s.url())));
+    let lines = |job: &str| logql(&s, &format!("{{job=\"{job}\"}}")).into_iter().map(|(_, _, l)| l).collect::<Vec<_>>();
+    eventually("the good file's line", Duration::from_millis(100), || (lines("good") == ["taken 1"]).then_some(()));
+    std::fs::write(&bad, "refused 1\nrefused 2\n").unwrap();
+    std::fs::write(&good, "taken 1\ntaken 2\n").unwrap();
+    eventually("the good file's second line", Duration::from_millis(100), || {
+        (lines("good") == ["taken 1", "taken 2"]).then_some(())
+    });
+    let status = agent.terminate();
+    assert!(status.success(), "agent exited {status}\n{}", agent.log());
+    let log = agent.log();
+    assert!(
+        log.lines().any(|l| l.contains("log push refused; lines dropped") && l.contains("max_labels_per_stream")),
+        "{log}"
+    );
+    let stopped = log.lines().find(|l| l.contains(" stopped")).unwrap_or_else(|| panic!("{log}"));
+    assert!(stopped.contains("sent_log_lines=2") && stopped.contains("dropped_rejected_log_lines=2"), "{stopped}");
+    assert!(lines("bad").is_empty());
+}
