@@ -62,14 +62,22 @@ fn gram_hash(w: &[u8]) -> u64 {
     mix(u64::from_le_bytes(b))
 }
 
-fn token_hash(t: &[u8]) -> u64 {
-    // FNV-1a, then mixed: tokens are short.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in t {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100_0000_01b3);
+/// A 64-bit hash of `b`, eight bytes at a time (FxHash's step, splitmix64's finaliser): for
+/// hash sets of tokens and lines, where a byte-at-a-time hash was a tenth of ingest CPU.
+pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = (b.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w.try_into().expect("8 bytes"))).wrapping_mul(K);
     }
-    mix(h ^ t.len() as u64)
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(K);
+    }
+    mix(h)
 }
 
 /// How a filter maps a hash to one of its m bits.
@@ -128,7 +136,7 @@ impl BloomBuilder {
     /// Adds a line's tokens.
     pub(crate) fn add_line(&mut self, line: &[u8]) {
         tokens(line, |t| {
-            if t.len() >= GRAM && self.seen.insert(token_hash(t)) {
+            if t.len() >= GRAM && self.seen.insert(hash_bytes(t)) {
                 self.grams += t.len() - GRAM + 1;
                 self.long_tokens.push(t.to_vec());
             }

@@ -322,7 +322,7 @@ impl LogDb {
         }
         let id = self.next_segment.fetch_add(1, Ordering::Relaxed);
         let settings =
-            WriteSettings { block_lines: self.opts.block_lines, compression_level: self.opts.compression_level };
+            WriteSettings { block_lines: self.opts.block_lines, compression_level: self.opts.flush_compression_level };
         segment::write(&self.seg_dir(), id, wal_upto, rows, &settings)?;
         self.open_written(id, ids).map(Some)
     }

@@ -41,12 +41,7 @@ pub(crate) struct StreamHead {
 }
 
 fn entry_hash(ts: i64, line: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ (ts as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    for &b in line {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    h
+    crate::bloom::hash_bytes(line) ^ (ts as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 impl StreamHead {

@@ -29,8 +29,13 @@ pub struct Options {
     /// Most lines in one block (a stream's row group in a segment): the unit the needle
     /// index skips.
     pub block_lines: usize,
-    /// zstd level of segment pages (1-22); higher packs tighter and writes slower.
+    /// zstd level of segment pages as compaction writes them (1-22); higher packs tighter and
+    /// writes slower.
     pub compression_level: i32,
+    /// zstd level of the segments a head flush writes (1-22). Low, because the flusher must
+    /// keep up with ingest (at level 6 compression was a third of ingest CPU); compaction
+    /// rewrites them at `compression_level`.
+    pub flush_compression_level: i32,
     /// Segments smaller than this are merged with their neighbours (`"256MiB"`); 0 turns
     /// compaction off.
     #[serde(with = "telltale_model::units::size")]
@@ -72,6 +77,7 @@ impl Default for Options {
             head_max_age: Duration::from_secs(15 * 60),
             block_lines: 16_384,
             compression_level: 6,
+            flush_compression_level: 1,
             compaction_target: 256 << 20,
             wal: WalOptions::default(),
         }
@@ -102,8 +108,12 @@ impl WalOptions {
 impl Options {
     /// Checks values that cannot work.
     pub fn validate(&self) -> Result<()> {
-        if !(1..=22).contains(&self.compression_level) {
-            return Err(Error::InvalidOptions("compression_level must be between 1 and 22".into()));
+        for (name, level) in
+            [("compression_level", self.compression_level), ("flush_compression_level", self.flush_compression_level)]
+        {
+            if !(1..=22).contains(&level) {
+                return Err(Error::InvalidOptions(format!("{name} must be between 1 and 22")));
+            }
         }
         if self.block_lines < 16 {
             return Err(Error::InvalidOptions("block_lines must be at least 16".into()));
