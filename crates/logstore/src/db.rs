@@ -644,10 +644,11 @@ impl LogWriter for LogDb {
                         warn!(error = %e, "cannot freeze the log head; retrying at the next write");
                     }
                 }
-            } else if bytes > 2 * self.opts.head_max_bytes {
-                // The flusher is a whole head behind: wait until it has written the frozen head
+            } else if bytes > self.opts.head_max_bytes + self.opts.head_max_bytes / 2 {
+                // The flusher is half a head behind: wait until it has written the frozen head
                 // (back-pressure instead of unbounded memory), write it here if no flusher runs,
-                // then freeze this one for it.
+                // then freeze this one for it. Heads in memory stay under 3 x head_max_bytes
+                // (a frozen one and this one, each at most 1.5 x); at 2 x it was 4 x.
                 let _g = lock(&self.flush_lock);
                 let res = if read(&self.persisted).flushing.is_empty() { Ok(()) } else { self.write_frozen() };
                 if let Err(e) = res.and_then(|()| self.freeze()) {

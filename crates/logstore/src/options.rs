@@ -20,7 +20,8 @@ pub struct Options {
     /// Applied when a segment is rewritten, one block (a stream's part of a segment) at a time.
     pub retention_streams: Vec<StreamRetention>,
     /// The in-memory head is written out as a segment once its lines pass this size
-    /// (`"64MiB"`).
+    /// (`"32MiB"`). Memory for heads stays under three times this (one being written, one
+    /// filling, each at most 1.5 times), plus about 60 bytes per line.
     #[serde(with = "telltale_model::units::size")]
     pub head_max_bytes: u64,
     /// ... or once its oldest line arrived this long ago (`"15m"`).
@@ -73,7 +74,7 @@ impl Default for Options {
             retention_time: Duration::from_secs(30 * 86_400),
             retention_size: 0,
             retention_streams: Vec::new(),
-            head_max_bytes: 64 << 20,
+            head_max_bytes: 32 << 20,
             head_max_age: Duration::from_secs(15 * 60),
             block_lines: 16_384,
             compression_level: 6,

@@ -282,7 +282,7 @@ fn big_heads_flush_on_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let o = Options { head_max_bytes: 64 << 10, ..opts() };
     let db = LogDb::open(dir.path(), &o).unwrap();
-    // No flusher runs here: a full head is frozen, and once the next head is twice the
+    // No flusher runs here: a full head is frozen, and once the next head is 1.5 times the
     // limit the writer writes the frozen one itself and freezes the next (back-pressure).
     for k in 0..40 {
         db.write_logs(&batch("a", k * 200, 200)).unwrap();
