@@ -75,7 +75,7 @@ async fn bulk_inner(
     ingest_logs(&app, &headers, body, encoding, "elasticsearch", decode).await?;
     let items = std::mem::take(&mut *items.lock().unwrap_or_else(|p| p.into_inner()));
     let body = es_bulk::response(&items, started.elapsed().as_millis() as u64);
-    Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Adds `X-Elastic-Product` to every response of the family.

@@ -61,7 +61,10 @@ pub fn decode(body: &[u8], default_index: Option<&str>, now: Nanos, limits: &Log
         let Some((kind, meta)) = action.into_iter().next() else {
             return Err(Error::syntax(lineno, "malformed action/metadata line: empty object"));
         };
-        let meta = meta.as_object().cloned().unwrap_or_default();
+        let meta = match meta {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
         let index = meta.get("_index").and_then(Value::as_str).or(default_index).unwrap_or("").to_string();
         let id = meta
             .get("_id")
@@ -143,7 +146,7 @@ fn store(
     };
     let mut pairs: Vec<(String, String)> = Vec::new();
     if key.is_some() {
-        flatten("", &doc, &mut pairs);
+        flatten("", doc, &mut pairs);
     }
     let mut seen = std::collections::HashSet::new();
     let mut kept: Vec<(&str, &str)> = Vec::new();
@@ -156,13 +159,13 @@ fn store(
     b.entry(stream, ts, &line, meta).map_err(|e| e.to_string())
 }
 
-fn flatten(prefix: &str, m: &Map<String, Value>, out: &mut Vec<(String, String)>) {
+fn flatten(prefix: &str, m: Map<String, Value>, out: &mut Vec<(String, String)>) {
     for (k, v) in m {
         let name =
-            if prefix.is_empty() { sanitize_label_name(k) } else { format!("{prefix}_{}", sanitize_label_name(k)) };
+            if prefix.is_empty() { sanitize_label_name(&k) } else { format!("{prefix}_{}", sanitize_label_name(&k)) };
         match v {
             Value::Object(inner) => flatten(&name, inner, out),
-            Value::String(s) => out.push((name, s.clone())),
+            Value::String(s) => out.push((name, s)),
             Value::Null => {}
             other => out.push((name, other.to_string())),
         }
@@ -181,29 +184,50 @@ fn parse_date(s: &str) -> Option<Nanos> {
     None
 }
 
-/// The response body of `POST /_bulk` for `items`, in Elasticsearch's shape.
-pub fn response(items: &[BulkItem], took_ms: u64) -> Value {
+/// The response body of `POST /_bulk` for `items`, in Elasticsearch's shape (JSON text).
+/// Written directly rather than built as a `serde_json::Value`: a tree per item was a tenth
+/// of the server's CPU on `_bulk` ingest (perf).
+pub fn response(items: &[BulkItem], took_ms: u64) -> Vec<u8> {
+    use std::io::Write;
+    fn string(out: &mut Vec<u8>, s: &str) {
+        serde_json::to_writer(&mut *out, s).expect("writing to a Vec");
+    }
     let errors = items.iter().any(|i| i.error.is_some());
-    let items: Vec<Value> = items
-        .iter()
-        .enumerate()
-        .map(|(n, i)| {
-            let id = i.id.clone().unwrap_or_else(|| format!("tt{n:x}{took_ms:x}"));
-            let body = match &i.error {
-                None => serde_json::json!({
-                    "_index": i.index, "_id": id, "_version": 1, "result": "created",
-                    "_shards": {"total": 1, "successful": 1, "failed": 0},
-                    "_seq_no": n, "_primary_term": 1, "status": 201,
-                }),
-                Some((t, reason)) => serde_json::json!({
-                    "_index": i.index, "_id": id, "status": 400,
-                    "error": {"type": t, "reason": reason},
-                }),
-            };
-            serde_json::json!({ i.action.clone(): body })
-        })
-        .collect();
-    serde_json::json!({"took": took_ms, "errors": errors, "items": items})
+    let mut out = Vec::with_capacity(64 + items.len() * 192);
+    let _ = write!(out, r#"{{"took":{took_ms},"errors":{errors},"items":["#);
+    for (n, i) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        string(&mut out, &i.action);
+        out.extend_from_slice(br#":{"_index":"#);
+        string(&mut out, &i.index);
+        out.extend_from_slice(br#","_id":"#);
+        match &i.id {
+            Some(id) => string(&mut out, id),
+            None => {
+                let _ = write!(out, r#""tt{n:x}{took_ms:x}""#);
+            }
+        }
+        match &i.error {
+            None => {
+                let _ = write!(
+                    out,
+                    r#","_version":1,"result":"created","_shards":{{"total":1,"successful":1,"failed":0}},"_seq_no":{n},"_primary_term":1,"status":201}}}}"#
+                );
+            }
+            Some((t, reason)) => {
+                out.extend_from_slice(br#","status":400,"error":{"type":"#);
+                string(&mut out, t);
+                out.extend_from_slice(br#","reason":"#);
+                string(&mut out, reason);
+                out.extend_from_slice(b"}}}");
+            }
+        }
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 #[cfg(test)]
@@ -265,8 +289,10 @@ mod tests {
                 Some("document_parsing_exception")
             ]
         );
-        let r = response(&bulk.items, 3);
+        let r: Value = serde_json::from_slice(&response(&bulk.items, 3)).unwrap();
         assert_eq!(r["errors"], true);
+        assert_eq!(r["items"][1]["delete"]["error"]["type"], "illegal_argument_exception");
+        assert_eq!(r["items"][0]["index"]["_index"], "a");
         assert_eq!(r["items"][1]["delete"]["status"], 400);
         assert!(decode(b"not an action\n", None, 0, &lim()).is_err());
         assert!(decode(b"{\"index\":{\"_index\":\"a\"}}\n", None, 0, &lim()).is_err());
@@ -274,8 +300,16 @@ mod tests {
 
     #[test]
     fn response_shape_clients_accept() {
-        let items = vec![BulkItem { action: "create".into(), index: "i".into(), id: Some("7".into()), error: None }];
-        let r = response(&items, 5);
+        let items = vec![
+            BulkItem { action: "create".into(), index: "i".into(), id: Some("7".into()), error: None },
+            BulkItem { action: "index".into(), index: "q\"uote".into(), id: None, error: None },
+        ];
+        let r: Value = serde_json::from_slice(&response(&items, 5)).unwrap();
+        assert_eq!(r["took"], 5);
+        assert_eq!(r["items"][1]["index"]["_index"], "q\"uote");
+        assert_eq!(r["items"][1]["index"]["_id"], "tt15");
+        assert_eq!(r["items"][1]["index"]["_seq_no"], 1);
+        assert_eq!(r["items"][0]["create"]["_shards"]["successful"], 1);
         assert_eq!(r["errors"], false);
         assert_eq!(r["items"][0]["create"]["status"], 201);
         assert_eq!(r["items"][0]["create"]["result"], "created");
