@@ -413,36 +413,31 @@ impl LogDb {
         Ok(())
     }
 
-    /// Merges runs of small segments, each into one, until fewer than four small ones are
-    /// left (flushes write at a low zstd level; compaction is what packs them tightly, so it
-    /// does not wait a maintenance interval per run).
+    /// Merges runs of small segments into one.
     fn compact(&self) -> Result<()> {
         if self.opts.compaction_target == 0 {
             return Ok(());
         }
         let _g = lock(&self.rewrite_lock);
-        loop {
-            let segs: Vec<Arc<Open>> = read(&self.persisted).segments.clone();
-            let small: Vec<&Arc<Open>> =
-                segs.iter().filter(|s| s.seg.bytes < self.opts.compaction_target / 2).collect();
-            if small.len() < 4 {
-                return Ok(());
+        let segs: Vec<Arc<Open>> = read(&self.persisted).segments.clone();
+        let small: Vec<&Arc<Open>> = segs.iter().filter(|s| s.seg.bytes < self.opts.compaction_target / 2).collect();
+        if small.len() < 4 {
+            return Ok(());
+        }
+        let mut run = Vec::new();
+        let mut total = 0;
+        for s in small {
+            if total + s.seg.bytes > self.opts.compaction_target && run.len() >= 2 {
+                break;
             }
-            let mut run = Vec::new();
-            let mut total = 0;
-            for s in small {
-                if total + s.seg.bytes > self.opts.compaction_target && run.len() >= 2 {
-                    break;
-                }
-                total += s.seg.bytes;
-                run.push(s.clone());
-            }
-            if run.len() < 2 {
-                return Ok(());
-            }
+            total += s.seg.bytes;
+            run.push(s.clone());
+        }
+        if run.len() >= 2 {
             self.rewrite(&run, &|_, _| true)?;
             self.compactions.fetch_add(1, Ordering::Relaxed);
         }
+        Ok(())
     }
 
     /// Writes the kept blocks of `inputs` as one new segment, then swaps it in for them.
