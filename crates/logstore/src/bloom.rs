@@ -10,7 +10,8 @@
 //!
 //! Sizing: one hash function and 2 bits per distinct n-gram, rounded up to whole 64-bit words
 //! (a 39% false-positive rate per n-gram); a hash picks its bit by multiply-shift, so the size
-//! needs no rounding to a power of two (version 1 indexes did that, up to doubling their size). A 16-character id has 9 n-grams, so a block without it passes all 9 probes with
+//! needs no rounding to a power of two (version 1 indexes did that, up to doubling their
+//! size). A 16-character id has 9 n-grams, so a block without it passes all 9 probes with
 //! probability 0.39^9 = 2e-4. The count of distinct n-grams is bounded from the block's
 //! distinct tokens, collected first, so building costs one hash per token occurrence plus one
 //! per n-gram of each distinct token. The measurement behind these numbers is in
@@ -145,27 +146,21 @@ impl BloomBuilder {
 
     /// The filter's bytes ([`Sizing::Exact`]: a multiple of 64 bits, at least 64).
     pub(crate) fn finish(self) -> Vec<u8> {
-        let bits = (self.grams * BITS_PER_GRAM).max(64).next_multiple_of(64);
-        let mut out = vec![0u8; bits / 8];
-        for t in &self.long_tokens {
-            for w in t.windows(GRAM) {
-                let h = bit(gram_hash(w), bits as u64, Sizing::Exact);
-                out[(h >> 3) as usize] |= 1 << (h & 7);
-            }
-        }
-        out
+        self.finish_sized(Sizing::Exact)
     }
-}
 
-impl BloomBuilder {
-    /// A version 1 filter ([`Sizing::PowerOfTwo`]), to test that old indexes still read.
-    #[cfg(test)]
-    pub(crate) fn finish_power_of_two(self) -> Vec<u8> {
-        let bits = (self.grams * BITS_PER_GRAM).max(64).next_power_of_two();
+    /// The filter's bytes as `sizing` lays them out (version 1's [`Sizing::PowerOfTwo`] only
+    /// in tests, to show old indexes still read).
+    pub(crate) fn finish_sized(self, sizing: Sizing) -> Vec<u8> {
+        let min_bits = (self.grams * BITS_PER_GRAM).max(64);
+        let bits = match sizing {
+            Sizing::PowerOfTwo => min_bits.next_power_of_two(),
+            Sizing::Exact => min_bits.next_multiple_of(64),
+        };
         let mut out = vec![0u8; bits / 8];
         for t in &self.long_tokens {
             for w in t.windows(GRAM) {
-                let h = bit(gram_hash(w), bits as u64, Sizing::PowerOfTwo);
+                let h = bit(gram_hash(w), bits as u64, sizing);
                 out[(h >> 3) as usize] |= 1 << (h & 7);
             }
         }

@@ -243,6 +243,16 @@ pub(crate) fn index_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:010}.idx"))
 }
 
+/// The column of metadata key `key`: the key itself, or `meta_<key>` when a stream label
+/// (`is_label`) or a built-in column (`timestamp`, `line`) has that name.
+pub(crate) fn meta_column_name(key: &str, is_label: bool) -> String {
+    if is_label || key == "timestamp" || key == "line" {
+        format!("meta_{key}")
+    } else {
+        key.to_string()
+    }
+}
+
 /// The columns of a segment, fixed before its first row: stream label names, and metadata
 /// keys with their column names (a key taken by a label or a built-in column becomes
 /// `meta_<key>`).
@@ -264,11 +274,7 @@ impl Columns {
         let meta = keys
             .into_iter()
             .map(|k| {
-                let col = if labels.contains(&k) || k == "timestamp" || k == "line" {
-                    format!("meta_{k}")
-                } else {
-                    k.clone()
-                };
+                let col = meta_column_name(&k, labels.contains(&k));
                 (k, col)
             })
             .collect();
@@ -775,7 +781,7 @@ mod tests {
             for l in &lines[k * 50..(k + 1) * 50] {
                 f.add_line(l.as_bytes());
             }
-            let f = f.finish_power_of_two();
+            let f = f.finish_sized(bloom::Sizing::PowerOfTwo);
             put_uvarint(&mut body, f.len() as u64);
             body.extend_from_slice(&f);
         }

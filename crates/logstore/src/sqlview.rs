@@ -27,11 +27,7 @@ pub struct SqlView {
 
 /// The column a metadata key gets next to the stream's labels (as in segments).
 pub(crate) fn meta_column(key: &str, labels: &Labels) -> String {
-    if labels.get(key).is_some() || key == "timestamp" || key == "line" {
-        format!("meta_{key}")
-    } else {
-        key.to_string()
-    }
+    crate::segment::meta_column_name(key, labels.get(key).is_some())
 }
 
 impl LogDb {
