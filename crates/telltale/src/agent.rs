@@ -195,14 +195,8 @@ fn start_files(
         return Ok(None);
     }
     let url = config.agent.logs_push_url().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let dir = data_dir.join("logs");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let max_line = usize::try_from(config.logs.limits.max_line_size).unwrap_or(usize::MAX).max(1);
     let mut sources = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        let cp = dir.join(format!("file-positions-{i}.json"));
-        let tailer = Tailer::open(&[f.glob().to_string()], &cp, max_line)?;
-        let mut labels = f.labels();
+    for (tailer, mut labels) in config.logs.open_tailers(&data_dir.join("logs"))? {
         for (k, v) in &config.global.external_labels {
             if !labels.iter().any(|(n, _)| n == k) {
                 labels.push((k.clone(), v.clone()));
@@ -239,7 +233,7 @@ fn tail_files(mut sources: Vec<Source>, pusher: &Pusher, every: Duration, stop: 
             if poll.files.is_empty() {
                 continue;
             }
-            let batch = file_batch(poll.files, &src.labels, unix_nanos(), &mut clock);
+            let batch = file_batch(poll.files, &src.labels, system_now_ms().saturating_mul(1_000_000), &mut clock);
             let lines = batch.entry_count() as u64;
             let attempt = || agent::push_logs(&pusher.client, &pusher.opts, &pusher.url, &batch);
             let stats = &pusher.stats;
@@ -276,10 +270,4 @@ fn tail_files(mut sources: Vec<Source>, pusher: &Pusher, every: Duration, stop: 
             }
         }
     }
-}
-
-fn unix_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

@@ -171,6 +171,26 @@ impl LogsConfig {
     }
 }
 
+/// A followed `logs.files` entry and its configured labels.
+pub(crate) type TailedFiles = (Tailer, Vec<(String, String)>);
+
+impl LogsConfig {
+    /// A tailer per `logs.files` entry, with the entry's labels; offsets are checkpointed in
+    /// `dir` (`file-positions-<i>.json`, created if missing), for `serve` and `agent` alike.
+    pub(crate) fn open_tailers(&self, dir: &std::path::Path) -> anyhow::Result<Vec<TailedFiles>> {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        let max_line = usize::try_from(self.limits.max_line_size).unwrap_or(usize::MAX).max(1);
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let cp = dir.join(format!("file-positions-{i}.json"));
+                Ok((Tailer::open(&[f.glob().to_string()], &cp, max_line)?, f.labels()))
+            })
+            .collect()
+    }
+}
+
 /// The most one poll of a `logs.files` entry reads, and so the most one write (`serve`) or
 /// push (`agent`) carries: 1 MiB of lines (Promtail's default `batchsize`) or 65,536 lines.
 pub(crate) const FILE_READ_BUDGET: Budget = Budget { bytes: 1 << 20, lines: 65_536 };
@@ -196,13 +216,11 @@ pub(crate) fn start_files(
     if cfg.files.is_empty() {
         return Ok(None);
     }
-    let max_line = usize::try_from(cfg.limits.max_line_size).unwrap_or(usize::MAX).max(1);
-    let mut followed = Vec::new();
-    for (i, f) in cfg.files.iter().enumerate() {
-        let cp = data_dir.join("logs").join(format!("file-positions-{i}.json"));
-        let tailer = Tailer::open(&[f.glob().to_string()], &cp, max_line)?;
-        followed.push(Followed { tailer, labels: f.labels(), pending: None });
-    }
+    let followed: Vec<Followed> = cfg
+        .open_tailers(&data_dir.join("logs"))?
+        .into_iter()
+        .map(|(tailer, labels)| Followed { tailer, labels, pending: None })
+        .collect();
     let every = cfg.files_poll_interval;
     let mut state_of = Some((followed, LineClock::default()));
     Ok(Some(tokio::spawn(async move {
