@@ -1,8 +1,8 @@
 //! Follows log files the way Promtail does: paths by glob, new lines as they are appended,
 //! across rotation (the file renamed and a new one created: the old one is read to its end
 //! first, also when the new one appears a poll or more later) and truncation (copytruncate:
-//! read again from the start), with the offset of every
-//! file checkpointed so a restart resumes where the last stored line ended.
+//! read again from the start), with the offset of every file checkpointed so a restart
+//! resumes where the last stored line ended.
 //!
 //! Inputs: globs and a checkpoint file. Outputs: complete lines per file, from [`Tailer::poll`];
 //! the caller stores them and then calls [`Tailer::commit`], which writes the offsets
