@@ -24,7 +24,7 @@ pub(crate) const GRAM: usize = 8;
 /// Bits per distinct n-gram.
 const BITS_PER_GRAM: usize = 2;
 
-fn is_token_byte(b: u8) -> bool {
+pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
 
@@ -103,7 +103,17 @@ fn bit(h: u64, m: u64, sizing: Sizing) -> u64 {
 pub(crate) struct BloomBuilder {
     seen: HashSet<u64, BuildMix>,
     long_tokens: Vec<Vec<u8>>,
+    /// Hashes set as they are (dictionary refs, see [`ref_keys`]).
+    keys: Vec<u64>,
     grams: usize,
+}
+
+/// Probes per dictionary ref in a block's filter: 0.39^3, a 6% false-positive rate per ref.
+const REF_KEYS: u64 = 3;
+
+/// The hashes standing for "this block uses dictionary id `r`" in its filter.
+pub(crate) fn ref_keys(r: u64) -> impl Iterator<Item = u64> {
+    (0..REF_KEYS).map(move |k| mix(r.wrapping_mul(REF_KEYS).wrapping_add(k) ^ 0x5bd1_e995_7f4a_7c15))
 }
 
 /// A hasher for already-mixed u64 keys.
@@ -136,12 +146,29 @@ impl std::hash::BuildHasher for BuildMix {
 impl BloomBuilder {
     /// Adds a line's tokens.
     pub(crate) fn add_line(&mut self, line: &[u8]) {
+        self.add_text(line, false);
+    }
+
+    /// Adds a line's tokens, without the ones the id dictionary holds when `skip_dict_ids`
+    /// (an encoded segment indexes those once, in its dictionary's filter).
+    pub(crate) fn add_text(&mut self, line: &[u8], skip_dict_ids: bool) {
         tokens(line, |t| {
+            if skip_dict_ids && crate::linecodec::is_dict_id(t) {
+                return;
+            }
             if t.len() >= GRAM && self.seen.insert(hash_bytes(t)) {
                 self.grams += t.len() - GRAM + 1;
                 self.long_tokens.push(t.to_vec());
             }
         });
+    }
+
+    /// Adds that the block uses dictionary id `r` (once per distinct ref).
+    pub(crate) fn add_ref(&mut self, r: u64) {
+        if self.seen.insert(mix(r ^ 0x2545_f491_4f6c_dd1d)) {
+            self.keys.extend(ref_keys(r));
+            self.grams += REF_KEYS as usize;
+        }
     }
 
     /// The filter's bytes ([`Sizing::Exact`]: a multiple of 64 bits, at least 64).
@@ -164,12 +191,47 @@ impl BloomBuilder {
                 out[(h >> 3) as usize] |= 1 << (h & 7);
             }
         }
+        for &k in &self.keys {
+            let h = bit(k, bits as u64, sizing);
+            out[(h >> 3) as usize] |= 1 << (h & 7);
+        }
         out
     }
 }
 
+/// A needle's piece of [`GRAM`] bytes or more (the needle split at separators).
+#[derive(Debug, Clone)]
+pub(crate) struct Piece {
+    pub(crate) text: Vec<u8>,
+    /// Its n-gram hashes, sorted.
+    pub(crate) grams: Vec<u64>,
+}
+
+impl Piece {
+    /// Whether the piece may lie inside a dictionary id (it is lowercase hex, short enough).
+    pub(crate) fn may_be_in_id(&self) -> bool {
+        self.text.len() <= 2 * crate::linecodec::ID_BYTES
+            && self.text.iter().all(|&b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+}
+
+/// The pieces of `needle` the index can test (none: the index cannot help).
+pub(crate) fn needle_pieces(needle: &str) -> Vec<Piece> {
+    let mut out = Vec::new();
+    tokens(needle.as_bytes(), |t| {
+        if t.len() >= GRAM {
+            let mut grams: Vec<u64> = t.windows(GRAM).map(gram_hash).collect();
+            grams.sort_unstable();
+            grams.dedup();
+            out.push(Piece { text: t.to_vec(), grams });
+        }
+    });
+    out
+}
+
 /// The n-gram hashes a block must hold to possibly contain `needle`, or none if the needle
 /// has no piece of [`GRAM`] bytes or more (then the index cannot help).
+#[cfg(test)]
 pub(crate) fn needle_grams(needle: &str) -> Vec<u64> {
     let mut out = Vec::new();
     tokens(needle.as_bytes(), |t| {

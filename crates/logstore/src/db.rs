@@ -60,8 +60,8 @@ struct Frozen {
 
 /// A segment with its streams mapped to the store's stream ids.
 #[derive(Debug)]
-struct Open {
-    seg: Segment,
+pub(crate) struct Open {
+    pub(crate) seg: Segment,
     ids: Vec<u32>,
 }
 
@@ -328,8 +328,11 @@ impl LogDb {
             return Ok(None);
         }
         let id = self.next_segment.fetch_add(1, Ordering::Relaxed);
-        let settings =
-            WriteSettings { block_lines: self.opts.block_lines, compression_level: self.opts.flush_compression_level };
+        let settings = WriteSettings {
+            block_lines: self.opts.block_lines,
+            compression_level: self.opts.flush_compression_level,
+            encode_lines: !self.opts.plain_lines,
+        };
         segment::write(&self.seg_dir(), id, wal_upto, rows, &settings)?;
         self.open_written(id, ids).map(Some)
     }
@@ -455,8 +458,11 @@ impl LogDb {
             inputs.iter().flat_map(|o| o.seg.meta_keys().map(str::to_string)).collect::<Vec<_>>(),
         );
         let id = self.next_segment.fetch_add(1, Ordering::Relaxed);
-        let settings =
-            WriteSettings { block_lines: self.opts.block_lines, compression_level: self.opts.compression_level };
+        let settings = WriteSettings {
+            block_lines: self.opts.block_lines,
+            compression_level: self.opts.compression_level,
+            encode_lines: !self.opts.plain_lines,
+        };
         let mut w = segment::SegmentWriter::create(&self.seg_dir(), id, wal_upto, cols, &settings)?;
         let mut ids = Vec::new();
         for sid in &streams {
@@ -724,7 +730,7 @@ impl LogDb {
         &self,
         streams: &[(Labels, u32)],
         q: &LogSelect<'_>,
-        needles: &[Vec<u64>],
+        pieces: &[bloom::Piece],
     ) -> (HashMap<u32, Vec<Source>>, usize) {
         let skip_lines = q.skip_lines && q.filters.is_empty();
         let wanted: HashSet<u32> = streams.iter().map(|s| s.1).collect();
@@ -737,12 +743,15 @@ impl LogDb {
             if ix.max_ts() < q.range.start || ix.min_ts() > q.range.end {
                 continue;
             }
+            // A segment whose dictionary cannot be read is not skipped from (reading it
+            // reports the error).
+            let probes = if pieces.is_empty() { None } else { o.seg.probe(pieces).ok() };
             for (bi, b) in ix.blocks.iter().enumerate() {
                 let sid = o.ids[b.stream];
                 if !wanted.contains(&sid) || b.max_ts < q.range.start || b.min_ts > q.range.end {
                     continue;
                 }
-                if needles.iter().any(|g| !g.is_empty() && !o.seg.may_contain(b, g)) {
+                if probes.as_ref().is_some_and(|p| !o.seg.may_match(b, p)) {
                     skipped += 1;
                     continue;
                 }
@@ -813,14 +822,14 @@ impl LogReader for LogDb {
         if streams.is_empty() {
             return Ok(());
         }
-        let needles: Vec<Vec<u64>> = q
+        let pieces: Vec<bloom::Piece> = q
             .filters
             .iter()
             .filter(|f| f.op == telltale_model::FilterOp::Contains)
-            .map(|f| bloom::needle_grams(&f.value))
+            .flat_map(|f| bloom::needle_pieces(&f.value))
             .collect();
         let skip_lines = q.skip_lines && q.filters.is_empty();
-        let (mut sources, skipped) = self.snapshot(&streams, q, &needles);
+        let (mut sources, skipped) = self.snapshot(&streams, q, &pieces);
         self.blocks_skipped.fetch_add(skipped as u64, Ordering::Relaxed);
         let read_blocks = sources.values().flatten().filter(|s| matches!(s, Source::Block(..))).count();
         self.blocks_read.fetch_add(read_blocks as u64, Ordering::Relaxed);
@@ -1003,6 +1012,11 @@ impl Maintenance for LogDb {
 
 impl LogDb {
     /// Segment files, their column names, and copies of the head's streams, consistently.
+    /// The live segments by id (SQL decodes their lines).
+    pub(crate) fn open_segments(&self) -> HashMap<u64, Arc<Open>> {
+        read(&self.persisted).segments.iter().map(|o| (o.seg.id, o.clone())).collect()
+    }
+
     pub(crate) fn sql_parts(&self) -> crate::sqlview::SqlParts {
         let h = read(&self.head);
         let p = read(&self.persisted);

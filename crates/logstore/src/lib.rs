@@ -16,6 +16,7 @@ mod bloom;
 mod db;
 mod error;
 mod head;
+mod linecodec;
 mod options;
 mod segment;
 mod selector;
@@ -25,7 +26,7 @@ mod wal;
 pub use db::LogDb;
 pub use error::{Error, Result};
 pub use options::{Options, StreamRetention, WalOptions};
-pub use sqlview::SqlView;
+pub use sqlview::{LineDecoder, SqlView};
 /// The Arrow and Parquet crates the store's files and [`SqlView`] are made with.
 pub use {arrow_array, arrow_schema};
 

@@ -41,6 +41,10 @@ pub struct Options {
     /// compaction off.
     #[serde(with = "telltale_model::units::size")]
     pub compaction_target: u64,
+    /// Store lines as text instead of as templates and variables (`false`, the default, packs
+    /// them about a third tighter). Only for tools that read the segment files' Parquet
+    /// directly and want a `line` column; Telltale reads both.
+    pub plain_lines: bool,
     /// WAL settings.
     pub wal: WalOptions,
 }
@@ -80,6 +84,7 @@ impl Default for Options {
             compression_level: 6,
             flush_compression_level: 1,
             compaction_target: 256 << 20,
+            plain_lines: false,
             wal: WalOptions::default(),
         }
     }

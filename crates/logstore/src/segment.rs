@@ -19,7 +19,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow_array::builder::BinaryBuilder;
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
@@ -30,16 +31,27 @@ use telltale_model::Labels;
 
 use crate::bloom::{self, BloomBuilder};
 use crate::error::{io_err, Error, Result};
+use crate::linecodec::{self, EncodedRow, Encoder, ID_BYTES};
 use crate::wal::{put_uvarint, put_varint, Cursor};
 
 /// Version 1: blooms inline in a checksummed body, power-of-two sizes (read, no longer written).
 const IDX_MAGIC_V1: [u8; 8] = *b"TTLIDX\0\x01";
-/// Version 2: blooms first, then the block table, then a footer; exact sizes.
-const IDX_MAGIC: [u8; 8] = *b"TTLIDX\0\x02";
+/// Version 2: blooms first, then the block table, then a footer; exact sizes (read, no
+/// longer written).
+const IDX_MAGIC_V2: [u8; 8] = *b"TTLIDX\0\x02";
+/// Version 3: version 2 plus, between the blooms and the table, the id dictionary's filter and
+/// the dictionary (16 bytes per id) of a segment with encoded lines.
+const IDX_MAGIC: [u8; 8] = *b"TTLIDX\0\x03";
 /// Table offset (u64) and CRC32C of everything before the CRC (u32).
 const IDX_FOOTER: usize = 12;
 pub(crate) const KIND: &str = "telltale.kind";
 pub(crate) const KEY: &str = "telltale.key";
+
+/// The columns of a segment with encoded lines (`linecodec`) that stand for `line`: the
+/// segment's id (so SQL knows which dictionary a row's refs point into), then the template
+/// and the variables.
+pub(crate) const ENCODED_LINE_COLUMNS: [&str; 5] =
+    ["__tt_segment", "__tt_template", "__tt_nums", "__tt_hexes", "__tt_refs"];
 
 /// One block of a segment, as its index describes it.
 #[derive(Debug, Clone)]
@@ -62,6 +74,15 @@ pub(crate) struct SegmentIndex {
     pub(crate) wal_upto: u64,
     pub(crate) streams: Vec<Labels>,
     pub(crate) blocks: Vec<Block>,
+    /// Where the id dictionary's filter and ids lie in the index file (version 3).
+    pub(crate) dict: Option<DictLocation>,
+}
+
+/// Byte ranges of an id dictionary in its index file.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DictLocation {
+    pub(crate) bloom: std::ops::Range<usize>,
+    pub(crate) ids: std::ops::Range<usize>,
 }
 
 impl SegmentIndex {
@@ -92,17 +113,22 @@ impl SegmentIndex {
             put_uvarint(&mut body, b.line_bytes);
             put_uvarint(&mut body, b.bloom.len() as u64);
         }
+        let d = self.dict.clone().unwrap_or_default();
+        put_uvarint(&mut body, d.bloom.len() as u64);
+        put_uvarint(&mut body, (d.ids.len() / ID_BYTES) as u64);
         body
     }
 
-    /// Parses a block table. Version 2 gives bloom lengths (the blooms lie back to back from
-    /// `blooms_at`, up to `blooms_end`); version 1 gives the blooms inline, which are
-    /// appended to `inline` and located there.
+    /// Parses a block table. Versions 2 and 3 give bloom lengths (the blooms lie back to back
+    /// from `blooms_at`, up to `blooms_end`; in version 3 the dictionary's filter and ids
+    /// follow them); version 1 gives the blooms inline, which are appended to `inline` and
+    /// located there.
     fn decode_table(
         body: &[u8],
         blooms_at: usize,
         blooms_end: usize,
         mut inline: Option<&mut Vec<u8>>,
+        version: u8,
         path: &Path,
     ) -> Result<Self> {
         let mut c = Cursor { b: body };
@@ -139,7 +165,18 @@ impl SegmentIndex {
                 };
                 blocks.push(Block { stream, row_group, min_ts, max_ts, rows, line_bytes, bloom });
             }
-            c.b.is_empty().then_some(SegmentIndex { wal_upto, streams, blocks })
+            let mut dict = None;
+            if version >= 3 {
+                let bloom_len = usize::try_from(c.uvarint()?).ok()?;
+                let ids_len = usize::try_from(c.uvarint()?).ok()?.checked_mul(ID_BYTES)?;
+                let bloom = at..at.checked_add(bloom_len)?;
+                let ids = bloom.end..bloom.end.checked_add(ids_len)?;
+                if ids.end != blooms_end {
+                    return None;
+                }
+                dict = Some(DictLocation { bloom, ids });
+            }
+            c.b.is_empty().then_some(SegmentIndex { wal_upto, streams, blocks, dict })
         };
         parse().ok_or_else(|| Error::corrupt(path, "undecodable index"))
     }
@@ -188,10 +225,15 @@ fn read_index(path: &Path) -> Result<(SegmentIndex, Filters, bloom::Sizing, u64)
             return Err(bad("checksum mismatch".into()));
         }
         let mut blooms = Vec::new();
-        let index = SegmentIndex::decode_table(&data[12..], 0, 0, Some(&mut blooms), path)?;
+        let index = SegmentIndex::decode_table(&data[12..], 0, 0, Some(&mut blooms), 1, path)?;
         return Ok((index, Filters::Owned(blooms), bloom::Sizing::PowerOfTwo, len));
     }
-    if magic != IDX_MAGIC || len < (8 + IDX_FOOTER) as u64 {
+    let version = match magic {
+        IDX_MAGIC_V2 => 2,
+        IDX_MAGIC => 3,
+        _ => return Err(bad("bad magic".into())),
+    };
+    if len < (8 + IDX_FOOTER) as u64 {
         return Err(bad("bad magic".into()));
     }
     // Verified in pieces, so opening a large index does not hold it in memory.
@@ -217,7 +259,7 @@ fn read_index(path: &Path) -> Result<(SegmentIndex, Filters, bloom::Sizing, u64)
     }
     let mut table = vec![0u8; (table_end - table_at) as usize];
     file.read_exact_at(&mut table, table_at).map_err(io_err("read segment index", path))?;
-    let index = SegmentIndex::decode_table(&table, 8, table_at as usize, None, path)?;
+    let index = SegmentIndex::decode_table(&table, 8, table_at as usize, None, version, path)?;
     Ok((index, Filters::InFile(file), bloom::Sizing::Exact, len))
 }
 
@@ -233,6 +275,8 @@ pub(crate) struct StreamRows<'a> {
 pub(crate) struct WriteSettings {
     pub(crate) block_lines: usize,
     pub(crate) compression_level: i32,
+    /// Lines as templates and variables (`linecodec`), or as text.
+    pub(crate) encode_lines: bool,
 }
 
 pub(crate) fn parquet_path(dir: &Path, id: u64) -> PathBuf {
@@ -244,9 +288,9 @@ pub(crate) fn index_path(dir: &Path, id: u64) -> PathBuf {
 }
 
 /// The column of metadata key `key`: the key itself, or `meta_<key>` when a stream label
-/// (`is_label`) or a built-in column (`timestamp`, `line`) has that name.
+/// (`is_label`) or a built-in column (`timestamp`, `line`, the encoded line's) has that name.
 pub(crate) fn meta_column_name(key: &str, is_label: bool) -> String {
-    if is_label || key == "timestamp" || key == "line" {
+    if is_label || key == "timestamp" || key == "line" || ENCODED_LINE_COLUMNS.contains(&key) {
         format!("meta_{key}")
     } else {
         key.to_string()
@@ -317,6 +361,8 @@ pub(crate) struct SegmentWriter {
     block_lines: usize,
     /// The index being written: blooms as blocks finish, the table at the end.
     idx: Option<IndexFile>,
+    /// Encodes lines (and builds the segment's id dictionary), unless lines are stored as text.
+    encoder: Option<Encoder>,
 }
 
 /// A temporary index file written front to back, with a running CRC.
@@ -363,10 +409,14 @@ impl SegmentWriter {
         cols: Columns,
         settings: &WriteSettings,
     ) -> Result<SegmentWriter> {
-        let mut fields = vec![
-            Field::new("timestamp", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
-            Field::new("line", DataType::Utf8, false),
-        ];
+        let mut fields =
+            vec![Field::new("timestamp", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false)];
+        if settings.encode_lines {
+            fields.push(Field::new(ENCODED_LINE_COLUMNS[0], DataType::UInt64, false));
+            fields.extend(ENCODED_LINE_COLUMNS[1..].iter().map(|c| Field::new(*c, DataType::Binary, false)));
+        } else {
+            fields.push(Field::new("line", DataType::Utf8, false));
+        }
         for l in &cols.labels {
             fields.push(
                 Field::new(l, DataType::Utf8, true).with_metadata([(KIND.to_string(), "label".to_string())].into()),
@@ -384,6 +434,12 @@ impl SegmentWriter {
             .set_max_row_group_row_count(None)
             .set_data_page_size_limit(1 << 20)
             .set_column_encoding(ColumnPath::from("timestamp"), Encoding::DELTA_BINARY_PACKED);
+        if settings.encode_lines {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(ENCODED_LINE_COLUMNS[0]), true);
+            for c in &ENCODED_LINE_COLUMNS[1..] {
+                props = props.set_column_encoding(ColumnPath::from(*c), Encoding::DELTA_LENGTH_BYTE_ARRAY);
+            }
+        }
         for c in cols.labels.iter().chain(cols.meta.iter().map(|(_, c)| c)) {
             props = props.set_column_dictionary_enabled(ColumnPath::from(c.as_str()), true);
         }
@@ -398,9 +454,10 @@ impl SegmentWriter {
             cols,
             schema,
             writer: Some(writer),
-            index: SegmentIndex { wal_upto, streams: Vec::new(), blocks: Vec::new() },
+            index: SegmentIndex { wal_upto, ..SegmentIndex::default() },
             block_lines: settings.block_lines,
             idx: Some(idx),
+            encoder: settings.encode_lines.then(Encoder::default),
         })
     }
 
@@ -424,8 +481,17 @@ impl SegmentWriter {
             let end = (start + self.block_lines).min(s.ts.len());
             let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
             cols.push(Arc::new(TimestampNanosecondArray::from(s.ts[start..end].to_vec()).with_timezone("UTC")));
-            let lines: Vec<&str> = s.lines[start..end].iter().map(|l| std::str::from_utf8(l).unwrap_or("")).collect();
-            cols.push(Arc::new(StringArray::from(lines)));
+            let mut bloom = BloomBuilder::default();
+            match self.encoder.as_mut() {
+                Some(enc) => {
+                    cols.extend(encode_block(enc, self.id, &s.lines[start..end], &s.ts[start..end], &mut bloom));
+                }
+                None => {
+                    let lines: Vec<&str> =
+                        s.lines[start..end].iter().map(|l| std::str::from_utf8(l).unwrap_or("")).collect();
+                    cols.push(Arc::new(StringArray::from(lines)));
+                }
+            }
             for l in &self.cols.labels {
                 let v = s.labels.get(l);
                 cols.push(Arc::new(StringArray::from(vec![v; end - start])));
@@ -438,10 +504,9 @@ impl SegmentWriter {
                 .map_err(|e| Error::corrupt(&self.tmp, e.to_string()))?;
             writer.write(&batch).map_err(|e| pq_err(&self.tmp, e))?;
             writer.flush().map_err(|e| pq_err(&self.tmp, e))?;
-            let mut bloom = BloomBuilder::default();
             let mut bytes = 0u64;
             for l in &s.lines[start..end] {
-                bloom.add_line(l);
+                bloom.add_text(l, self.encoder.is_some());
                 bytes += l.len() as u64;
             }
             let row_group = self.index.blocks.len();
@@ -478,8 +543,11 @@ impl SegmentWriter {
         let (dir, id) = (self.dir.clone(), self.id);
         let ppath = parquet_path(&dir, id);
         let ipath = index_path(&dir, id);
-        let idx = self.idx.take().expect("finished once");
+        let mut idx = self.idx.take().expect("finished once");
         let itmp = idx.path.clone();
+        if let Some(enc) = self.encoder.take() {
+            self.index.dict = Some(write_dict(&mut idx, &enc.dict.ids)?);
+        }
         let table = self.index.encode_table();
         let res = (|| -> Result<()> {
             idx.finish(&table)?;
@@ -509,6 +577,44 @@ impl Drop for SegmentWriter {
     }
 }
 
+/// Encodes one block's lines into the encoded-line columns, adding each distinct dictionary
+/// ref to the block's filter.
+fn encode_block(enc: &mut Encoder, id: u64, lines: &[&[u8]], ts: &[i64], bloom: &mut BloomBuilder) -> [ArrayRef; 5] {
+    let mut row = EncodedRow::default();
+    let n = lines.len();
+    let mut cols: [BinaryBuilder; 4] = std::array::from_fn(|_| BinaryBuilder::with_capacity(n, n * 16));
+    for (l, t) in lines.iter().zip(ts) {
+        enc.encode(l, *t, &mut row);
+        for r in linecodec::refs_of(&row.refs) {
+            bloom.add_ref(r);
+        }
+        for (c, v) in cols.iter_mut().zip([&row.template, &row.nums, &row.hexes, &row.refs]) {
+            c.append_value(v);
+        }
+    }
+    let [t, nums, hexes, refs] = cols.map(|mut c| Arc::new(c.finish()) as ArrayRef);
+    [Arc::new(UInt64Array::from(vec![id; n])), t, nums, hexes, refs]
+}
+
+/// Appends the dictionary's filter (over the ids' hex text) and the ids to an index file.
+fn write_dict(idx: &mut IndexFile, ids: &[[u8; ID_BYTES]]) -> Result<DictLocation> {
+    let mut bloom = BloomBuilder::default();
+    let mut hex = Vec::with_capacity(2 * ID_BYTES);
+    for id in ids {
+        hex.clear();
+        linecodec::put_hex(id, &mut hex);
+        bloom.add_line(&hex);
+    }
+    let filter = if ids.is_empty() { Vec::new() } else { bloom.finish() };
+    let at = idx.len;
+    idx.put(&filter)?;
+    let bloom = at..idx.len;
+    for id in ids {
+        idx.put(id)?;
+    }
+    Ok(DictLocation { ids: bloom.end..idx.len, bloom })
+}
+
 fn pq_err(path: &Path, e: parquet::errors::ParquetError) -> Error {
     match e {
         parquet::errors::ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
@@ -526,6 +632,13 @@ fn pq_err(path: &Path, e: parquet::errors::ParquetError) -> Error {
     }
 }
 
+/// A needle piece as probed in one segment: its n-grams, and the dictionary ids holding it.
+#[derive(Debug, Clone)]
+pub(crate) struct PieceProbe {
+    grams: Vec<u64>,
+    refs: Vec<u64>,
+}
+
 /// An open segment: its index, its Parquet metadata, and which columns are metadata.
 #[derive(Debug)]
 pub(crate) struct Segment {
@@ -539,6 +652,10 @@ pub(crate) struct Segment {
     file: PosFile,
     filters: Filters,
     sizing: bloom::Sizing,
+    /// Column indices of the encoded line (template, nums, hexes, refs), or of `line` alone.
+    line_cols: Vec<usize>,
+    /// The id dictionary while someone uses it (it is loaded on demand, not kept).
+    dict: std::sync::Mutex<std::sync::Weak<Vec<u8>>>,
 }
 
 /// A segment file read with positional reads (`pread`), each reader keeping its own
@@ -606,17 +723,86 @@ impl Segment {
         if let Some(b) = index.blocks.iter().find(|b| b.row_group >= groups) {
             return Err(Error::corrupt(&path, format!("index names row group {} of {groups}", b.row_group)));
         }
-        if schema.field_with_name("timestamp").is_err() || schema.field_with_name("line").is_err() {
-            return Err(Error::corrupt(&path, "no timestamp or line column"));
-        }
+        let col = |name: &str| schema.index_of(name).ok();
+        let line_cols: Option<Vec<usize>> = if col(ENCODED_LINE_COLUMNS[1]).is_some() {
+            ENCODED_LINE_COLUMNS[1..].iter().map(|c| col(c)).collect()
+        } else {
+            col("line").map(|c| vec![c])
+        };
+        let (Some(line_cols), Some(0)) = (line_cols, col("timestamp")) else {
+            return Err(Error::corrupt(&path, "no timestamp or line columns"));
+        };
         let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0) + index_bytes;
-        Ok(Segment { id, path, index, bytes, meta, meta_cols, file: PosFile(Arc::new(file)), filters, sizing })
+        Ok(Segment {
+            id,
+            path,
+            index,
+            bytes,
+            meta,
+            meta_cols,
+            file: PosFile(Arc::new(file)),
+            filters,
+            sizing,
+            line_cols,
+            dict: Default::default(),
+        })
     }
 
-    /// Whether `block` may hold a line with every n-gram of `grams` (its bloom filter says).
-    pub(crate) fn may_contain(&self, block: &Block, grams: &[u64]) -> bool {
+    /// The id dictionary (16 bytes per id; empty for a segment of text lines), read from the
+    /// index file unless a reader holds it already.
+    pub(crate) fn dict(&self) -> Result<Arc<Vec<u8>>> {
+        let mut cached = self.dict.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(d) = cached.upgrade() {
+            return Ok(d);
+        }
+        let Some(loc) = &self.index.dict else { return Ok(Arc::default()) };
+        let ipath = index_path(self.path.parent().unwrap_or(Path::new(".")), self.id);
+        let mut ids = vec![0u8; loc.ids.len()];
+        match &self.filters {
+            Filters::InFile(f) => {
+                use std::os::unix::fs::FileExt;
+                f.read_exact_at(&mut ids, loc.ids.start as u64).map_err(io_err("read segment index", &ipath))?;
+            }
+            Filters::Owned(_) => return Err(Error::corrupt(&ipath, "a version 1 index with a dictionary")),
+        }
+        let d = Arc::new(ids);
+        *cached = Arc::downgrade(&d);
+        Ok(d)
+    }
+
+    /// What the index can tell about the needle pieces `pieces` in this segment, for
+    /// [`Segment::may_match`]. A piece that may lie inside a dictionary id is looked up in the
+    /// dictionary (its filter first, then the ids), so blocks using a matching id pass.
+    pub(crate) fn probe(&self, pieces: &[bloom::Piece]) -> Result<Vec<PieceProbe>> {
+        let mut out = Vec::with_capacity(pieces.len());
+        for p in pieces {
+            let mut refs = Vec::new();
+            if let Some(loc) = self.index.dict.as_ref().filter(|d| !d.ids.is_empty() && p.may_be_in_id()) {
+                let at = loc.bloom.start;
+                if bloom::may_contain_with(loc.bloom.len(), &p.grams, self.sizing, |i| self.filters.byte(at + i)) {
+                    let dict = self.dict()?;
+                    let mut hex = Vec::with_capacity(2 * ID_BYTES);
+                    for (r, id) in dict.chunks_exact(ID_BYTES).enumerate() {
+                        hex.clear();
+                        linecodec::put_hex(id, &mut hex);
+                        if hex.windows(p.text.len()).any(|w| w == p.text.as_slice()) {
+                            refs.push(r as u64);
+                        }
+                    }
+                }
+            }
+            out.push(PieceProbe { grams: p.grams.clone(), refs });
+        }
+        Ok(out)
+    }
+
+    /// Whether `block` may hold a line with every probed piece: the piece's n-grams are in
+    /// the block's filter, or the block uses a dictionary id that holds the piece.
+    pub(crate) fn may_match(&self, block: &Block, probes: &[PieceProbe]) -> bool {
         let at = block.bloom.start;
-        bloom::may_contain_with(block.bloom.len(), grams, self.sizing, |i| self.filters.byte(at + i))
+        let len = block.bloom.len();
+        let has = |keys: &[u64]| bloom::may_contain_with(len, keys, self.sizing, |i| self.filters.byte(at + i));
+        probes.iter().all(|p| has(&p.grams) || p.refs.iter().any(|&r| has(&bloom::ref_keys(r).collect::<Vec<_>>())))
     }
 
     /// The structured-metadata keys the segment has columns for.
@@ -624,9 +810,10 @@ impl Segment {
         self.meta_cols.iter().map(|(_, k)| k.as_str())
     }
 
-    /// Names of the segment's columns.
+    /// Names of the segment's label and metadata columns.
     pub(crate) fn column_names(&self) -> Vec<String> {
-        self.meta.schema().fields().iter().map(|f| f.name().clone()).collect()
+        let builtin = |n: &str| n == "timestamp" || n == "line" || ENCODED_LINE_COLUMNS.contains(&n);
+        self.meta.schema().fields().iter().map(|f| f.name().clone()).filter(|n| !builtin(n)).collect()
     }
 
     /// Decodes one block: timestamps, lines (unless `skip_lines`) and metadata pairs.
@@ -634,9 +821,15 @@ impl Segment {
         let file = self.file.clone();
         let mut cols = vec![0usize];
         if !skip_lines {
-            cols.push(1);
+            cols.extend(&self.line_cols);
         }
         cols.extend(self.meta_cols.iter().map(|(i, _)| *i));
+        // The projection keeps the file's column order; find each column's place in it.
+        let mut order = cols.clone();
+        order.sort_unstable();
+        let place = |c: usize| order.binary_search(&c).expect("projected");
+        let dict = if skip_lines || self.line_cols.len() == 1 { None } else { Some(self.dict()?) };
+        let mut decoder = linecodec::Decoder::default();
         let mask = ProjectionMask::roots(self.meta.metadata().file_metadata().schema_descr(), cols.iter().copied());
         let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
             .with_row_groups(vec![block.row_group])
@@ -653,19 +846,30 @@ impl Segment {
                 .downcast_ref::<TimestampNanosecondArray>()
                 .ok_or_else(|| Error::corrupt(&self.path, "timestamp column is not ns timestamps"))?;
             out.ts.extend(ts.values().iter().copied());
-            let mut next = 1;
             if !skip_lines {
-                let lines = batch
-                    .column(1)
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .ok_or_else(|| Error::corrupt(&self.path, "line column is not strings"))?;
-                out.lines.push(lines.clone());
-                next = 2;
+                let lines = match &dict {
+                    Some(dict) => {
+                        let cols: Vec<&arrow_array::BinaryArray> = self
+                            .line_cols
+                            .iter()
+                            .map(|&c| batch.column(place(c)).as_any().downcast_ref::<arrow_array::BinaryArray>())
+                            .collect::<Option<_>>()
+                            .ok_or_else(|| Error::corrupt(&self.path, "encoded line columns are not binary"))?;
+                        decode_lines(&mut decoder, dict, &cols, ts.values())
+                            .ok_or_else(|| Error::corrupt(&self.path, "undecodable encoded line"))?
+                    }
+                    None => batch
+                        .column(place(self.line_cols[0]))
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .ok_or_else(|| Error::corrupt(&self.path, "line column is not strings"))?
+                        .clone(),
+                };
+                out.lines.push(lines);
             }
             let mut metas = Vec::new();
-            for (k, (_, key)) in self.meta_cols.iter().enumerate() {
-                let col = batch.column(next + k);
+            for (i, key) in &self.meta_cols {
+                let col = batch.column(place(*i));
                 let s = col
                     .as_any()
                     .downcast_ref::<StringArray>()
@@ -679,6 +883,26 @@ impl Segment {
         }
         Ok(out)
     }
+}
+
+/// Decodes encoded-line columns (template, nums, hexes, refs) with their timestamps into
+/// lines; `None` if a row is malformed. Invalid UTF-8 (stored lines are UTF-8, so only
+/// damage makes it) becomes U+FFFD.
+pub(crate) fn decode_lines(
+    decoder: &mut linecodec::Decoder,
+    dict: &[u8],
+    cols: &[&arrow_array::BinaryArray],
+    ts: &[i64],
+) -> Option<StringArray> {
+    let [t, nums, hexes, refs] = cols else { return None };
+    let mut b = arrow_array::builder::StringBuilder::with_capacity(ts.len(), ts.len() * 128);
+    let mut line = Vec::new();
+    for (i, &ts) in ts.iter().enumerate() {
+        line.clear();
+        decoder.decode(dict, t.value(i), nums.value(i), hexes.value(i), refs.value(i), ts, &mut line)?;
+        b.append_value(String::from_utf8_lossy(&line));
+    }
+    Some(b.finish())
 }
 
 /// A block's decoded columns (in Arrow arrays, as Parquet gave them).
@@ -761,7 +985,7 @@ mod tests {
             lines: lines.iter().map(|l| l.as_bytes()).collect(),
             meta: vec![&empty; 100],
         };
-        let settings = WriteSettings { block_lines: 50, compression_level: 1 };
+        let settings = WriteSettings { block_lines: 50, compression_level: 1, encode_lines: false };
         let (index, _) = write(dir.path(), 1, 7, &[s], &settings).unwrap();
         // The same index as version 1 wrote it: blooms inline, power-of-two sized.
         let mut body = Vec::new();
@@ -794,8 +1018,8 @@ mod tests {
         assert_eq!(seg.sizing, bloom::Sizing::PowerOfTwo);
         assert_eq!(seg.index.wal_upto, 7);
         assert_eq!(seg.index.blocks.len(), 2);
-        let needle = bloom::needle_grams(&lines[70][4..20]);
-        let hits: Vec<bool> = seg.index.blocks.iter().map(|b| seg.may_contain(b, &needle)).collect();
+        let probes = seg.probe(&bloom::needle_pieces(&lines[70][4..20])).unwrap();
+        let hits: Vec<bool> = seg.index.blocks.iter().map(|b| seg.may_match(b, &probes)).collect();
         assert_eq!(hits, [false, true]);
         assert_eq!(seg.read_block(&seg.index.blocks[1], false).unwrap().line(20), lines[70]);
     }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::TimeUnit;
 use datafusion::arrow::datatypes::{
     DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type,
     UInt8Type,
@@ -23,11 +24,13 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use serde_json::Value;
-use telltale_logstore::LogDb;
+use telltale_logstore::{LineDecoder, LogDb, SqlView};
 use telltale_model::ErrorKind;
 
 /// Limits of SQL queries.
@@ -124,6 +127,7 @@ impl SqlEngine {
         let ctx = SessionContext::new_with_state(state);
         let schema = view.schema.clone();
         let mut parts = Vec::new();
+        let segments_select;
         if !view.files.is_empty() {
             let urls = view
                 .files
@@ -132,10 +136,19 @@ impl SqlEngine {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(df)?;
             let opts = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-            let config =
-                ListingTableConfig::new_with_multi_paths(urls).with_listing_options(opts).with_schema(schema.clone());
+            let config = ListingTableConfig::new_with_multi_paths(urls)
+                .with_listing_options(opts)
+                .with_schema(view.segment_schema.clone());
             ctx.register_table("segments", Arc::new(ListingTable::try_new(config).map_err(df)?)).map_err(df)?;
-            parts.push("SELECT * FROM segments");
+            ctx.register_udf(ScalarUDF::from(LineUdf::new(view.lines)));
+            let enc = SqlView::ENCODED_LINE_COLUMNS.map(quote);
+            let mut cols = vec![
+                "timestamp".to_string(),
+                format!("{LINE_FN}({}, line, {}, timestamp) AS line", enc[0], enc[1..].join(", ")),
+            ];
+            cols.extend(schema.fields().iter().skip(2).map(|f| quote(f.name())));
+            segments_select = format!("SELECT {} FROM segments", cols.join(", "));
+            parts.push(segments_select.as_str());
         }
         if !view.head.is_empty() || parts.is_empty() {
             let mem = MemTable::try_new(schema.clone(), vec![view.head]).map_err(df)?;
@@ -154,6 +167,66 @@ impl SqlEngine {
         let truncated = rows.len() > self.opts.max_rows;
         rows.truncate(self.opts.max_rows);
         Ok(SqlOutput { columns, rows, truncated })
+    }
+}
+
+/// A SQL identifier, quoted.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The scalar function that makes `line` of segment rows (they hold it encoded).
+const LINE_FN: &str = "telltale_line";
+
+#[derive(Debug)]
+struct LineUdf {
+    decoder: LineDecoder,
+    signature: Signature,
+}
+
+impl LineUdf {
+    fn new(decoder: LineDecoder) -> Self {
+        let ts = DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+        let args = [DataType::UInt64, DataType::Utf8]
+            .into_iter()
+            .chain(std::iter::repeat_n(DataType::Binary, 4))
+            .chain([ts])
+            .collect();
+        Self { decoder, signature: Signature::exact(args, Volatility::Immutable) }
+    }
+}
+
+impl PartialEq for LineUdf {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for LineUdf {}
+
+impl std::hash::Hash for LineUdf {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        LINE_FN.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for LineUdf {
+    fn name(&self) -> &str {
+        LINE_FN
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let cols = ColumnarValue::values_to_arrays(&args.args)?;
+        let lines = self.decoder.decode(&cols).map_err(|e| DataFusionError::Execution(e.to_string()))?;
+        Ok(ColumnarValue::Array(lines))
     }
 }
 
@@ -247,6 +320,40 @@ mod tests {
         let e = SqlEngine::new(db, SqlOptions { max_rows: 2, ..SqlOptions::default() });
         let out = e.query("SELECT line FROM logs").await.unwrap();
         assert_eq!((out.rows.len(), out.truncated), (2, true));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lines_come_back_exactly_from_encoded_and_text_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let ts = 1_796_579_784_000_625_000; // 2026-12-06T17:56:24.000625Z
+        let trace = "5a1e518fcfcf0d64aa76dd0138337051";
+        let lines = [
+            format!(
+                r#"{{"ts":"2026-12-06T17:56:24.000625Z","trace_id":"{trace}","rid":"821e014c47ab84ed","ms":13.0}}"#
+            ),
+            format!("ts=2026-12-06T17:56:24.000Z trace_id={trace} user_id=4321 n=007 v=1.2.3"),
+            "10.1.2.3 - - [06/Dec/2026:17:56:24 +0000] \"GET /a?x=1 HTTP/1.1\" 200 2888 rt=0.078".to_string(),
+        ];
+        {
+            let opts = telltale_logstore::Options { plain_lines: true, ..Default::default() };
+            let db = LogDb::open(dir.path(), &opts).unwrap();
+            write(&db, "text", &[(ts, &lines[0], &[])]);
+            db.flush().unwrap();
+        }
+        let db = db(dir.path());
+        for (k, l) in lines.iter().enumerate() {
+            write(&db, "enc", &[(ts + k as i64, l, &[])]);
+        }
+        db.flush().unwrap();
+        let e = SqlEngine::new(db, SqlOptions::default());
+        let out = e.query("SELECT job, line FROM logs ORDER BY job, timestamp").await.unwrap();
+        let want: Vec<Vec<Value>> = [("enc", 0), ("enc", 1), ("enc", 2), ("text", 0)]
+            .iter()
+            .map(|(j, k)| vec![Value::from(*j), Value::from(lines[*k].as_str())])
+            .collect();
+        assert_eq!(out.rows, want);
+        let out = e.query(&format!("SELECT count(*) FROM logs WHERE line LIKE '%{trace}%'")).await.unwrap();
+        assert_eq!(out.rows, vec![vec![Value::from(3)]]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -158,6 +158,65 @@ fn needle_search_reads_only_blocks_that_may_match() {
     assert_eq!(lines(&db, &[LineFilter::contains("line 4321 ")]), [("a".to_string(), 4321)]);
 }
 
+/// Lines of jobs `a` and `b` sharing trace ids (each id on one line of each job), as
+/// services of one trace log it.
+fn traced(from: i64, n: i64) -> LogBatch {
+    let mut b = LogBatch::new();
+    for job in ["a", "b"] {
+        b.push(
+            labels(job),
+            (from..from + n).map(|i| {
+                let t = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                LogEntry::new(i * 1_000_000_000, format!("{job} {i} trace_id={t:016x}{:016x} ok", !t))
+            }),
+        );
+    }
+    b
+}
+
+#[test]
+fn trace_ids_shared_by_streams_are_found_through_the_dictionary() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = LogDb::open(dir.path(), &opts()).unwrap();
+    db.write_logs(&traced(0, 5000)).unwrap();
+    db.flush().unwrap();
+    let t = 1234u64.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let trace = format!("{t:016x}{:016x}", !t);
+    let want = [("a".to_string(), 1234), ("b".to_string(), 1234)];
+    assert_eq!(lines(&db, &[LineFilter::contains(trace.as_str())]), want);
+    let read = stat(&db, "telltale_logs_blocks_read_total");
+    // Blocks note the ids they use with a 6% false-positive rate.
+    assert!(read <= 30.0, "200 blocks, 2 hold the trace id, {read} read");
+    // A piece of the id, and the id with its key, find the same lines.
+    assert_eq!(lines(&db, &[LineFilter::contains(&trace[5..25])]), want);
+    assert_eq!(lines(&db, &[LineFilter::contains(format!("trace_id={trace} ok").as_str())]), want);
+    // An id in no line reads no block.
+    let before = stat(&db, "telltale_logs_blocks_read_total");
+    assert!(lines(&db, &[LineFilter::contains("0123456789abcdef0123456789abcdef")]).is_empty());
+    assert_eq!(stat(&db, "telltale_logs_blocks_read_total"), before);
+}
+
+#[test]
+fn segments_of_text_lines_and_of_encoded_lines_read_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = LogDb::open(dir.path(), &Options { plain_lines: true, ..opts() }).unwrap();
+        db.write_logs(&traced(0, 100)).unwrap();
+        db.flush().unwrap();
+    }
+    let db = LogDb::open(dir.path(), &Options { compaction_target: 1 << 30, ..opts() }).unwrap();
+    db.write_logs(&traced(100, 100)).unwrap();
+    db.flush().unwrap();
+    let all = lines(&db, &[]);
+    assert_eq!(all.len(), 400);
+    let t = 150u64.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let trace = format!("{t:016x}{:016x}", !t);
+    assert_eq!(lines(&db, &[LineFilter::contains(trace.as_str())]).len(), 2);
+    let t = 50u64.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let trace = format!("{t:016x}{:016x}", !t);
+    assert_eq!(lines(&db, &[LineFilter::contains(trace.as_str())]).len(), 2);
+}
+
 #[test]
 fn retention_by_time_size_and_stream() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,490 @@
+//! How segments store lines: a template plus typed variables (after CLP, "Compressed Log
+//! Processing", OSDI 2021), instead of the text.
+//!
+//! Why: a general compressor sees ids and numbers as text. A 32-character trace id costs it
+//! about 20 bytes on every line that repeats it, a 16-character request id about 10, and an
+//! in-line timestamp that equals the entry's own time is paid for twice. Stored as a template
+//! column (the line with those tokens cut out: what stays repeats from line to line, so zstd
+//! packs it tightly) and three variable columns, the same lines take about a third less on
+//! disk (`docs/logs.md`, "line encoding", has the measurement).
+//!
+//! The variables, each a whole token (bounded by bytes that are not `[A-Za-z0-9_]` or
+//! non-ASCII, as the needle index tokenizes):
+//! - an in-line timestamp equal to the entry's time, in RFC 3339 (`Z`, 0/3/6/9 fraction
+//!   digits) or the common log format (`06/Dec/2026:17:56:24 +0000`): no bytes at all;
+//! - decimal integers (`0` or no leading zero, up to 18 digits) and decimals with 1-9 fraction
+//!   digits, not next to a `.`: a varint in `nums`;
+//! - lowercase hex ids of 32 characters (trace ids): a varint index into the segment's id
+//!   dictionary (`refs`), because a trace id repeats across services, which are different
+//!   streams and so far apart in a stream-sorted file;
+//! - other lowercase hex tokens of an even length from 16 to 64: their bytes in `hexes`.
+//!
+//! Every row decodes on its own (no state across rows), so SQL can decode any batch.
+//! Template bytes 0x01-0x06 mark variables; a literal such byte is escaped with 0x06.
+
+use std::collections::HashMap;
+
+use crate::bloom::is_token_byte;
+use crate::wal::{put_uvarint, Cursor};
+
+const TIME: u8 = 0x01;
+const INT: u8 = 0x02;
+const DEC: u8 = 0x03;
+const HEX: u8 = 0x04;
+const REF: u8 = 0x05;
+const ESC: u8 = 0x06;
+
+/// Length of the ids the dictionary holds, in bytes (32 hex characters).
+pub(crate) const ID_BYTES: usize = 16;
+
+/// Whether `token` goes into the id dictionary: 32 lowercase hex characters.
+pub(crate) fn is_dict_id(token: &[u8]) -> bool {
+    token.len() == 2 * ID_BYTES && token.iter().all(|&b| is_hex_digit(b))
+}
+
+fn is_hex_digit(b: u8) -> bool {
+    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+}
+
+/// One row's encoded columns.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct EncodedRow {
+    pub(crate) template: Vec<u8>,
+    pub(crate) nums: Vec<u8>,
+    pub(crate) hexes: Vec<u8>,
+    pub(crate) refs: Vec<u8>,
+}
+
+impl EncodedRow {
+    fn clear(&mut self) {
+        self.template.clear();
+        self.nums.clear();
+        self.hexes.clear();
+        self.refs.clear();
+    }
+}
+
+/// A segment's id dictionary as it is built: ids in order of first use.
+#[derive(Debug, Default)]
+pub(crate) struct IdDict {
+    index: HashMap<[u8; ID_BYTES], u32>,
+    pub(crate) ids: Vec<[u8; ID_BYTES]>,
+}
+
+impl IdDict {
+    fn intern(&mut self, id: [u8; ID_BYTES]) -> u32 {
+        let next = self.ids.len() as u32;
+        *self.index.entry(id).or_insert_with(|| {
+            self.ids.push(id);
+            next
+        })
+    }
+}
+
+/// The renderings of one second, cached because consecutive lines share their second.
+#[derive(Debug, Default)]
+struct Second {
+    sec: Option<i64>,
+    /// `2026-12-06T17:56:24`
+    iso: Vec<u8>,
+    /// `06/Dec/2026:17:56:24 +0000`
+    clf: Vec<u8>,
+}
+
+impl Second {
+    fn set(&mut self, sec: i64) {
+        if self.sec == Some(sec) {
+            return;
+        }
+        let (days, rem) = (sec.div_euclid(86_400), sec.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        let (hh, mm, ss) = (rem / 3600, rem / 60 % 60, rem % 60);
+        const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        self.iso = format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}").into_bytes();
+        self.clf = format!("{d:02}/{}/{y:04}:{hh:02}:{mm:02}:{ss:02} +0000", MONTHS[(m - 1) as usize]).into_bytes();
+        self.sec = Some(sec);
+    }
+
+    /// Appends rendering `format` (0-3: RFC 3339 with 0, 3, 6, 9 fraction digits; 4: CLF) of
+    /// `ns` past the second.
+    fn render(&self, format: u8, ns: u32, out: &mut Vec<u8>) -> bool {
+        match format {
+            0..=3 => {
+                out.extend_from_slice(&self.iso);
+                let digits = 3 * usize::from(format);
+                if digits > 0 {
+                    let frac = format!("{ns:09}");
+                    out.push(b'.');
+                    out.extend_from_slice(&frac.as_bytes()[..digits]);
+                }
+                out.push(b'Z');
+            }
+            4 => out.extend_from_slice(&self.clf),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// Year, month, day of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Encodes lines, interning ids into the segment's dictionary.
+#[derive(Debug, Default)]
+pub(crate) struct Encoder {
+    pub(crate) dict: IdDict,
+    second: Second,
+    scratch: Vec<u8>,
+}
+
+impl Encoder {
+    /// Encodes `line`, whose entry time is `ts` (ns), into `out` (cleared first).
+    pub(crate) fn encode(&mut self, line: &[u8], ts: i64, out: &mut EncodedRow) {
+        out.clear();
+        let (sec, ns) = (ts.div_euclid(1_000_000_000), ts.rem_euclid(1_000_000_000) as u32);
+        self.second.set(sec);
+        // The entry's time in the line, most precise rendering first.
+        let mut time_at = None;
+        for format in [3u8, 2, 1, 0, 4] {
+            self.scratch.clear();
+            self.second.render(format, ns, &mut self.scratch);
+            if let Some(at) = find(line, &self.scratch) {
+                time_at = Some((at, at + self.scratch.len(), format));
+                break;
+            }
+        }
+        let mut i = 0;
+        while i < line.len() {
+            if let Some((start, end, format)) = time_at {
+                if i == start {
+                    out.template.extend_from_slice(&[TIME, b'0' + format]);
+                    i = end;
+                    continue;
+                }
+            }
+            let b = line[i];
+            let starts_token = is_token_byte(b) && (i == 0 || !is_token_byte(line[i - 1]));
+            if starts_token {
+                let mut end = i;
+                while end < line.len() && is_token_byte(line[end]) {
+                    end += 1;
+                }
+                if let Some((start, _, _)) = time_at {
+                    if start > i && start < end {
+                        // The timestamp starts inside this token: leave the token as text.
+                        end = start;
+                    }
+                }
+                if end - i > 0 && self.variable(line, i, end, out) {
+                    i = self.after_variable(line, i, end);
+                    continue;
+                }
+                literal(&line[i..end], &mut out.template);
+                i = end;
+                continue;
+            }
+            literal(&line[i..i + 1], &mut out.template);
+            i += 1;
+        }
+    }
+
+    /// Where the variable that starts at `start` ends (a decimal goes past the token's `.`).
+    fn after_variable(&self, line: &[u8], start: usize, end: usize) -> usize {
+        match decimal_end(line, start, end) {
+            Some(e) => e,
+            None => end,
+        }
+    }
+
+    /// Encodes the token `line[start..end]` as a variable if it is one.
+    fn variable(&mut self, line: &[u8], start: usize, end: usize, out: &mut EncodedRow) -> bool {
+        let tok = &line[start..end];
+        let whole_token = end == line.len() || !is_token_byte(line[end]);
+        if !whole_token {
+            return false;
+        }
+        if is_dict_id(tok) {
+            let mut id = [0u8; ID_BYTES];
+            unhex(tok, &mut id);
+            let r = self.dict.intern(id);
+            out.template.push(REF);
+            put_uvarint(&mut out.refs, u64::from(r));
+            return true;
+        }
+        if tok.len() >= 16 && tok.len() <= 64 && tok.len() % 2 == 0 && tok.iter().all(|&b| is_hex_digit(b)) {
+            let n = tok.len() / 2;
+            let at = out.hexes.len();
+            out.hexes.resize(at + n, 0);
+            unhex(tok, &mut out.hexes[at..]);
+            out.template.extend_from_slice(&[HEX, n as u8]);
+            return true;
+        }
+        if start > 0 && line[start - 1] == b'.' {
+            return false;
+        }
+        if let Some(dec_end) = decimal_end(line, start, end) {
+            let frac = &line[end + 1..dec_end];
+            let mut v = digits_value(tok);
+            for &d in frac {
+                v = v * 10 + u64::from(d - b'0');
+            }
+            out.template.extend_from_slice(&[DEC, b'0' + frac.len() as u8]);
+            put_uvarint(&mut out.nums, v);
+            return true;
+        }
+        if is_plain_integer(tok, 18) && !(end < line.len() && line[end] == b'.') {
+            out.template.push(INT);
+            put_uvarint(&mut out.nums, digits_value(tok));
+            return true;
+        }
+        false
+    }
+}
+
+/// `Some(end)` if `line[start..tok_end]` begins a decimal `int.frac` (int: up to 9 digits,
+/// frac: 1-9 digits, neither followed by a token byte or `.`).
+fn decimal_end(line: &[u8], start: usize, tok_end: usize) -> Option<usize> {
+    if !is_plain_integer(&line[start..tok_end], 9) || line.get(tok_end) != Some(&b'.') {
+        return None;
+    }
+    let mut e = tok_end + 1;
+    while e < line.len() && line[e].is_ascii_digit() {
+        e += 1;
+    }
+    let frac = e - tok_end - 1;
+    let bounded = e == line.len() || (!is_token_byte(line[e]) && line[e] != b'.');
+    ((1..=9).contains(&frac) && bounded).then_some(e)
+}
+
+/// Digits only, `0` or without a leading zero, at most `max` of them.
+fn is_plain_integer(tok: &[u8], max: usize) -> bool {
+    !tok.is_empty() && tok.len() <= max && tok.iter().all(u8::is_ascii_digit) && (tok.len() == 1 || tok[0] != b'0')
+}
+
+fn digits_value(tok: &[u8]) -> u64 {
+    tok.iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'))
+}
+
+fn unhex(hex: &[u8], out: &mut [u8]) {
+    let nib = |b: u8| if b.is_ascii_digit() { b - b'0' } else { b - b'a' + 10 };
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        *o = nib(pair[0]) << 4 | nib(pair[1]);
+    }
+}
+
+pub(crate) fn put_hex(bytes: &[u8], out: &mut Vec<u8>) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]);
+    }
+}
+
+fn literal(text: &[u8], template: &mut Vec<u8>) {
+    for &b in text {
+        if (TIME..=ESC).contains(&b) {
+            template.push(ESC);
+        }
+        template.push(b);
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    let first = needle[0];
+    let mut from = 0;
+    while let Some(p) = hay[from..=hay.len() - needle.len()].iter().position(|&b| b == first) {
+        let at = from + p;
+        if &hay[at..at + needle.len()] == needle {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Decodes rows of one segment, whose id dictionary is `dict` (16 bytes per id).
+#[derive(Debug, Default)]
+pub(crate) struct Decoder {
+    second: Second,
+}
+
+impl Decoder {
+    /// Appends the line of an encoded row to `out`; `None` if the row is malformed.
+    pub(crate) fn decode(
+        &mut self,
+        dict: &[u8],
+        template: &[u8],
+        nums: &[u8],
+        hexes: &[u8],
+        refs: &[u8],
+        ts: i64,
+        out: &mut Vec<u8>,
+    ) -> Option<()> {
+        let (mut nums, mut refs) = (Cursor { b: nums }, Cursor { b: refs });
+        let mut hexes = hexes;
+        let mut i = 0;
+        while i < template.len() {
+            let b = template[i];
+            i += 1;
+            match b {
+                TIME => {
+                    let format = template.get(i)?.checked_sub(b'0')?;
+                    i += 1;
+                    self.second.set(ts.div_euclid(1_000_000_000));
+                    if !self.second.render(format, ts.rem_euclid(1_000_000_000) as u32, out) {
+                        return None;
+                    }
+                }
+                INT => out.extend_from_slice(nums.uvarint()?.to_string().as_bytes()),
+                DEC => {
+                    let frac = usize::from(template.get(i)?.checked_sub(b'0')?);
+                    i += 1;
+                    if !(1..=9).contains(&frac) {
+                        return None;
+                    }
+                    let v = nums.uvarint()?;
+                    let p = 10u64.pow(frac as u32);
+                    out.extend_from_slice(format!("{}.{:0frac$}", v / p, v % p).as_bytes());
+                }
+                HEX => {
+                    let n = usize::from(*template.get(i)?);
+                    i += 1;
+                    let (id, rest) = (hexes.get(..n)?, hexes.get(n..)?);
+                    put_hex(id, out);
+                    hexes = rest;
+                }
+                REF => {
+                    let r = usize::try_from(refs.uvarint()?).ok()?;
+                    put_hex(dict.get(r * ID_BYTES..(r + 1) * ID_BYTES)?, out);
+                }
+                ESC => {
+                    out.push(*template.get(i)?);
+                    i += 1;
+                }
+                _ => out.push(b),
+            }
+        }
+        (nums.b.is_empty() && refs.b.is_empty() && hexes.is_empty()).then_some(())
+    }
+}
+
+/// The dictionary refs of an encoded row's `refs` bytes.
+pub(crate) fn refs_of(refs: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    let mut c = Cursor { b: refs };
+    std::iter::from_fn(move || c.uvarint())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn roundtrip(enc: &mut Encoder, line: &[u8], ts: i64) -> EncodedRow {
+        let mut row = EncodedRow::default();
+        enc.encode(line, ts, &mut row);
+        let dict: Vec<u8> = enc.dict.ids.iter().flatten().copied().collect();
+        let mut out = Vec::new();
+        Decoder::default().decode(&dict, &row.template, &row.nums, &row.hexes, &row.refs, ts, &mut out).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(line));
+        row
+    }
+
+    #[test]
+    fn variables_leave_the_template() {
+        let ts = 1_796_579_784_000_625_123; // 2026-12-06T17:56:24.000625123Z
+        let mut enc = Encoder::default();
+        let line = br#"{"ts":"2026-12-06T17:56:24.000625Z","level":"warn","trace_id":"5a1e518fcfcf0d64aa76dd0138337051","request_id":"821e014c47ab84ed","user_id":4321,"latency_ms":13.0,"path":"/api/v1/users/113116","ip":"10.1.2.3","v":"1.2.3","n":007}"#;
+        let row = roundtrip(&mut enc, line, ts);
+        let t = String::from_utf8_lossy(&row.template).into_owned();
+        assert_eq!(
+            t,
+            "{\"ts\":\"\u{1}2\",\"level\":\"warn\",\"trace_id\":\"\u{5}\",\"request_id\":\"\u{4}\u{8}\",\
+             \"user_id\":\u{2},\"latency_ms\":\u{3}1,\"path\":\"/api/v1/users/\u{2}\",\"ip\":\"10.1.2.3\",\
+             \"v\":\"1.2.3\",\"n\":007}"
+        );
+        assert_eq!(row.hexes.len(), 8);
+        assert_eq!(enc.dict.ids.len(), 1);
+        // The same trace id again: the same dictionary entry.
+        let row = roundtrip(&mut enc, b"trace_id=5a1e518fcfcf0d64aa76dd0138337051 x", ts);
+        assert_eq!((enc.dict.ids.len(), row.refs.as_slice()), (1, &[0u8][..]));
+        let clf = b"10.211.159.110 - - [06/Dec/2026:17:56:24 +0000] \"GET / HTTP/1.1\" 200 2888 rt=0.078";
+        let row = roundtrip(&mut enc, clf, ts);
+        assert!(row.template.starts_with(b"10.211.159.110 - - [\x014]"), "{:?}", row.template);
+    }
+
+    #[test]
+    fn odd_inputs_come_back_unchanged() {
+        let mut enc = Encoder::default();
+        for line in [
+            &b""[..],
+            b"\x01\x02\x03\x04\x05\x06 escapes",
+            b"0.5.",
+            b"1.0000000000",
+            b"99999999999999999999 overflow",
+            b"-12 -0.5",
+            b"x.5 5. .5",
+            b"ABCDEF0123456789ABCDEF0123456789 upper hex stays",
+            b"0123456789abcdef0 odd hex length",
+            b"2026-12-06T17:56:24Z2026-12-06T17:56:24Z",
+            b"a2026-12-06T17:56:24.000Z",
+            b"\xff\xfe invalid utf-8 7",
+        ] {
+            roundtrip(&mut enc, line, 1_796_579_784_000_000_000);
+        }
+    }
+
+    #[test]
+    fn dates_render_like_the_calendar() {
+        let mut s = Second::default();
+        for (sec, iso) in
+            [(0, "1970-01-01T00:00:00"), (951_782_400, "2000-02-29T00:00:00"), (-1, "1969-12-31T23:59:59")]
+        {
+            s.set(sec);
+            assert_eq!(String::from_utf8_lossy(&s.iso), iso);
+        }
+    }
+
+    #[test]
+    fn a_malformed_row_is_refused_not_panicked_on() {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        assert!(d.decode(&[], &[REF], &[], &[], &[7], 0, &mut out).is_none());
+        assert!(d.decode(&[], &[INT], &[], &[], &[], 0, &mut out).is_none());
+        assert!(d.decode(&[], &[HEX, 9], &[], &[1, 2], &[], 0, &mut out).is_none());
+        assert!(d.decode(&[], &[DEC, b'0'], &[1], &[], &[], 0, &mut out).is_none());
+        assert!(d.decode(&[], b"x", &[1], &[], &[], 0, &mut out).is_none(), "a value left over");
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_roundtrip(line in proptest::collection::vec(any::<u8>(), 0..200), ts in any::<i64>()) {
+            roundtrip(&mut Encoder::default(), &line, ts);
+        }
+
+        #[test]
+        fn log_like_lines_roundtrip(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    "[0-9]{1,20}", "[0-9]{1,10}\\.[0-9]{0,11}", "[0-9a-f]{14,66}", "[ .=:/\"-]{1,3}",
+                    "[a-z]{1,8}", Just("2026-12-06T17:56:24.000625Z".to_string()),
+                ],
+                0..30,
+            ),
+            ts in 1_796_579_784_000_000_000i64..1_796_579_786_000_000_000,
+        ) {
+            roundtrip(&mut Encoder::default(), parts.concat().as_bytes(), ts);
+        }
+    }
+}
