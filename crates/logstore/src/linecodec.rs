@@ -221,7 +221,7 @@ impl Encoder {
             put_uvarint(&mut out.refs, u64::from(r));
             return true;
         }
-        if tok.len() >= 16 && tok.len() <= 64 && tok.len() % 2 == 0 && tok.iter().all(|&b| is_hex_digit(b)) {
+        if tok.len() >= 16 && tok.len() <= 64 && tok.len().is_multiple_of(2) && tok.iter().all(|&b| is_hex_digit(b)) {
             let n = tok.len() / 2;
             let at = out.hexes.len();
             out.hexes.resize(at + n, 0);
@@ -314,6 +314,22 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
+/// An encoded row as read back: the four columns' values.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowRef<'a> {
+    pub(crate) template: &'a [u8],
+    pub(crate) nums: &'a [u8],
+    pub(crate) hexes: &'a [u8],
+    pub(crate) refs: &'a [u8],
+}
+
+#[cfg(test)]
+impl EncodedRow {
+    fn as_row(&self) -> RowRef<'_> {
+        RowRef { template: &self.template, nums: &self.nums, hexes: &self.hexes, refs: &self.refs }
+    }
+}
+
 /// Decodes rows of one segment, whose id dictionary is `dict` (16 bytes per id).
 #[derive(Debug, Default)]
 pub(crate) struct Decoder {
@@ -322,18 +338,10 @@ pub(crate) struct Decoder {
 
 impl Decoder {
     /// Appends the line of an encoded row to `out`; `None` if the row is malformed.
-    pub(crate) fn decode(
-        &mut self,
-        dict: &[u8],
-        template: &[u8],
-        nums: &[u8],
-        hexes: &[u8],
-        refs: &[u8],
-        ts: i64,
-        out: &mut Vec<u8>,
-    ) -> Option<()> {
-        let (mut nums, mut refs) = (Cursor { b: nums }, Cursor { b: refs });
-        let mut hexes = hexes;
+    pub(crate) fn decode(&mut self, dict: &[u8], row: RowRef<'_>, ts: i64, out: &mut Vec<u8>) -> Option<()> {
+        let template = row.template;
+        let (mut nums, mut refs) = (Cursor { b: row.nums }, Cursor { b: row.refs });
+        let mut hexes = row.hexes;
         let mut i = 0;
         while i < template.len() {
             let b = template[i];
@@ -396,7 +404,7 @@ mod tests {
         enc.encode(line, ts, &mut row);
         let dict: Vec<u8> = enc.dict.ids.iter().flatten().copied().collect();
         let mut out = Vec::new();
-        Decoder::default().decode(&dict, &row.template, &row.nums, &row.hexes, &row.refs, ts, &mut out).unwrap();
+        Decoder::default().decode(&dict, row.as_row(), ts, &mut out).unwrap();
         assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(line));
         row
     }
@@ -460,11 +468,18 @@ mod tests {
     fn a_malformed_row_is_refused_not_panicked_on() {
         let mut d = Decoder::default();
         let mut out = Vec::new();
-        assert!(d.decode(&[], &[REF], &[], &[], &[7], 0, &mut out).is_none());
-        assert!(d.decode(&[], &[INT], &[], &[], &[], 0, &mut out).is_none());
-        assert!(d.decode(&[], &[HEX, 9], &[], &[1, 2], &[], 0, &mut out).is_none());
-        assert!(d.decode(&[], &[DEC, b'0'], &[1], &[], &[], 0, &mut out).is_none());
-        assert!(d.decode(&[], b"x", &[1], &[], &[], 0, &mut out).is_none(), "a value left over");
+        assert!(d.decode(&[], RowRef { template: &[REF], nums: &[], hexes: &[], refs: &[7] }, 0, &mut out).is_none());
+        assert!(d.decode(&[], RowRef { template: &[INT], nums: &[], hexes: &[], refs: &[] }, 0, &mut out).is_none());
+        assert!(d
+            .decode(&[], RowRef { template: &[HEX, 9], nums: &[], hexes: &[1, 2], refs: &[] }, 0, &mut out)
+            .is_none());
+        assert!(d
+            .decode(&[], RowRef { template: &[DEC, b'0'], nums: &[1], hexes: &[], refs: &[] }, 0, &mut out)
+            .is_none());
+        assert!(
+            d.decode(&[], RowRef { template: b"x", nums: &[1], hexes: &[], refs: &[] }, 0, &mut out).is_none(),
+            "a value left over"
+        );
     }
 
     proptest! {

@@ -899,7 +899,9 @@ pub(crate) fn decode_lines(
     let mut line = Vec::new();
     for (i, &ts) in ts.iter().enumerate() {
         line.clear();
-        decoder.decode(dict, t.value(i), nums.value(i), hexes.value(i), refs.value(i), ts, &mut line)?;
+        let row =
+            linecodec::RowRef { template: t.value(i), nums: nums.value(i), hexes: hexes.value(i), refs: refs.value(i) };
+        decoder.decode(dict, row, ts, &mut line)?;
         b.append_value(String::from_utf8_lossy(&line));
     }
     Some(b.finish())

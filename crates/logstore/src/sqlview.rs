@@ -150,9 +150,9 @@ impl LineDecoder {
                 }
             };
             buf.clear();
-            let [t, nums, hexes, refs] = [0, 1, 2, 3].map(|k| enc[k].value(i));
+            let [template, nums, hexes, refs] = [0, 1, 2, 3].map(|k| enc[k].value(i));
             decoder
-                .decode(&dict, t, nums, hexes, refs, ts.value(i), &mut buf)
+                .decode(&dict, crate::linecodec::RowRef { template, nums, hexes, refs }, ts.value(i), &mut buf)
                 .ok_or_else(|| bad(&format!("a malformed row in segment {id}")))?;
             out.append_value(String::from_utf8_lossy(&buf));
         }
