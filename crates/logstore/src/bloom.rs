@@ -179,7 +179,18 @@ impl BloomBuilder {
     /// The filter's bytes as `sizing` lays them out (version 1's [`Sizing::PowerOfTwo`] only
     /// in tests, to show old indexes still read).
     pub(crate) fn finish_sized(self, sizing: Sizing) -> Vec<u8> {
-        let min_bits = (self.grams * BITS_PER_GRAM).max(64);
+        self.finish_with(sizing, BITS_PER_GRAM)
+    }
+
+    /// The filter at one bit per n-gram: a 63% false-positive rate per n-gram, 1.6% for a
+    /// 16-character needle. For an id dictionary's filter, where a false positive costs one
+    /// scan of the dictionary, not a block read, and the filter is a fifth of the index.
+    pub(crate) fn finish_sparse(self) -> Vec<u8> {
+        self.finish_with(Sizing::Exact, 1)
+    }
+
+    fn finish_with(self, sizing: Sizing, bits_per_gram: usize) -> Vec<u8> {
+        let min_bits = (self.grams * bits_per_gram).max(64);
         let bits = match sizing {
             Sizing::PowerOfTwo => min_bits.next_power_of_two(),
             Sizing::Exact => min_bits.next_multiple_of(64),

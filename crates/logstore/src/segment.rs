@@ -432,7 +432,9 @@ impl SegmentWriter {
             .set_compression(Compression::ZSTD(level))
             .set_dictionary_enabled(false)
             .set_max_row_group_row_count(None)
-            .set_data_page_size_limit(1 << 20)
+            // One page per column of a block: zstd packs a block's templates tighter as one
+            // frame than as 1 MiB pages (9.4 -> 7.0 bytes per line at level 6).
+            .set_data_page_size_limit(64 << 20)
             .set_column_encoding(ColumnPath::from("timestamp"), Encoding::DELTA_BINARY_PACKED);
         if settings.encode_lines {
             props = props.set_column_dictionary_enabled(ColumnPath::from(ENCODED_LINE_COLUMNS[0]), true);
@@ -605,7 +607,7 @@ fn write_dict(idx: &mut IndexFile, ids: &[[u8; ID_BYTES]]) -> Result<DictLocatio
         linecodec::put_hex(id, &mut hex);
         bloom.add_line(&hex);
     }
-    let filter = if ids.is_empty() { Vec::new() } else { bloom.finish() };
+    let filter = if ids.is_empty() { Vec::new() } else { bloom.finish_sparse() };
     let at = idx.len;
     idx.put(&filter)?;
     let bloom = at..idx.len;
