@@ -24,8 +24,21 @@ pub(crate) const GRAM: usize = 8;
 /// Bits per distinct n-gram.
 const BITS_PER_GRAM: usize = 2;
 
+/// Whether each byte value is a token byte.
+static TOKEN_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80;
+        b += 1;
+    }
+    t
+};
+
+#[inline]
 pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+    TOKEN_BYTES[usize::from(b)]
 }
 
 /// Calls `f` with each token (maximal run of token bytes) of `text`.

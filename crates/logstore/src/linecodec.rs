@@ -89,6 +89,8 @@ struct Second {
     iso: Vec<u8>,
     /// `06/Dec/2026:17:56:24 +0000`
     clf: Vec<u8>,
+    find_iso: Option<memchr::memmem::Finder<'static>>,
+    find_clf: Option<memchr::memmem::Finder<'static>>,
 }
 
 impl Second {
@@ -102,6 +104,8 @@ impl Second {
         const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
         self.iso = format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}").into_bytes();
         self.clf = format!("{d:02}/{}/{y:04}:{hh:02}:{mm:02}:{ss:02} +0000", MONTHS[(m - 1) as usize]).into_bytes();
+        self.find_iso = Some(memchr::memmem::Finder::new(&self.iso).into_owned());
+        self.find_clf = Some(memchr::memmem::Finder::new(&self.clf).into_owned());
         self.sec = Some(sec);
     }
 
@@ -113,9 +117,8 @@ impl Second {
                 out.extend_from_slice(&self.iso);
                 let digits = 3 * usize::from(format);
                 if digits > 0 {
-                    let frac = format!("{ns:09}");
                     out.push(b'.');
-                    out.extend_from_slice(&frac.as_bytes()[..digits]);
+                    out.extend_from_slice(&fraction(ns)[..digits]);
                 }
                 out.push(b'Z');
             }
@@ -124,6 +127,40 @@ impl Second {
         }
         true
     }
+
+    /// Where the line shows this second's time at `ns` past it: (start, end, format).
+    fn find_in(&self, line: &[u8], ns: u32) -> Option<(usize, usize, u8)> {
+        if let Some(at) = self.find_iso.as_ref()?.find(line) {
+            let rest = &line[at + self.iso.len()..];
+            let frac = fraction(ns);
+            for format in [3u8, 2, 1, 0] {
+                let digits = 3 * usize::from(format);
+                let matches = if digits == 0 {
+                    rest.first() == Some(&b'Z')
+                } else {
+                    rest.len() > digits + 1
+                        && rest[0] == b'.'
+                        && rest[1..=digits] == frac[..digits]
+                        && rest[digits + 1] == b'Z'
+                };
+                if matches {
+                    let len = if digits == 0 { 1 } else { digits + 2 };
+                    return Some((at, at + self.iso.len() + len, format));
+                }
+            }
+        }
+        self.find_clf.as_ref()?.find(line).map(|at| (at, at + self.clf.len(), 4))
+    }
+}
+
+/// The nine fraction digits of `ns` nanoseconds.
+fn fraction(mut ns: u32) -> [u8; 9] {
+    let mut d = [b'0'; 9];
+    for i in (0..9).rev() {
+        d[i] = b'0' + (ns % 10) as u8;
+        ns /= 10;
+    }
+    d
 }
 
 /// Year, month, day of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -144,7 +181,6 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 pub(crate) struct Encoder {
     pub(crate) dict: IdDict,
     second: Second,
-    scratch: Vec<u8>,
 }
 
 impl Encoder {
@@ -154,47 +190,38 @@ impl Encoder {
         let (sec, ns) = (ts.div_euclid(1_000_000_000), ts.rem_euclid(1_000_000_000) as u32);
         self.second.set(sec);
         // The entry's time in the line, most precise rendering first.
-        let mut time_at = None;
-        for format in [3u8, 2, 1, 0, 4] {
-            self.scratch.clear();
-            self.second.render(format, ns, &mut self.scratch);
-            if let Some(at) = find(line, &self.scratch) {
-                time_at = Some((at, at + self.scratch.len(), format));
-                break;
-            }
-        }
+        let time_at = self.second.find_in(line, ns);
+        let time_start = time_at.map_or(usize::MAX, |t| t.0);
         let mut i = 0;
         while i < line.len() {
-            if let Some((start, end, format)) = time_at {
-                if i == start {
-                    out.template.extend_from_slice(&[TIME, b'0' + format]);
-                    i = end;
-                    continue;
-                }
+            if i == time_start {
+                let (_, end, format) = time_at.expect("time_start is set");
+                out.template.extend_from_slice(&[TIME, b'0' + format]);
+                i = end;
+                continue;
             }
-            let b = line[i];
-            let starts_token = is_token_byte(b) && (i == 0 || !is_token_byte(line[i - 1]));
-            if starts_token {
-                let mut end = i;
-                while end < line.len() && is_token_byte(line[end]) {
-                    end += 1;
-                }
-                if let Some((start, _, _)) = time_at {
-                    if start > i && start < end {
-                        // The timestamp starts inside this token: leave the token as text.
-                        end = start;
-                    }
-                }
-                if end - i > 0 && self.variable(line, i, end, out) {
-                    i = self.after_variable(line, i, end);
-                    continue;
-                }
+            // A run of separators (up to the next token or the timestamp) ...
+            let mut end = i;
+            while end < line.len() && !is_token_byte(line[end]) && end != time_start {
+                end += 1;
+            }
+            if end > i {
                 literal(&line[i..end], &mut out.template);
                 i = end;
                 continue;
             }
-            literal(&line[i..i + 1], &mut out.template);
-            i += 1;
+            // ... or a token (cut at the timestamp if it starts inside).
+            while end < line.len() && is_token_byte(line[end]) && end != time_start {
+                end += 1;
+            }
+            let starts_token = i == 0 || !is_token_byte(line[i - 1]);
+            if starts_token && self.variable(line, i, end, out) {
+                i = self.after_variable(line, i, end);
+                continue;
+            }
+            // Token bytes never need escaping.
+            out.template.extend_from_slice(&line[i..end]);
+            i = end;
         }
     }
 
@@ -289,29 +316,35 @@ pub(crate) fn put_hex(bytes: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Appends `v` in decimal with `frac` digits after a point (at least one before it).
+fn put_decimal(mut v: u64, frac: usize, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 24];
+    let mut i = buf.len();
+    let mut written = 0;
+    while v > 0 || written <= frac {
+        if written == frac && frac > 0 {
+            i -= 1;
+            buf[i] = b'.';
+        }
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        written += 1;
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
 fn literal(text: &[u8], template: &mut Vec<u8>) {
+    if !text.iter().any(|b| (TIME..=ESC).contains(b)) {
+        template.extend_from_slice(text);
+        return;
+    }
     for &b in text {
         if (TIME..=ESC).contains(&b) {
             template.push(ESC);
         }
         template.push(b);
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    let first = needle[0];
-    let mut from = 0;
-    while let Some(p) = hay[from..=hay.len() - needle.len()].iter().position(|&b| b == first) {
-        let at = from + p;
-        if &hay[at..at + needle.len()] == needle {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
 }
 
 /// An encoded row as read back: the four columns' values.
@@ -355,16 +388,14 @@ impl Decoder {
                         return None;
                     }
                 }
-                INT => out.extend_from_slice(nums.uvarint()?.to_string().as_bytes()),
+                INT => put_decimal(nums.uvarint()?, 0, out),
                 DEC => {
                     let frac = usize::from(template.get(i)?.checked_sub(b'0')?);
                     i += 1;
                     if !(1..=9).contains(&frac) {
                         return None;
                     }
-                    let v = nums.uvarint()?;
-                    let p = 10u64.pow(frac as u32);
-                    out.extend_from_slice(format!("{}.{:0frac$}", v / p, v % p).as_bytes());
+                    put_decimal(nums.uvarint()?, frac, out);
                 }
                 HEX => {
                     let n = usize::from(*template.get(i)?);

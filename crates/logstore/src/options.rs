@@ -37,7 +37,7 @@ pub struct Options {
     /// keep up with ingest (at level 6 compression was a third of ingest CPU); compaction
     /// rewrites them at `compression_level`.
     pub flush_compression_level: i32,
-    /// Segments smaller than this are merged with their neighbours (`"256MiB"`); 0 turns
+    /// Segments smaller than this are merged with their neighbours (`"64MiB"`; a merged segment holds its trace-id dictionary in memory while written); 0 turns
     /// compaction off.
     #[serde(with = "telltale_model::units::size")]
     pub compaction_target: u64,
@@ -83,7 +83,7 @@ impl Default for Options {
             block_lines: 16_384,
             compression_level: 6,
             flush_compression_level: 1,
-            compaction_target: 256 << 20,
+            compaction_target: 64 << 20,
             plain_lines: false,
             wal: WalOptions::default(),
         }
