@@ -81,7 +81,7 @@ impl Default for Options {
             head_max_bytes: 32 << 20,
             head_max_age: Duration::from_secs(15 * 60),
             block_lines: 16_384,
-            compression_level: 6,
+            compression_level: 12,
             flush_compression_level: 1,
             compaction_target: 64 << 20,
             plain_lines: false,

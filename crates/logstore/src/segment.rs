@@ -441,6 +441,11 @@ impl SegmentWriter {
             for c in &ENCODED_LINE_COLUMNS[1..] {
                 props = props.set_column_encoding(ColumnPath::from(*c), Encoding::DELTA_LENGTH_BYTE_ARRAY);
             }
+            // Variables are mostly random bytes: a high level only costs time on them.
+            let low = ZstdLevel::try_new(settings.compression_level.min(3)).expect("levels 1-3 exist");
+            for c in &ENCODED_LINE_COLUMNS[2..] {
+                props = props.set_column_compression(ColumnPath::from(*c), Compression::ZSTD(low));
+            }
         }
         for c in cols.labels.iter().chain(cols.meta.iter().map(|(_, c)| c)) {
             props = props.set_column_dictionary_enabled(ColumnPath::from(c.as_str()), true);

@@ -340,7 +340,9 @@ mod tests {
             write(&db, "text", &[(ts, &lines[0], &[])]);
             db.flush().unwrap();
         }
-        let db = db(dir.path());
+        // Without compaction flushes encode lines.
+        let opts = telltale_logstore::Options { compaction_target: 0, ..Default::default() };
+        let db = Arc::new(LogDb::open(dir.path(), &opts).unwrap());
         for (k, l) in lines.iter().enumerate() {
             write(&db, "enc", &[(ts + k as i64, l, &[])]);
         }
