@@ -8,7 +8,9 @@
 //! neither writing a large segment nor holding many open costs memory in proportion to the
 //! data: only the block table stays in memory.
 //!
-//! Parquet columns: `timestamp` (ns, UTC), `line`, one string column per stream label name
+//! Parquet columns: `timestamp` (ns, UTC), `line` or its encoding (`linecodec`: the segment
+//! id, template and variable columns; the id dictionary lives in the `.idx`), one string
+//! column per stream label name
 //! (dictionary encoded, constant within a block) and one per structured-metadata key. The
 //! field metadata `telltale.kind` says which is which, so SQL sees one flat table while
 //! LogQL gets stream labels and structured metadata back apart.

@@ -23,7 +23,7 @@ pub use labels::{Labels, LabelsBuilder, LabelsError, METRIC_NAME};
 pub use logs::{FilterOp, LineFilter, LogBatch, LogEntry, Nanos};
 pub use matcher::{anchored_regex, MatchOp, Matcher};
 pub use memo::Memo;
-pub use time::{TimeRange, Timestamp};
+pub use time::{civil_from_days, TimeRange, Timestamp};
 
 /// True when `v` is Prometheus's staleness marker (a NaN with a specific bit pattern).
 pub fn is_stale_nan(v: f64) -> bool {
