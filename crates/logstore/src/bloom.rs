@@ -235,7 +235,7 @@ impl Piece {
     /// Whether the piece may lie inside a dictionary id (it is lowercase hex, short enough).
     pub(crate) fn may_be_in_id(&self) -> bool {
         self.text.len() <= 2 * crate::linecodec::ID_BYTES
-            && self.text.iter().all(|&b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && self.text.iter().all(|&b| crate::linecodec::is_hex_digit(b))
     }
 }
 

@@ -466,6 +466,8 @@ impl LogDb {
             encode_lines: !self.opts.plain_lines,
         };
         let mut w = segment::SegmentWriter::create(&self.seg_dir(), id, wal_upto, cols, &settings)?;
+        // Held so each input's id dictionary loads once, not once per block.
+        let _dicts: Vec<Arc<Vec<u8>>> = inputs.iter().map(|o| o.seg.dict()).collect::<Result<_>>()?;
         let mut ids = Vec::new();
         for sid in &streams {
             let labels = &reg_labels[*sid as usize];
@@ -782,6 +784,20 @@ impl LogDb {
     }
 }
 
+/// The id dictionaries of the segments `sources` read, held so they load once.
+fn hold_dicts<'a>(sources: impl Iterator<Item = &'a Source>) -> telltale_storage::Result<Vec<Arc<Vec<u8>>>> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for s in sources {
+        if let Source::Block(o, _) = s {
+            if seen.insert(o.seg.id) {
+                out.push(o.seg.dict().map_err(telltale_storage::Error::from)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Rows of one source, decoded and filtered, in time order.
 fn materialize(src: &Source, q: &LogSelect<'_>, skip_lines: bool) -> telltale_storage::Result<Vec<OwnedRow>> {
     match src {
@@ -832,6 +848,9 @@ impl LogReader for LogDb {
             .collect();
         let skip_lines = q.skip_lines && q.filters.is_empty();
         let (mut sources, skipped) = self.snapshot(&streams, q, &pieces);
+        // Segments load their id dictionary on demand and drop it when nobody holds it:
+        // held here, each is read once per query, not once per block.
+        let _dicts = if skip_lines { Vec::new() } else { hold_dicts(sources.values().flatten())? };
         self.blocks_skipped.fetch_add(skipped as u64, Ordering::Relaxed);
         let read_blocks = sources.values().flatten().filter(|s| matches!(s, Source::Block(..))).count();
         self.blocks_read.fetch_add(read_blocks as u64, Ordering::Relaxed);
@@ -1013,12 +1032,12 @@ impl Maintenance for LogDb {
 }
 
 impl LogDb {
-    /// Segment files, their column names, and copies of the head's streams, consistently.
     /// The live segments by id (SQL decodes their lines).
     pub(crate) fn open_segments(&self) -> HashMap<u64, Arc<Open>> {
         read(&self.persisted).segments.iter().map(|o| (o.seg.id, o.clone())).collect()
     }
 
+    /// Segment files, their column names, and copies of the head's streams, consistently.
     pub(crate) fn sql_parts(&self) -> crate::sqlview::SqlParts {
         let h = read(&self.head);
         let p = read(&self.persisted);

@@ -42,7 +42,7 @@ pub(crate) fn is_dict_id(token: &[u8]) -> bool {
     token.len() == 2 * ID_BYTES && token.iter().all(|&b| is_hex_digit(b))
 }
 
-fn is_hex_digit(b: u8) -> bool {
+pub(crate) fn is_hex_digit(b: u8) -> bool {
     b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
 }
 

@@ -641,11 +641,12 @@ fn pq_err(path: &Path, e: parquet::errors::ParquetError) -> Error {
     }
 }
 
-/// A needle piece as probed in one segment: its n-grams, and the dictionary ids holding it.
+/// A needle piece as probed in one segment: its n-grams, and the filter keys of each
+/// dictionary id holding it.
 #[derive(Debug, Clone)]
 pub(crate) struct PieceProbe {
     grams: Vec<u64>,
-    refs: Vec<u64>,
+    ref_keys: Vec<Vec<u64>>,
 }
 
 /// An open segment: its index, its Parquet metadata, and which columns are metadata.
@@ -785,7 +786,7 @@ impl Segment {
     pub(crate) fn probe(&self, pieces: &[bloom::Piece]) -> Result<Vec<PieceProbe>> {
         let mut out = Vec::with_capacity(pieces.len());
         for p in pieces {
-            let mut refs = Vec::new();
+            let mut ref_keys = Vec::new();
             if let Some(loc) = self.index.dict.as_ref().filter(|d| !d.ids.is_empty() && p.may_be_in_id()) {
                 let at = loc.bloom.start;
                 if bloom::may_contain_with(loc.bloom.len(), &p.grams, self.sizing, |i| self.filters.byte(at + i)) {
@@ -795,12 +796,12 @@ impl Segment {
                         hex.clear();
                         linecodec::put_hex(id, &mut hex);
                         if hex.windows(p.text.len()).any(|w| w == p.text.as_slice()) {
-                            refs.push(r as u64);
+                            ref_keys.push(bloom::ref_keys(r as u64).collect());
                         }
                     }
                 }
             }
-            out.push(PieceProbe { grams: p.grams.clone(), refs });
+            out.push(PieceProbe { grams: p.grams.clone(), ref_keys });
         }
         Ok(out)
     }
@@ -811,7 +812,7 @@ impl Segment {
         let at = block.bloom.start;
         let len = block.bloom.len();
         let has = |keys: &[u64]| bloom::may_contain_with(len, keys, self.sizing, |i| self.filters.byte(at + i));
-        probes.iter().all(|p| has(&p.grams) || p.refs.iter().any(|&r| has(&bloom::ref_keys(r).collect::<Vec<_>>())))
+        probes.iter().all(|p| has(&p.grams) || p.ref_keys.iter().any(|k| has(k)))
     }
 
     /// The structured-metadata keys the segment has columns for.
