@@ -202,8 +202,8 @@ impl Encoder {
                 end += 1;
             }
             let starts_token = i == 0 || !is_token_byte(line[i - 1]);
-            if starts_token && self.variable(line, i, end, out) {
-                i = self.after_variable(line, i, end);
+            if let Some(var_end) = starts_token.then(|| self.variable(line, i, end, out)).flatten() {
+                i = var_end;
                 continue;
             }
             // Token bytes never need escaping.
@@ -212,20 +212,13 @@ impl Encoder {
         }
     }
 
-    /// Where the variable that starts at `start` ends (a decimal goes past the token's `.`).
-    fn after_variable(&self, line: &[u8], start: usize, end: usize) -> usize {
-        match decimal_end(line, start, end) {
-            Some(e) => e,
-            None => end,
-        }
-    }
-
-    /// Encodes the token `line[start..end]` as a variable if it is one.
-    fn variable(&mut self, line: &[u8], start: usize, end: usize, out: &mut EncodedRow) -> bool {
+    /// Encodes the token `line[start..end]` as a variable if it is one, and says where the
+    /// variable ends (a decimal goes past the token's `.`).
+    fn variable(&mut self, line: &[u8], start: usize, end: usize, out: &mut EncodedRow) -> Option<usize> {
         let tok = &line[start..end];
         let whole_token = end == line.len() || !is_token_byte(line[end]);
         if !whole_token {
-            return false;
+            return None;
         }
         if is_dict_id(tok) {
             let mut id = [0u8; ID_BYTES];
@@ -233,7 +226,7 @@ impl Encoder {
             let r = self.dict.intern(id);
             out.template.push(REF);
             put_uvarint(&mut out.refs, u64::from(r));
-            return true;
+            return Some(end);
         }
         if tok.len() >= 16 && tok.len() <= 64 && tok.len().is_multiple_of(2) && tok.iter().all(|&b| is_hex_digit(b)) {
             let n = tok.len() / 2;
@@ -241,10 +234,10 @@ impl Encoder {
             out.hexes.resize(at + n, 0);
             unhex(tok, &mut out.hexes[at..]);
             out.template.extend_from_slice(&[HEX, n as u8]);
-            return true;
+            return Some(end);
         }
         if start > 0 && line[start - 1] == b'.' {
-            return false;
+            return None;
         }
         if let Some(dec_end) = decimal_end(line, start, end) {
             let frac = &line[end + 1..dec_end];
@@ -254,14 +247,14 @@ impl Encoder {
             }
             out.template.extend_from_slice(&[DEC, b'0' + frac.len() as u8]);
             put_uvarint(&mut out.nums, v);
-            return true;
+            return Some(dec_end);
         }
         if is_plain_integer(tok, 18) && !(end < line.len() && line[end] == b'.') {
             out.template.push(INT);
             put_uvarint(&mut out.nums, digits_value(tok));
-            return true;
+            return Some(end);
         }
-        false
+        None
     }
 }
 

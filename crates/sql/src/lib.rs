@@ -126,8 +126,7 @@ impl SqlEngine {
             SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features().build();
         let ctx = SessionContext::new_with_state(state);
         let schema = view.schema.clone();
-        let mut parts = Vec::new();
-        let segments_select;
+        let mut parts: Vec<String> = Vec::new();
         if !view.files.is_empty() {
             let urls = view
                 .files
@@ -147,13 +146,12 @@ impl SqlEngine {
                 format!("{LINE_FN}({}, line, {}, timestamp) AS line", enc[0], enc[1..].join(", ")),
             ];
             cols.extend(schema.fields().iter().skip(2).map(|f| quote(f.name())));
-            segments_select = format!("SELECT {} FROM segments", cols.join(", "));
-            parts.push(segments_select.as_str());
+            parts.push(format!("SELECT {} FROM segments", cols.join(", ")));
         }
         if !view.head.is_empty() || parts.is_empty() {
             let mem = MemTable::try_new(schema.clone(), vec![view.head]).map_err(df)?;
             ctx.register_table("head", Arc::new(mem)).map_err(df)?;
-            parts.push("SELECT * FROM head");
+            parts.push("SELECT * FROM head".into());
         }
         ctx.sql(&format!("CREATE VIEW logs AS {}", parts.join(" UNION ALL "))).await.map_err(df)?;
         let only_queries = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
