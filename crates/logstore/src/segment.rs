@@ -444,7 +444,7 @@ impl SegmentWriter {
                 props = props.set_column_encoding(ColumnPath::from(*c), Encoding::DELTA_LENGTH_BYTE_ARRAY);
             }
             // A block's distinct templates as a dictionary: a third of its lines, so smaller
-            // on disk, and zstd then works on that page alone, with a tenth of the memory.
+            // on disk, and zstd then works on that page alone, with smaller tables.
             let template = ColumnPath::from(ENCODED_LINE_COLUMNS[1]);
             props = props
                 .set_column_dictionary_enabled(template.clone(), true)
