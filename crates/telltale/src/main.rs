@@ -7,6 +7,7 @@
 //! shutdown closes the store only after the last in-flight request has finished.
 
 mod agent;
+mod alloc;
 mod alerting;
 mod config;
 mod logs;
@@ -14,12 +15,6 @@ mod ruletool;
 mod serve;
 mod syslog;
 
-/// mimalloc instead of glibc's malloc: every write allocates a label set per series and
-/// frees it on another thread; with glibc a fifth of ingest CPU went to malloc and free
-/// (docs/benchmarks.md, "What limits ingest"). Transparent huge pages are off (`no_thp`):
-/// with them peak RSS during ingest doubled.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -124,6 +119,7 @@ enum Check {
 }
 
 fn main() -> ExitCode {
+    alloc::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, listen, data_dir } => {
