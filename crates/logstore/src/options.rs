@@ -37,8 +37,10 @@ pub struct Options {
     /// keep up with ingest (at level 6 compression was a third of ingest CPU); compaction
     /// rewrites them at `compression_level`.
     pub flush_compression_level: i32,
-    /// Segments smaller than this are merged with their neighbours (`"64MiB"`; a merged segment holds its trace-id dictionary in memory while written); 0 turns
-    /// compaction off.
+    /// Segments smaller than half of this are merged, up to this much input per merge
+    /// (`"128MiB"`; 0 turns compaction off). Bigger merges share one id dictionary among more
+    /// lines (fewer bytes on disk) but hold it in memory while they write: 128 MiB of flush
+    /// segments, about 2.4M lines, hold 40 MB.
     #[serde(with = "telltale_model::units::size")]
     pub compaction_target: u64,
     /// Store lines as text instead of as templates and variables (`false`, the default, packs
@@ -83,7 +85,7 @@ impl Default for Options {
             block_lines: 16_384,
             compression_level: 12,
             flush_compression_level: 1,
-            compaction_target: 64 << 20,
+            compaction_target: 128 << 20,
             plain_lines: false,
             wal: WalOptions::default(),
         }
