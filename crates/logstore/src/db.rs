@@ -418,7 +418,6 @@ impl LogDb {
         Ok(())
     }
 
-    /// Merges runs of small segments into one.
     /// Merges runs of small segments until none is left, yielding to ingest: it stops while
     /// a full head waits for the flusher. A merge beside a busy flusher took its CPU and
     /// raised the peak memory of a burst past 500 MiB; between bursts it catches up at once
