@@ -7,14 +7,13 @@
 //! shutdown closes the store only after the last in-flight request has finished.
 
 mod agent;
-mod alloc;
 mod alerting;
+mod alloc;
 mod config;
 mod logs;
 mod ruletool;
 mod serve;
 mod syslog;
-
 
 use std::path::PathBuf;
 use std::process::ExitCode;
