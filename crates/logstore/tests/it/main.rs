@@ -152,7 +152,11 @@ fn needle_search_reads_only_blocks_that_may_match() {
     let id = format!("{:016x}", 4321u64.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let got = lines(&db, &[LineFilter::contains(id.as_str())]);
     assert_eq!(got, [("a".to_string(), 4321)]);
-    assert_eq!(stat(&db, "telltale_logs_blocks_read_total"), 1.0, "100 blocks, one holds the needle");
+    // 100 blocks, one holds the needle; at 1.5 bits per n-gram a block without it passes with
+    // probability 0.49^9 = 1.6e-3 (small blocks fill their 64-bit minimum unevenly), so one
+    // more read is allowed, not more.
+    let read = stat(&db, "telltale_logs_blocks_read_total");
+    assert!((1.0..=2.0).contains(&read), "{read} of 100 blocks read");
     assert!(stat(&db, "telltale_logs_blocks_skipped_total") >= 98.0);
     // A needle piece shorter than the n-gram cannot use the index, but still finds its line.
     assert_eq!(lines(&db, &[LineFilter::contains("line 4321 ")]), [("a".to_string(), 4321)]);
