@@ -16,8 +16,8 @@
 //! blocks read in vain per needle. At 2 bits per n-gram (0.39^9 = 2e-4) the filters took a
 //! quarter more space, 0.7 bytes per line, for a tenth of a block saved per needle. The count
 //! of distinct n-grams is bounded from the block's distinct tokens, collected first, so
-//! building costs one hash per token occurrence plus one per n-gram of each distinct token. The measurement behind these numbers is in
-//! `docs/logs.md` (index choice).
+//! building costs one hash per token occurrence plus one per n-gram of each distinct token.
+//! The measurement behind these numbers is in `docs/logs.md` (index choice).
 
 use std::collections::HashSet;
 
