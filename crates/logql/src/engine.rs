@@ -378,6 +378,9 @@ impl Engine {
         let mut acc = Acc::new(ctx.n, bucketed);
         let mut w = Work::default();
         let mut cached: Option<(Labels, usize)> = None;
+        // With no pipeline, a row's series follows from its stream and metadata alone.
+        let by_meta_only = stages.is_empty() && r.unwrap.is_none();
+        let mut by_meta = SeriesByMeta::default();
         let mut timed_out = false;
         let mut rows = 0u64;
         ctx.reader.select_logs(&select, &mut |stream: &Labels, row: &LogRow<'_>| {
@@ -402,6 +405,12 @@ impl Engine {
                         i
                     }
                 };
+            } else if let Some(i) = by_meta.get(by_meta_only, stream, row) {
+                value = match r.op {
+                    RangeOp::Bytes | RangeOp::BytesRate => row.line.len() as f64,
+                    _ => 1.0,
+                };
+                id = i;
             } else {
                 w.reset(stream, row.metadata, row.ts, row.line);
                 if !run(&stages, &mut w) {
@@ -459,6 +468,9 @@ impl Engine {
                         i
                     }
                 };
+                if by_meta_only {
+                    by_meta.insert(row, id);
+                }
             }
             acc.add(ctx, r, id, row.ts, value);
             Visit::Continue
@@ -719,6 +731,56 @@ fn counter_rate(w: &[(i64, f64)], start: i64, end: i64) -> Option<f64> {
     interval += if to_start < threshold { to_start } else { avg / 2.0 };
     interval += if to_end < threshold { to_end } else { avg / 2.0 };
     Some(delta * (interval / sampled) / (end - start))
+}
+
+/// Series ids of one stream's rows by their structured metadata, so that rows sharing a
+/// stream and metadata (most rows, with a few distinct sets per stream) are labelled once.
+#[derive(Default)]
+struct SeriesByMeta {
+    stream: Labels,
+    by_metadata_id: hashbrown::HashMap<u64, usize>,
+    by_metadata: hashbrown::HashMap<Vec<(String, String)>, usize>,
+}
+
+/// Borrowed metadata pairs, hashed as the owned key is.
+#[derive(Hash)]
+struct MetaRef<'a>(&'a [(&'a str, &'a str)]);
+
+impl hashbrown::Equivalent<Vec<(String, String)>> for MetaRef<'_> {
+    fn equivalent(&self, key: &Vec<(String, String)>) -> bool {
+        self.0.len() == key.len() && self.0.iter().zip(key).all(|((a, b), (c, d))| a == c && b == d)
+    }
+}
+
+impl SeriesByMeta {
+    /// The series of `row` of `stream`, when `enabled` and a row with its metadata was seen.
+    fn get(&mut self, enabled: bool, stream: &Labels, row: &LogRow<'_>) -> Option<usize> {
+        if !enabled {
+            return None;
+        }
+        if self.stream != *stream {
+            self.stream = stream.clone();
+            self.by_metadata_id.clear();
+            self.by_metadata.clear();
+            return None;
+        }
+        match row.metadata_id {
+            0 => self.by_metadata.get(&MetaRef(row.metadata)).copied(),
+            id => self.by_metadata_id.get(&id).copied(),
+        }
+    }
+
+    fn insert(&mut self, row: &LogRow<'_>, series: usize) {
+        match row.metadata_id {
+            0 => {
+                let key = row.metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                self.by_metadata.insert(key, series);
+            }
+            id => {
+                self.by_metadata_id.insert(id, series);
+            }
+        }
+    }
 }
 
 fn group_labels(l: &Labels, g: &Grouping) -> Labels {

@@ -840,6 +840,59 @@ fn materialize(src: &Source, q: &LogSelect<'_>, skip_lines: bool) -> telltale_st
     }
 }
 
+/// Visits the rows of block `bi` of `o` that `q` selects, in `q`'s direction, until the
+/// visitor stops. The block's metadata sets take ids from `next_metadata_id` on.
+fn visit_block(
+    o: &Open,
+    bi: usize,
+    q: &LogSelect<'_>,
+    skip_lines: bool,
+    next_metadata_id: &mut u64,
+    visit: &mut dyn FnMut(&LogRow<'_>) -> Visit,
+) -> telltale_storage::Result<Visit> {
+    let d = o.seg.read_block(&o.seg.index.blocks[bi], skip_lines).map_err(telltale_storage::Error::from)?;
+    let sets: Vec<Vec<(&str, &str)>> = d
+        .meta_set_rows
+        .iter()
+        .map(|&i| {
+            let mut pairs = Vec::new();
+            d.meta_at(i, &mut pairs);
+            pairs
+        })
+        .collect();
+    let first_id = *next_metadata_id;
+    *next_metadata_id += sets.len() as u64;
+    let mut visit_row = |i: usize| {
+        let ts = d.ts[i];
+        if !q.range.contains(ts) {
+            return Visit::Continue;
+        }
+        let line = d.line(i);
+        if !q.filters.iter().all(|f| f.matches(line)) {
+            return Visit::Continue;
+        }
+        let set = d.meta_set[i];
+        visit(&LogRow { ts, line, metadata: &sets[set as usize], metadata_id: first_id + u64::from(set) })
+    };
+    let mut outcome = Visit::Continue;
+    if q.direction == Direction::Backward {
+        for i in (0..d.len()).rev() {
+            outcome = visit_row(i);
+            if outcome != Visit::Continue {
+                break;
+            }
+        }
+    } else {
+        for i in 0..d.len() {
+            outcome = visit_row(i);
+            if outcome != Visit::Continue {
+                break;
+            }
+        }
+    }
+    Ok(outcome)
+}
+
 impl LogReader for LogDb {
     fn select_logs(
         &self,
@@ -864,6 +917,7 @@ impl LogReader for LogDb {
         self.blocks_skipped.fetch_add(skipped as u64, Ordering::Relaxed);
         let read_blocks = sources.values().flatten().filter(|s| matches!(s, Source::Block(..))).count();
         self.blocks_read.fetch_add(read_blocks as u64, Ordering::Relaxed);
+        let mut next_metadata_id = 1;
         for (labels, sid) in &streams {
             let Some(mut srcs) = sources.remove(sid) else { continue };
             // Order sources by start; cluster the ones whose time ranges overlap.
@@ -888,6 +942,15 @@ impl LogReader for LogDb {
             }
             let mut outcome = Visit::Continue;
             'stream: for c in &clusters {
+                if let [Source::Block(o, bi)] = c.as_slice() {
+                    // A block alone in its time range is visited as decoded, row by row,
+                    // without an owned copy of each row.
+                    outcome = visit_block(o, *bi, q, skip_lines, &mut next_metadata_id, &mut |row| visit(labels, row))?;
+                    if outcome != Visit::Continue {
+                        break 'stream;
+                    }
+                    continue;
+                }
                 let mut rows = Vec::new();
                 for s in c {
                     rows.extend(materialize(s, q, skip_lines)?);
@@ -902,7 +965,7 @@ impl LogReader for LogDb {
                 };
                 for r in iter {
                     let pairs: Vec<(&str, &str)> = r.meta.iter().collect();
-                    outcome = visit(labels, &LogRow { ts: r.ts, line: &r.line, metadata: &pairs });
+                    outcome = visit(labels, &LogRow { ts: r.ts, line: &r.line, metadata: &pairs, metadata_id: 0 });
                     if outcome != Visit::Continue {
                         break 'stream;
                     }

@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::BinaryBuilder;
-use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray, UInt64Array};
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch, StringArray, TimestampNanosecondArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
@@ -735,6 +736,25 @@ impl Segment {
             .map(|(i, f)| (i, f.metadata().get(KEY).cloned().unwrap_or_else(|| f.name().clone())))
             .collect();
         meta_cols.sort_by(|a, b| a.1.cmp(&b.1));
+        // Metadata columns are read as dictionaries: a row's metadata set is then a few
+        // keys, and queries label each distinct set once, not each row.
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let f = f.as_ref().clone();
+                if meta_cols.iter().any(|(c, _)| *c == i) && *f.data_type() == DataType::Utf8 {
+                    f.with_data_type(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)))
+                } else {
+                    f
+                }
+            })
+            .collect();
+        let dict_schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+        let meta =
+            ArrowReaderMetadata::try_new(meta.metadata().clone(), ArrowReaderOptions::new().with_schema(dict_schema))
+                .map_err(|e| Error::corrupt(&path, format!("unreadable metadata columns: {e}")))?;
         let groups = meta.metadata().num_row_groups();
         if let Some(b) = index.blocks.iter().find(|b| b.row_group >= groups) {
             return Err(Error::corrupt(&path, format!("index names row group {} of {groups}", b.row_group)));
@@ -888,7 +908,8 @@ impl Segment {
                 let col = batch.column(place(*i));
                 let s = col
                     .as_any()
-                    .downcast_ref::<StringArray>()
+                    .downcast_ref::<DictionaryArray<Int32Type>>()
+                    .filter(|d| d.values().as_any().is::<StringArray>())
                     .ok_or_else(|| Error::corrupt(&self.path, "metadata column is not strings"))?;
                 if s.null_count() < s.len() {
                     metas.push((key.clone(), s.clone()));
@@ -897,6 +918,7 @@ impl Segment {
             out.meta.push(metas);
             out.batch_ends.push(out.ts.len());
         }
+        out.number_meta_sets();
         Ok(out)
     }
 }
@@ -928,8 +950,12 @@ pub(crate) fn decode_lines(
 pub(crate) struct DecodedBlock {
     pub(crate) ts: Vec<i64>,
     lines: Vec<StringArray>,
-    meta: Vec<Vec<(String, StringArray)>>,
+    meta: Vec<Vec<(String, DictionaryArray<Int32Type>)>>,
     batch_ends: Vec<usize>,
+    /// Per row, its metadata set: rows with the same number have the same metadata.
+    pub(crate) meta_set: Vec<u32>,
+    /// Per metadata set, the first row that has it.
+    pub(crate) meta_set_rows: Vec<usize>,
 }
 
 impl DecodedBlock {
@@ -957,9 +983,49 @@ impl DecodedBlock {
         let (b, j) = self.locate(i);
         for (k, col) in &self.meta[b] {
             if col.is_valid(j) {
-                out.push((k.as_str(), col.value(j)));
+                let values = col.values().as_any().downcast_ref::<StringArray>().expect("checked when read");
+                out.push((k.as_str(), values.value(col.keys().value(j) as usize)));
             }
         }
+    }
+
+    /// Fills `meta_set` and `meta_set_rows` from the dictionary keys of the metadata columns,
+    /// one column at a time: a row's set so far and its key in the column give its next set.
+    fn number_meta_sets(&mut self) {
+        let rows = self.ts.len();
+        // Keys number values per batch, so the batch starts the set.
+        let mut set: Vec<u32> = Vec::with_capacity(rows);
+        let mut start = 0;
+        for (b, &end) in self.batch_ends.iter().enumerate() {
+            set.resize(end, b as u32);
+            start = end;
+        }
+        debug_assert_eq!(start, rows);
+        let columns = self.meta.iter().map(Vec::len).max().unwrap_or(0);
+        let mut first_rows: Vec<usize> = Vec::new();
+        let mut next: hashbrown::HashMap<(u32, i32), u32> = hashbrown::HashMap::new();
+        for c in 0..columns {
+            next.clear();
+            first_rows.clear();
+            let mut start = 0;
+            for (b, &end) in self.batch_ends.iter().enumerate() {
+                let col = self.meta[b].get(c).map(|(_, col)| col);
+                for (j, s) in set[start..end].iter_mut().enumerate() {
+                    let key = col.filter(|col| col.is_valid(j)).map_or(-1, |col| col.keys().value(j));
+                    let n = next.len() as u32;
+                    *s = *next.entry((*s, key)).or_insert_with(|| {
+                        first_rows.push(start + j);
+                        n
+                    });
+                }
+                start = end;
+            }
+        }
+        if columns == 0 {
+            first_rows = self.batch_ends.iter().scan(0, |start, &end| Some(std::mem::replace(start, end))).collect();
+        }
+        self.meta_set = set;
+        self.meta_set_rows = first_rows;
     }
 }
 

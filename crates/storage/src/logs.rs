@@ -63,6 +63,9 @@ pub struct LogRow<'a> {
     pub line: &'a str,
     /// Structured metadata pairs, sorted by name.
     pub metadata: &'a [(&'a str, &'a str)],
+    /// Names this row's metadata within one read: rows of a stream with the same non-zero
+    /// id have the same metadata, so a reader may work on it once (0: not named).
+    pub metadata_id: u64,
 }
 
 /// What a visitor wants next.

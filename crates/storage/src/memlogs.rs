@@ -64,7 +64,7 @@ impl LogReader for MemLogStore {
                     return Visit::Continue;
                 }
                 let meta: Vec<(&str, &str)> = e.metadata.iter().collect();
-                visit(labels, &LogRow { ts: e.ts, line: &e.line, metadata: &meta })
+                visit(labels, &LogRow { ts: e.ts, line: &e.line, metadata: &meta, metadata_id: 0 })
             };
             let mut outcome = Visit::Continue;
             match q.direction {

@@ -1,4 +1,5 @@
-//! Runs the LogQL scripts in `testdata/*.test` against the engine over `MemLogStore`.
+//! Runs the LogQL scripts in `testdata/*.test` against the engine, over `MemLogStore` and
+//! again over the log store's segments (which name metadata sets per block).
 //!
 //! Script format (one case per `eval`, blank lines and `#` comments ignored):
 //!
@@ -20,7 +21,7 @@ use std::path::Path;
 
 use telltale_logql::{Engine, EngineOptions, Query, QueryResult};
 use telltale_model::{Labels, LogBatch, LogEntry};
-use telltale_storage::{Direction, LogWriter, MemLogStore};
+use telltale_storage::{Direction, LogReader, LogWriter, Maintenance, MemLogStore};
 
 fn parse_labels(s: &str) -> (Labels, &str) {
     let end = s.find('}').expect("labels end with }") + 1;
@@ -92,9 +93,59 @@ fn fmt_result(r: &QueryResult, steps: &[i64]) -> Vec<String> {
     }
 }
 
-fn run_file(path: &Path) -> usize {
+/// Where a script's lines are loaded.
+#[derive(Clone, Copy, Debug)]
+enum Store {
+    Memory,
+    /// `LogDb` segments of 16-line blocks: each load is flushed.
+    Segments,
+}
+
+/// A store and its directory (removed when dropped).
+struct Loaded {
+    store: Box<dyn LogReadWrite>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+trait LogReadWrite: LogReader + LogWriter {
+    fn write_and_persist(&self, batch: &LogBatch);
+}
+
+impl LogReadWrite for MemLogStore {
+    fn write_and_persist(&self, batch: &LogBatch) {
+        self.write_logs(batch).unwrap();
+    }
+}
+
+impl LogReadWrite for telltale_logstore::LogDb {
+    fn write_and_persist(&self, batch: &LogBatch) {
+        self.write_logs(batch).unwrap();
+        self.flush().unwrap();
+    }
+}
+
+impl Store {
+    fn open(self) -> Loaded {
+        match self {
+            Store::Memory => Loaded { store: Box::new(MemLogStore::new()), _dir: None },
+            Store::Segments => {
+                let dir = tempfile::tempdir().unwrap();
+                let opts = telltale_logstore::Options {
+                    block_lines: 16,
+                    compaction_target: 0,
+                    retention_time: std::time::Duration::ZERO,
+                    ..Default::default()
+                };
+                let store = Box::new(telltale_logstore::LogDb::open(dir.path(), &opts).unwrap());
+                Loaded { store, _dir: Some(dir) }
+            }
+        }
+    }
+}
+
+fn run_file(path: &Path, kind: Store) -> usize {
     let text = std::fs::read_to_string(path).unwrap();
-    let mut store = MemLogStore::new();
+    let mut store = kind.open();
     let engine = Engine::new(EngineOptions::default());
     let lines: Vec<&str> = text.lines().collect();
     let mut i = 0;
@@ -118,7 +169,7 @@ fn run_file(path: &Path) -> usize {
             out
         };
         if line == "clear" {
-            store = MemLogStore::new();
+            store = kind.open();
             continue;
         }
         if line == "load" {
@@ -134,7 +185,7 @@ fn run_file(path: &Path) -> usize {
                 };
                 batch.push_entry(&labels, LogEntry { ts: secs_ns(ts), line: line.to_string(), metadata });
             }
-            store.write_logs(&batch).unwrap();
+            store.store.write_and_persist(&batch);
             continue;
         }
         let Some(rest) = line.strip_prefix("eval ") else {
@@ -184,8 +235,8 @@ fn run_file(path: &Path) -> usize {
         if std::env::var("LOGQL_TRACE").is_ok() {
             eprintln!("case {query}");
         }
-        let at = format!("{}:{} {query}", path.display(), i);
-        match (engine.query(&store, &q), want_error) {
+        let at = format!("{}:{} ({kind:?}) {query}", path.display(), i);
+        match (engine.query(&*store.store, &q), want_error) {
             (Ok(r), false) => {
                 let got = fmt_result(&r, &steps);
                 if got != want {
@@ -216,7 +267,9 @@ fn testdata_scripts() {
     files.sort();
     let mut total = 0;
     for f in &files {
-        total += run_file(f);
+        for kind in [Store::Memory, Store::Segments] {
+            total += run_file(f, kind);
+        }
     }
     assert!(total > 40, "only {total} cases ran");
 }

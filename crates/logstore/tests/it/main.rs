@@ -378,3 +378,53 @@ fn issue_7_concurrent_reads_of_one_segment_agree() {
         }
     }
 }
+
+/// Row `i`'s metadata: a level on every row, a host on some, a user on a few.
+fn row_metadata(i: i64) -> Labels {
+    let mut pairs = vec![("level", ["info", "warn", "error"][(i % 3) as usize].to_string())];
+    if i % 4 != 0 {
+        pairs.push(("host", format!("node-{}", i % 5)));
+    }
+    if i % 7 == 0 {
+        pairs.push(("user", format!("u{i}")));
+    }
+    Labels::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str()))).unwrap()
+}
+
+#[test]
+fn metadata_comes_back_per_row_and_its_ids_name_equal_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = LogDb::open(dir.path(), &opts()).unwrap();
+    let mut b = LogBatch::new();
+    b.push(
+        labels("a"),
+        (0..500)
+            .map(|i| LogEntry { metadata: row_metadata(i), ..LogEntry::new(i * 1_000_000_000, format!("line {i}")) }),
+    );
+    db.write_logs(&b).unwrap();
+    db.flush().unwrap();
+    let q = LogSelect {
+        range: TimeRange::ALL,
+        matchers: &[],
+        filters: &[],
+        direction: Direction::Forward,
+        skip_lines: true,
+    };
+    let mut by_id: std::collections::HashMap<u64, Labels> = std::collections::HashMap::new();
+    let mut rows = 0;
+    db.select_logs(&q, &mut |_, r| {
+        let i = r.ts / 1_000_000_000;
+        let got = Labels::from_pairs(r.metadata.iter().copied()).unwrap();
+        assert_eq!(got, row_metadata(i), "row {i}");
+        if r.metadata_id != 0 {
+            let seen = by_id.entry(r.metadata_id).or_insert_with(|| got.clone());
+            assert_eq!(*seen, got, "row {i} shares id {} with other metadata", r.metadata_id);
+        }
+        rows += 1;
+        Visit::Continue
+    })
+    .unwrap();
+    assert_eq!(rows, 500);
+    // 10 blocks of 50 rows; ids are given per block, so each set is named at least once in each.
+    assert!(by_id.len() >= 10, "{} ids", by_id.len());
+}
