@@ -3,7 +3,8 @@
 # generate LINES realistic lines, ingest them over the Loki API and (into a second, fresh
 # server) the Elasticsearch bulk API, run the search checks (needles, rare terms, levels per
 # minute, SQL count), measure the physical anchors (grep -F, ripgrep, zstd) on the raw file in
-# the same run, and the footprint (disk incl. index, peak RSS).
+# the same run, and the footprint (disk incl. index, peak RSS). Between ingest and search it
+# waits for compaction to finish (it starts 3 s after the last write) and prints how long.
 #
 #   bench/logs.sh [OUTDIR]        # LINES=10000000 by default, as the issue asks
 #
@@ -38,6 +39,16 @@ run_server() {  # name api
   "$PY" "$SHARED/logbench.py" ingest --url "http://127.0.0.1:$PORT" --file "$FILE" --api "$api" \
     --server-pid $pid --wait-quiet "$WAIT_QUIET" --json "$OUT/$name.ingest.json" | tee "$OUT/$name.ingest.txt"
   curl -fsS "http://127.0.0.1:$PORT/internal/force_flush" >/dev/null
+  # Compaction starts once writes have stopped for 3 s; wait until it is done (at most
+  # SETTLE_MAX seconds) and say how long it took, so search and footprint see settled data.
+  local t0=$SECONDS pending=
+  while [ $((SECONDS - t0)) -lt "${SETTLE_MAX:-600}" ]; do
+    pending=$(curl -fsS "http://127.0.0.1:$PORT/metrics" | awk '/^telltale_logs_compaction_pending /{print $2}')
+    [ "$pending" = 0 ] && break
+    sleep 1
+  done
+  echo "compaction: ${pending:-?} segments pending $((SECONDS - t0)) s after the final flush" \
+    | tee "$OUT/$name.settle.txt"
   "$PY" "$SHARED/logbench.py" search --url "http://127.0.0.1:$PORT" --manifest "$M" --server-pid $pid \
     --wait-quiet "$WAIT_QUIET" "${sel[@]}" --json "$OUT/$name.search.json" | tee "$OUT/$name.search.txt" || true
   "$PY" "$SHARED/logbench.py" footprint --pid $pid --dir "$data" --manifest "$M" --anchors "$OUT/anchors.json" \

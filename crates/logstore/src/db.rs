@@ -24,7 +24,7 @@ use crate::bloom;
 use crate::error::{io_err, Error, Result};
 use crate::head::{Head, StreamHead};
 use crate::options::Options;
-use crate::segment::{self, Block, Segment, StreamRows, WriteSettings};
+use crate::segment::{self, Block, MergeRecord, Segment, StreamRows, WriteSettings};
 use crate::wal::{self, Record, Wal, WalEntry};
 
 #[derive(Debug, Default)]
@@ -71,6 +71,36 @@ struct Persisted {
     flushing: Vec<Arc<Frozen>>,
 }
 
+/// Up to `slices - 1` times that split the kept rows of `inputs` into slices of about equal
+/// rows: first times of blocks, so that each slice starts with a row.
+fn time_cuts(inputs: &[Arc<Open>], keep: &dyn Fn(&Open, &Block) -> bool, slices: usize) -> Vec<i64> {
+    let mut starts: Vec<(i64, u64)> = inputs
+        .iter()
+        .flat_map(|o| o.seg.index.blocks.iter().filter(|b| keep(o, b)).map(|b| (b.min_ts, b.rows)))
+        .collect();
+    starts.sort_unstable();
+    let total: u64 = starts.iter().map(|s| s.1).sum();
+    let mut cuts = Vec::new();
+    let mut seen = 0;
+    for (ts, rows) in starts {
+        let due = total * (cuts.len() as u64 + 1) / slices.max(1) as u64;
+        if cuts.len() + 1 < slices && seen >= due && cuts.last().is_none_or(|&c| ts > c) && seen > 0 {
+            cuts.push(ts);
+        }
+        seen += rows;
+    }
+    cuts
+}
+
+/// Small segments that make a maintenance round merge them (while writes go on).
+const BUSY_RUN: usize = 4;
+/// Small segments that idle compaction merges.
+const IDLE_RUN: usize = 2;
+/// Most compaction targets of input one idle merge takes (split into that many slices).
+const IDLE_MERGE_TARGETS: u64 = 8;
+/// How long no line is written before the store counts as idle (ms).
+const IDLE_MS: i64 = 3_000;
+
 /// The log store.
 pub struct LogDb {
     dir: PathBuf,
@@ -90,6 +120,8 @@ pub struct LogDb {
     rewrite_lock: Mutex<()>,
     /// When `flush_pending` last failed (ms), so it backs off.
     flush_failed_at: AtomicI64,
+    /// When lines were last written (ms), so compaction knows the store is idle.
+    last_write_at: AtomicI64,
     problems: Mutex<Vec<String>>,
     corrupt: AtomicU64,
     flushes: AtomicU64,
@@ -156,6 +188,7 @@ impl LogDb {
                 }
             }
         }
+        settle_merges(&seg_dir, &mut segments);
         let covered = segments.iter().map(|s| s.seg.index.wal_upto).max().unwrap_or(0);
         let (wal_segs, _) = wal::list(&wal_dir)?;
         let mut head = Head::default();
@@ -220,6 +253,7 @@ impl LogDb {
             flush_lock: Mutex::new(()),
             rewrite_lock: Mutex::new(()),
             flush_failed_at: AtomicI64::new(i64::MIN / 2),
+            last_write_at: AtomicI64::new(i64::MIN / 2),
             problems: Mutex::new(problems),
             corrupt: AtomicU64::new(corrupt),
             flushes: AtomicU64::new(0),
@@ -412,7 +446,7 @@ impl LogDb {
         let segs: Vec<Arc<Open>> = read(&self.persisted).segments.clone();
         for s in segs {
             if s.seg.index.blocks.iter().any(|b| expired(&s, b)) {
-                self.rewrite(std::slice::from_ref(&s), &|o, b| !expired(o, b))?;
+                self.rewrite(std::slice::from_ref(&s), &|o, b| !expired(o, b), 1)?;
             }
         }
         Ok(())
@@ -428,19 +462,98 @@ impl LogDb {
         }
         let _g = lock(&self.rewrite_lock);
         while read(&self.persisted).flushing.is_empty() {
-            let Some(run) = self.compaction_run() else { break };
-            self.rewrite(&run, &|_, _| true)?;
+            let Some(run) = self.compaction_run(BUSY_RUN) else { break };
+            self.rewrite(&run, &|_, _| true, 1)?;
             self.compactions.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
 
-    /// The oldest run of small segments (up to `compaction_target`) when at least four
-    /// segments are small.
-    fn compaction_run(&self) -> Option<Vec<Arc<Open>>> {
+    /// Compacts once no line has been written for `IDLE_MS`, until done or written to
+    /// again: merges any two small segments, and encodes a small segment left alone as
+    /// text. The server calls this every second, so a burst is compacted as soon as it
+    /// ends, not beside it (merges beside ingest cost it a third of its rate) and not a
+    /// maintenance round later.
+    pub fn compact_when_idle(&self) -> Result<()> {
+        if self.opts.compaction_target == 0 {
+            return Ok(());
+        }
+        let idle = || {
+            now_ms() - self.last_write_at.load(Ordering::Relaxed) >= IDLE_MS
+                && read(&self.persisted).flushing.is_empty()
+        };
+        if !idle() {
+            return Ok(());
+        }
+        let Ok(_g) = self.rewrite_lock.try_lock() else { return Ok(()) };
+        self.compact_idle_locked()
+    }
+
+    /// Does now what `compact_when_idle` does once the store is idle.
+    pub fn compact_idle(&self) -> Result<()> {
+        if self.opts.compaction_target == 0 {
+            return Ok(());
+        }
+        let _g = lock(&self.rewrite_lock);
+        self.compact_idle_locked()
+    }
+
+    /// Idle compaction until done, a write arrives or a head waits for the flusher.
+    fn compact_idle_locked(&self) -> Result<()> {
+        let since = self.last_write_at.load(Ordering::Relaxed);
+        while self.last_write_at.load(Ordering::Relaxed) == since && read(&self.persisted).flushing.is_empty() {
+            let Some((run, slices)) = self.idle_work() else { break };
+            self.rewrite(&run, &|_, _| true, slices)?;
+            self.compactions.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// What idle compaction does next, and in how many time slices: the small segments
+    /// (oldest first, up to `IDLE_MERGE_TARGETS` compaction targets) when two or more are
+    /// small, else a small segment of text lines to encode.
+    fn idle_work(&self) -> Option<(Vec<Arc<Open>>, usize)> {
+        let segs = read(&self.persisted);
+        let small: Vec<&Arc<Open>> = segs.segments.iter().filter(|s| self.is_small(s)).collect();
+        if small.len() >= IDLE_RUN {
+            let mut run = Vec::new();
+            let mut total = 0;
+            for s in small {
+                if total + s.seg.bytes > IDLE_MERGE_TARGETS * self.opts.compaction_target && run.len() >= IDLE_RUN {
+                    break;
+                }
+                total += s.seg.bytes;
+                run.push(s.clone());
+            }
+            return Some((run, total.div_ceil(self.opts.compaction_target) as usize));
+        }
+        let text = |o: &&&Arc<Open>| !o.seg.lines_encoded() && !self.opts.plain_lines;
+        small.iter().find(text).map(|o| (vec![(*o).clone()], 1))
+    }
+
+    fn is_small(&self, o: &Open) -> bool {
+        o.seg.bytes < self.opts.compaction_target / 2
+    }
+
+    /// How many of `segments` idle compaction would still rewrite.
+    fn idle_pending(&self, segments: &[Arc<Open>]) -> usize {
+        if self.opts.compaction_target == 0 {
+            return 0;
+        }
+        let small: Vec<&Arc<Open>> = segments.iter().filter(|s| self.is_small(s)).collect();
+        if small.len() >= IDLE_RUN {
+            small.len()
+        } else {
+            small.iter().filter(|o| !o.seg.lines_encoded() && !self.opts.plain_lines).count()
+        }
+    }
+
+    /// The oldest run of small segments (up to `compaction_target`) when at least
+    /// `min_small` segments are small.
+    fn compaction_run(&self, min_small: usize) -> Option<Vec<Arc<Open>>> {
         let segs: Vec<Arc<Open>> = read(&self.persisted).segments.clone();
-        let small: Vec<&Arc<Open>> = segs.iter().filter(|s| s.seg.bytes < self.opts.compaction_target / 2).collect();
-        if small.len() < 4 {
+        let small: Vec<&Arc<Open>> = segs.iter().filter(|s| self.is_small(s)).collect();
+        if small.len() < min_small {
             return None;
         }
         let mut run = Vec::new();
@@ -455,78 +568,95 @@ impl LogDb {
         (run.len() >= 2).then_some(run)
     }
 
-    /// Writes the kept blocks of `inputs` as one new segment, then swaps it in for them.
+    /// Writes the kept blocks of `inputs` as `slices` new segments that split their time
+    /// range, then swaps them in for the inputs. Slices keep what was logged at the same time
+    /// together even when streams arrived skewed (as from shippers that fell behind): ids
+    /// shared by the lines of one moment then sit in one segment's dictionary.
+    ///
     /// Streams are written one at a time and, when a stream's blocks follow each other in
     /// time (segments are time partitions, so they usually do), block by block: memory
     /// stays at about two blocks, not the inputs' whole content.
-    fn rewrite(&self, inputs: &[Arc<Open>], keep: &dyn Fn(&Open, &Block) -> bool) -> Result<()> {
+    fn rewrite(&self, inputs: &[Arc<Open>], keep: &dyn Fn(&Open, &Block) -> bool, slices: usize) -> Result<()> {
         let reg_labels: Vec<Labels> = read(&self.registry).labels.clone();
         let mut streams: Vec<u32> = inputs.iter().flat_map(|o| o.ids.iter().copied()).collect();
         streams.sort_by(|a, b| reg_labels[*a as usize].cmp(&reg_labels[*b as usize]));
         streams.dedup();
         let wal_upto = inputs.iter().map(|o| o.seg.index.wal_upto).max().unwrap_or(0);
-        let cols = segment::Columns::new(
-            streams.iter().map(|s| &reg_labels[*s as usize]),
-            inputs.iter().flat_map(|o| o.seg.meta_keys().map(str::to_string)).collect::<Vec<_>>(),
-        );
-        let id = self.next_segment.fetch_add(1, Ordering::Relaxed);
+        let meta_keys: Vec<String> = inputs.iter().flat_map(|o| o.seg.meta_keys().map(str::to_string)).collect();
+        let cuts = time_cuts(inputs, keep, slices);
+        let first = self.next_segment.fetch_add(cuts.len() as u64 + 1, Ordering::Relaxed);
+        let outputs: Vec<u64> = (first..=first + cuts.len() as u64).collect();
+        let merge = MergeRecord { inputs: inputs.iter().map(|o| o.seg.id).collect(), outputs: outputs.clone() };
         let settings = WriteSettings {
             block_lines: self.opts.block_lines,
             compression_level: self.opts.compression_level,
             encode_lines: !self.opts.plain_lines,
         };
-        let mut w = segment::SegmentWriter::create(&self.seg_dir(), id, wal_upto, cols, &settings)?;
         // Held so each input's id dictionary loads once, not once per block.
         let _dicts: Vec<Arc<Vec<u8>>> = inputs.iter().map(|o| o.seg.dict()).collect::<Result<_>>()?;
-        let mut ids = Vec::new();
-        for sid in &streams {
-            let labels = &reg_labels[*sid as usize];
-            let mut blocks: Vec<(&Open, &Block)> = Vec::new();
-            for o in inputs {
-                for (local, gid) in o.ids.iter().enumerate() {
-                    if gid == sid {
-                        blocks.extend(
-                            o.seg.index.blocks.iter().filter(|b| b.stream == local && keep(o, b)).map(|b| (&**o, b)),
-                        );
+        let mut written = Vec::new();
+        for (k, id) in outputs.iter().enumerate() {
+            let lo = if k == 0 { i64::MIN } else { cuts[k - 1] };
+            let last = k == cuts.len();
+            let hi = if last { i64::MAX } else { cuts[k] };
+            let in_slice = |ts: i64| ts >= lo && (last || ts < hi);
+            let cols = segment::Columns::new(streams.iter().map(|s| &reg_labels[*s as usize]), meta_keys.clone());
+            let mut w = segment::SegmentWriter::create(&self.seg_dir(), *id, wal_upto, cols, &settings)?;
+            w.record_merge(merge.clone());
+            let mut ids = Vec::new();
+            for sid in &streams {
+                let labels = &reg_labels[*sid as usize];
+                let mut blocks: Vec<(&Open, &Block)> = Vec::new();
+                for o in inputs {
+                    for (local, gid) in o.ids.iter().enumerate() {
+                        if gid == sid {
+                            blocks.extend(
+                                o.seg
+                                    .index
+                                    .blocks
+                                    .iter()
+                                    .filter(|b| b.stream == local && b.max_ts >= lo && (last || b.min_ts < hi))
+                                    .filter(|b| keep(o, b))
+                                    .map(|b| (&**o, b)),
+                            );
+                        }
                     }
                 }
-            }
-            if blocks.is_empty() {
-                continue;
-            }
-            ids.push(*sid);
-            blocks.sort_by_key(|(_, b)| (b.min_ts, b.max_ts));
-            let in_order = blocks.windows(2).all(|p| p[0].1.max_ts <= p[1].1.min_ts);
-            let mut rows: Vec<RowOwned> = Vec::new();
-            for (o, b) in &blocks {
-                let d = o.seg.read_block(b, false)?;
-                for i in 0..d.len() {
-                    let mut pairs = Vec::new();
-                    d.meta_at(i, &mut pairs);
-                    rows.push((d.ts[i], d.line(i).to_string(), Labels::from_pairs(pairs).unwrap_or_default()));
+                blocks.sort_by_key(|(_, b)| (b.min_ts, b.max_ts));
+                let in_order = blocks.windows(2).all(|p| p[0].1.max_ts <= p[1].1.min_ts);
+                let mut rows: Vec<RowOwned> = Vec::new();
+                let mut any = false;
+                for (o, b) in &blocks {
+                    let d = o.seg.read_block(b, false)?;
+                    for i in (0..d.len()).filter(|&i| in_slice(d.ts[i])) {
+                        let mut pairs = Vec::new();
+                        d.meta_at(i, &mut pairs);
+                        rows.push((d.ts[i], d.line(i).to_string(), Labels::from_pairs(pairs).unwrap_or_default()));
+                    }
+                    if in_order && rows.len() >= self.opts.block_lines {
+                        let full = rows.len() - rows.len() % self.opts.block_lines;
+                        w.add(&stream_rows(labels, &rows[..full]))?;
+                        rows.drain(..full);
+                        any = true;
+                    }
                 }
-                if in_order && rows.len() >= self.opts.block_lines {
-                    let full = rows.len() - rows.len() % self.opts.block_lines;
-                    w.add(&stream_rows(labels, &rows[..full]))?;
-                    rows.drain(..full);
+                rows.sort_by_key(|r| r.0);
+                any |= !rows.is_empty();
+                w.add(&stream_rows(labels, &rows))?;
+                if any {
+                    ids.push(*sid);
                 }
             }
-            rows.sort_by_key(|r| r.0);
-            w.add(&stream_rows(labels, &rows))?;
+            if !w.is_empty() {
+                w.finish()?;
+                written.push(self.open_written(*id, ids)?);
+            }
         }
-        let new = if w.is_empty() {
-            None
-        } else {
-            w.finish()?;
-            Some(self.open_written(id, ids)?)
-        };
-        let gone: HashSet<u64> = inputs.iter().map(|o| o.seg.id).collect();
+        let gone: HashSet<u64> = merge.inputs.iter().copied().collect();
         {
             let mut p = write(&self.persisted);
             p.segments.retain(|s| !gone.contains(&s.seg.id));
-            if let Some(n) = new {
-                p.segments.push(n);
-            }
+            p.segments.extend(written);
         }
         for id in gone {
             let _ = fs::remove_file(segment::parquet_path(&self.seg_dir(), id));
@@ -547,6 +677,37 @@ impl LogDb {
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+}
+
+/// Finishes or undoes the merges a crash cut short. A merge renames its outputs into place
+/// one by one, then deletes its inputs. So while an input is left: if every output is in
+/// place, the merge is finished by deleting its inputs; if one is missing, it never finished
+/// writing, and its outputs are deleted (its inputs hold every line). A merge whose inputs
+/// are all gone is done, even when later merges have replaced its outputs.
+fn settle_merges(seg_dir: &Path, segments: &mut Vec<Arc<Open>>) {
+    let present: HashSet<u64> = segments.iter().map(|s| s.seg.id).collect();
+    let mut drop = HashSet::new();
+    for s in segments.iter() {
+        let Some(m) = &s.seg.index.merge else { continue };
+        if !m.inputs.iter().any(|i| present.contains(i)) {
+            continue;
+        }
+        let (kind, ids) = if m.outputs.iter().all(|o| present.contains(o)) {
+            ("finished: deleting its inputs", &m.inputs)
+        } else {
+            ("undone: deleting its outputs", &m.outputs)
+        };
+        info!(inputs = ?m.inputs, outputs = ?m.outputs, "log segment merge cut short by a crash {kind}");
+        drop.extend(ids.iter().filter(|i| present.contains(i)));
+    }
+    if drop.is_empty() {
+        return;
+    }
+    segments.retain(|s| !drop.contains(&s.seg.id));
+    for id in drop {
+        let _ = fs::remove_file(segment::parquet_path(seg_dir, id));
+        let _ = fs::remove_file(segment::index_path(seg_dir, id));
     }
 }
 
@@ -585,6 +746,7 @@ impl LogWriter for LogDb {
         if batch.is_empty() {
             return Ok(stats);
         }
+        self.last_write_at.store(now_ms(), Ordering::Relaxed);
         // Stream ids first (new streams are counted once).
         let mut sids = Vec::with_capacity(batch.stream_count());
         {
@@ -1071,6 +1233,11 @@ impl Maintenance for LogDb {
         vec![
             g("telltale_logs_streams", "Log streams known to the store.", read(&self.registry).labels.len() as f64),
             g("telltale_logs_segments", "Log segment files.", p.segments.len() as f64),
+            g(
+                "telltale_logs_compaction_pending",
+                "Log segments compaction would still merge or encode once the store is idle.",
+                self.idle_pending(&p.segments) as f64,
+            ),
             g("telltale_logs_segment_bytes", "Bytes of log segment files and their indexes.", seg_bytes as f64),
             g("telltale_logs_wal_bytes", "Bytes of the log WAL.", dir_size(&self.wal_dir()) as f64),
             g(

@@ -44,7 +44,9 @@ const IDX_MAGIC_V1: [u8; 8] = *b"TTLIDX\0\x01";
 const IDX_MAGIC_V2: [u8; 8] = *b"TTLIDX\0\x02";
 /// Version 3: version 2 plus, between the blooms and the table, the id dictionary's filter and
 /// the dictionary (16 bytes per id) of a segment with encoded lines.
-const IDX_MAGIC: [u8; 8] = *b"TTLIDX\0\x03";
+const IDX_MAGIC_V3: [u8; 8] = *b"TTLIDX\0\x03";
+/// Version 4: version 3 and the merge that wrote the segment.
+const IDX_MAGIC: [u8; 8] = *b"TTLIDX\0\x04";
 /// Table offset (u64) and CRC32C of everything before the CRC (u32).
 const IDX_FOOTER: usize = 12;
 pub(crate) const KIND: &str = "telltale.kind";
@@ -79,6 +81,16 @@ pub(crate) struct SegmentIndex {
     pub(crate) blocks: Vec<Block>,
     /// Where the id dictionary's filter and ids lie in the index file (version 3).
     pub(crate) dict: Option<DictLocation>,
+    /// The merge that wrote this segment (version 4), so that opening the store can finish
+    /// or undo one a crash cut short.
+    pub(crate) merge: Option<MergeRecord>,
+}
+
+/// A merge: the segments it replaces and the segments it writes (all of them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct MergeRecord {
+    pub(crate) inputs: Vec<u64>,
+    pub(crate) outputs: Vec<u64>,
 }
 
 /// Byte ranges of an id dictionary in its index file.
@@ -119,6 +131,13 @@ impl SegmentIndex {
         let d = self.dict.clone().unwrap_or_default();
         put_uvarint(&mut body, d.bloom.len() as u64);
         put_uvarint(&mut body, (d.ids.len() / ID_BYTES) as u64);
+        let m = self.merge.clone().unwrap_or_default();
+        for ids in [&m.inputs, &m.outputs] {
+            put_uvarint(&mut body, ids.len() as u64);
+            for id in ids {
+                put_uvarint(&mut body, *id);
+            }
+        }
         body
     }
 
@@ -179,7 +198,16 @@ impl SegmentIndex {
                 }
                 dict = Some(DictLocation { bloom, ids });
             }
-            c.b.is_empty().then_some(SegmentIndex { wal_upto, streams, blocks, dict })
+            let mut merge = None;
+            if version >= 4 {
+                let mut ids = || -> Option<Vec<u64>> {
+                    let n = c.uvarint()? as usize;
+                    (0..n).map(|_| c.uvarint()).collect()
+                };
+                let (inputs, outputs) = (ids()?, ids()?);
+                merge = (!inputs.is_empty()).then_some(MergeRecord { inputs, outputs });
+            }
+            c.b.is_empty().then_some(SegmentIndex { wal_upto, streams, blocks, dict, merge })
         };
         parse().ok_or_else(|| Error::corrupt(path, "undecodable index"))
     }
@@ -233,7 +261,8 @@ fn read_index(path: &Path) -> Result<(SegmentIndex, Filters, bloom::Sizing, u64)
     }
     let version = match magic {
         IDX_MAGIC_V2 => 2,
-        IDX_MAGIC => 3,
+        IDX_MAGIC_V3 => 3,
+        IDX_MAGIC => 4,
         _ => return Err(bad("bad magic".into())),
     };
     if len < (8 + IDX_FOOTER) as u64 {
@@ -544,6 +573,11 @@ impl SegmentWriter {
         Ok(())
     }
 
+    /// Notes the merge this segment is written by.
+    pub(crate) fn record_merge(&mut self, merge: MergeRecord) {
+        self.index.merge = Some(merge);
+    }
+
     /// Whether no row was added.
     pub(crate) fn is_empty(&self) -> bool {
         self.index.blocks.is_empty()
@@ -782,6 +816,11 @@ impl Segment {
             line_cols,
             dict: Default::default(),
         })
+    }
+
+    /// Whether lines are stored as templates and variables (not as text).
+    pub(crate) fn lines_encoded(&self) -> bool {
+        self.line_cols.len() > 1
     }
 
     /// The id dictionary (16 bytes per id; empty for a segment of text lines), read from the

@@ -169,6 +169,10 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         let logdb = logdb.clone();
         move || logdb.maintain(system_now_ms())
     })));
+    tasks.push(tokio::spawn(periodic(Duration::from_secs(1), stop_rx.clone(), "log compaction", {
+        let logdb = logdb.clone();
+        move || logdb.compact_when_idle()
+    })));
     // Writers freeze a full log head and go on; this writes frozen heads out as segments.
     tasks.push(tokio::spawn(periodic(Duration::from_millis(200), stop_rx.clone(), "log flush", {
         let logdb = logdb.clone();

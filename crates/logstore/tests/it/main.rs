@@ -428,3 +428,98 @@ fn metadata_comes_back_per_row_and_its_ids_name_equal_sets() {
     // 10 blocks of 50 rows; ids are given per block, so each set is named at least once in each.
     assert!(by_id.len() >= 10, "{} ids", by_id.len());
 }
+
+/// Six flushes in which stream `b` runs 300 s ahead of stream `a`, as when one shipper lags.
+fn skewed(db: &LogDb) {
+    for k in 0..6 {
+        db.write_logs(&batch("a", k * 100, 100)).unwrap();
+        db.write_logs(&batch("b", k * 100 + 300, 100)).unwrap();
+        db.flush().unwrap();
+    }
+}
+
+fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("segments")).unwrap().map(|e| e.unwrap().path()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn idle_compaction_cuts_skewed_streams_into_time_slices() {
+    let dir = tempfile::tempdir().unwrap();
+    // A target a third of the flushes' bytes: three slices.
+    let probe = LogDb::open(&dir.path().join("probe"), &opts()).unwrap();
+    skewed(&probe);
+    let flushed = stat(&probe, "telltale_logs_segment_bytes") as u64;
+    let o = Options { compaction_target: flushed.div_ceil(3), ..opts() };
+    let db = LogDb::open(&dir.path().join("db"), &o).unwrap();
+    skewed(&db);
+    assert_eq!(stat(&db, "telltale_logs_segments"), 6.0);
+    assert!(stat(&db, "telltale_logs_compaction_pending") >= 2.0);
+    db.compact_idle().unwrap();
+    assert_eq!(stat(&db, "telltale_logs_compaction_pending"), 0.0);
+    assert!((2.0..=4.0).contains(&stat(&db, "telltale_logs_segments")), "{}", stat(&db, "telltale_logs_segments"));
+    let got = lines(&db, &[]);
+    let times = |job: &str| got.iter().filter(|(j, _)| j == job).map(|(_, t)| *t).collect::<Vec<_>>();
+    assert_eq!(times("a"), (0..600).collect::<Vec<_>>());
+    assert_eq!(times("b"), (300..900).collect::<Vec<_>>());
+    // Each segment holds one slice of time, of both streams: their time ranges follow each
+    // other (merged in flush order, each would hold a's and b's lines 300 s apart).
+    let mut ranges: Vec<(i64, i64)> = segment_files(&dir.path().join("db"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .map(|p| time_range(p))
+        .collect();
+    ranges.sort();
+    assert!(ranges.windows(2).all(|w| w[0].1 < w[1].0), "{ranges:?}");
+}
+
+/// The first and last timestamp in a segment file.
+fn time_range(path: &Path) -> (i64, i64) {
+    use arrow_array::{Array, TimestampNanosecondArray};
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let mut ts = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = batch.column(0).as_any().downcast_ref::<TimestampNanosecondArray>().unwrap();
+        ts.extend((0..col.len()).map(|i| col.value(i)));
+    }
+    (*ts.iter().min().unwrap(), *ts.iter().max().unwrap())
+}
+
+#[test]
+fn a_merge_cut_short_by_a_crash_is_finished_or_undone_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = LogDb::open(&dir.path().join("probe"), &opts()).unwrap();
+    skewed(&probe);
+    let flushed = stat(&probe, "telltale_logs_segment_bytes") as u64;
+    let o = Options { compaction_target: flushed.div_ceil(3), ..opts() };
+    let path = dir.path().join("db");
+    let db = LogDb::open(&path, &o).unwrap();
+    skewed(&db);
+    let inputs: Vec<(std::path::PathBuf, Vec<u8>)> =
+        segment_files(&path).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
+    db.compact_idle().unwrap();
+    drop(db);
+    let outputs = segment_files(&path);
+    assert!(outputs.len() >= 4, "two or more merged segments");
+    let restore = || {
+        for (p, bytes) in &inputs {
+            std::fs::write(p, bytes).unwrap();
+        }
+    };
+    // Every output written, the inputs not yet deleted: opening deletes the inputs.
+    restore();
+    let db = LogDb::open(&path, &o).unwrap();
+    assert_eq!(lines(&db, &[]).len(), 1200, "every line once");
+    drop(db);
+    assert_eq!(segment_files(&path), outputs);
+    // An output missing (the crash came while writing it): opening deletes the outputs.
+    restore();
+    let last_parquet = outputs.iter().rev().find(|p| p.extension().is_some_and(|e| e == "parquet")).unwrap();
+    std::fs::remove_file(last_parquet).unwrap();
+    let db = LogDb::open(&path, &o).unwrap();
+    assert_eq!(lines(&db, &[]).len(), 1200, "every line once");
+    assert_eq!(stat(&db, "telltale_logs_segments"), 6.0, "back to the inputs");
+}
