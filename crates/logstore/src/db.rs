@@ -23,6 +23,7 @@ use tracing::{info, warn};
 use crate::bloom;
 use crate::error::{io_err, Error, Result};
 use crate::head::{Head, StreamHead};
+use crate::linecodec::NeedleFilter;
 use crate::options::Options;
 use crate::segment::{self, Block, MergeRecord, Segment, StreamRows, WriteSettings};
 use crate::wal::{self, Record, Wal, WalEntry};
@@ -513,6 +514,9 @@ impl LogDb {
     /// (oldest first, up to `IDLE_MERGE_TARGETS` compaction targets) when two or more are
     /// small, else a small segment of text lines to encode.
     fn idle_work(&self) -> Option<(Vec<Arc<Open>>, usize)> {
+        if self.opts.compaction_target == 0 {
+            return None;
+        }
         let segs = read(&self.persisted);
         let small: Vec<&Arc<Open>> = segs.segments.iter().filter(|s| self.is_small(s)).collect();
         if small.len() >= IDLE_RUN {
@@ -533,19 +537,6 @@ impl LogDb {
 
     fn is_small(&self, o: &Open) -> bool {
         o.seg.bytes < self.opts.compaction_target / 2
-    }
-
-    /// How many of `segments` idle compaction would still rewrite.
-    fn idle_pending(&self, segments: &[Arc<Open>]) -> usize {
-        if self.opts.compaction_target == 0 {
-            return 0;
-        }
-        let small: Vec<&Arc<Open>> = segments.iter().filter(|s| self.is_small(s)).collect();
-        if small.len() >= IDLE_RUN {
-            small.len()
-        } else {
-            small.iter().filter(|o| !o.seg.lines_encoded() && !self.opts.plain_lines).count()
-        }
     }
 
     /// The oldest run of small segments (up to `compaction_target`) when at least
@@ -907,8 +898,14 @@ impl LogDb {
         streams: &[(Labels, u32)],
         q: &LogSelect<'_>,
         pieces: &[bloom::Piece],
-    ) -> (HashMap<u32, Vec<Source>>, usize) {
+    ) -> (HashMap<u32, Vec<Source>>, usize, Needles) {
         let skip_lines = q.skip_lines && q.filters.is_empty();
+        let needle = q
+            .filters
+            .iter()
+            .find(|f| f.op == telltale_model::FilterOp::Contains && NeedleFilter::applies(&f.value))
+            .map(|f| f.value.as_str());
+        let mut needles = Needles::new();
         let wanted: HashSet<u32> = streams.iter().map(|s| s.1).collect();
         let mut out: HashMap<u32, Vec<Source>> = HashMap::new();
         let h = read(&self.head);
@@ -922,6 +919,9 @@ impl LogDb {
             // A segment whose dictionary cannot be read is not skipped from (reading it
             // reports the error).
             let probes = if pieces.is_empty() { None } else { o.seg.probe(pieces).ok() };
+            if let Some(f) = needle.zip(probes.as_ref()).and_then(|(n, p)| o.seg.needle_filter(n, p)) {
+                needles.insert(o.seg.id, f);
+            }
             for (bi, b) in ix.blocks.iter().enumerate() {
                 let sid = o.ids[b.stream];
                 if !wanted.contains(&sid) || b.max_ts < q.range.start || b.min_ts > q.range.end {
@@ -952,9 +952,12 @@ impl LogDb {
                 }
             }
         }
-        (out, skipped)
+        (out, skipped, needles)
     }
 }
+
+/// Per segment, the filter of rows that may hold the query's needle.
+type Needles = HashMap<u64, NeedleFilter>;
 
 /// The id dictionaries of the segments `sources` read, held so they load once.
 fn hold_dicts<'a>(sources: impl Iterator<Item = &'a Source>) -> telltale_storage::Result<Vec<Arc<Vec<u8>>>> {
@@ -971,12 +974,18 @@ fn hold_dicts<'a>(sources: impl Iterator<Item = &'a Source>) -> telltale_storage
 }
 
 /// Rows of one source, decoded and filtered, in time order.
-fn materialize(src: &Source, q: &LogSelect<'_>, skip_lines: bool) -> telltale_storage::Result<Vec<OwnedRow>> {
+fn materialize(
+    src: &Source,
+    q: &LogSelect<'_>,
+    skip_lines: bool,
+    needles: &Needles,
+) -> telltale_storage::Result<Vec<OwnedRow>> {
     match src {
         Source::Rows(r) => Ok(r.clone()),
         Source::Block(o, bi) => {
             let b = &o.seg.index.blocks[*bi];
-            let d = o.seg.read_block(b, skip_lines).map_err(telltale_storage::Error::from)?;
+            let d =
+                o.seg.read_block_where(b, skip_lines, needles.get(&o.seg.id)).map_err(telltale_storage::Error::from)?;
             let mut out = Vec::new();
             let mut pairs = Vec::new();
             for i in 0..d.len() {
@@ -1009,10 +1018,12 @@ fn visit_block(
     bi: usize,
     q: &LogSelect<'_>,
     skip_lines: bool,
+    needle: Option<&NeedleFilter>,
     next_metadata_id: &mut u64,
     visit: &mut dyn FnMut(&LogRow<'_>) -> Visit,
 ) -> telltale_storage::Result<Visit> {
-    let d = o.seg.read_block(&o.seg.index.blocks[bi], skip_lines).map_err(telltale_storage::Error::from)?;
+    let d =
+        o.seg.read_block_where(&o.seg.index.blocks[bi], skip_lines, needle).map_err(telltale_storage::Error::from)?;
     let sets: Vec<Vec<(&str, &str)>> = d
         .meta_set_rows
         .iter()
@@ -1072,10 +1083,20 @@ impl LogReader for LogDb {
             .flat_map(|f| bloom::needle_pieces(&f.value))
             .collect();
         let skip_lines = q.skip_lines && q.filters.is_empty();
-        let (mut sources, skipped) = self.snapshot(&streams, q, &pieces);
+        let (mut sources, skipped, needles) = self.snapshot(&streams, q, &pieces);
         // Segments load their id dictionary on demand and drop it when nobody holds it:
         // held here, each is read once per query, not once per block.
-        let _dicts = if skip_lines { Vec::new() } else { hold_dicts(sources.values().flatten())? };
+        // Segments searched for a needle load theirs only if a row may hold it.
+        let _dicts = if skip_lines {
+            Vec::new()
+        } else {
+            hold_dicts(
+                sources
+                    .values()
+                    .flatten()
+                    .filter(|s| !matches!(s, Source::Block(o, _) if needles.contains_key(&o.seg.id))),
+            )?
+        };
         self.blocks_skipped.fetch_add(skipped as u64, Ordering::Relaxed);
         let read_blocks = sources.values().flatten().filter(|s| matches!(s, Source::Block(..))).count();
         self.blocks_read.fetch_add(read_blocks as u64, Ordering::Relaxed);
@@ -1107,7 +1128,10 @@ impl LogReader for LogDb {
                 if let [Source::Block(o, bi)] = c.as_slice() {
                     // A block alone in its time range is visited as decoded, row by row,
                     // without an owned copy of each row.
-                    outcome = visit_block(o, *bi, q, skip_lines, &mut next_metadata_id, &mut |row| visit(labels, row))?;
+                    let needle = needles.get(&o.seg.id);
+                    outcome = visit_block(o, *bi, q, skip_lines, needle, &mut next_metadata_id, &mut |row| {
+                        visit(labels, row)
+                    })?;
                     if outcome != Visit::Continue {
                         break 'stream;
                     }
@@ -1115,7 +1139,7 @@ impl LogReader for LogDb {
                 }
                 let mut rows = Vec::new();
                 for s in c {
-                    rows.extend(materialize(s, q, skip_lines)?);
+                    rows.extend(materialize(s, q, skip_lines, &needles)?);
                 }
                 if c.len() > 1 {
                     rows.sort_by_key(|r| r.ts);
@@ -1225,6 +1249,7 @@ impl Maintenance for LogDb {
     }
 
     fn stats(&self) -> Vec<Stat> {
+        let pending = self.idle_work().map_or(0, |(run, _)| run.len());
         let p = read(&self.persisted);
         let h = read(&self.head);
         let seg_bytes: u64 = p.segments.iter().map(|s| s.seg.bytes).sum();
@@ -1235,8 +1260,8 @@ impl Maintenance for LogDb {
             g("telltale_logs_segments", "Log segment files.", p.segments.len() as f64),
             g(
                 "telltale_logs_compaction_pending",
-                "Log segments compaction would still merge or encode once the store is idle.",
-                self.idle_pending(&p.segments) as f64,
+                "Log segments the next compaction will merge or encode once writes stop.",
+                pending as f64,
             ),
             g("telltale_logs_segment_bytes", "Bytes of log segment files and their indexes.", seg_bytes as f64),
             g("telltale_logs_wal_bytes", "Bytes of the log WAL.", dir_size(&self.wal_dir()) as f64),

@@ -4,7 +4,8 @@
 //! Data flow: a write goes to the WAL (acknowledged once it is there, so it survives
 //! `kill -9`) and to the in-memory head; the head becomes an immutable segment (Parquet, zstd,
 //! rows sorted by stream then time, one row group per stream block) once it is large or old;
-//! maintenance deletes segments past retention and merges small ones.
+//! maintenance deletes segments past retention, and small segments are merged once writes
+//! stop (and by maintenance while they go on).
 //!
 //! The one design decision to know: each block carries a bloom filter over the 8-byte n-grams
 //! of its tokens, so a needle search (`|= "3fa2c9e1b2d40a77"`) reads only blocks that may hold

@@ -357,7 +357,11 @@ impl Decoder {
         let mut hexes = row.hexes;
         let mut i = 0;
         while i < template.len() {
-            let b = template[i];
+            // Copy the text up to the next marker in one go.
+            let text = template[i..].iter().position(|&c| (TIME..=ESC).contains(&c)).unwrap_or(template.len() - i);
+            out.extend_from_slice(&template[i..i + text]);
+            i += text;
+            let Some(&b) = template.get(i) else { break };
             i += 1;
             match b {
                 TIME => {
@@ -396,6 +400,52 @@ impl Decoder {
             }
         }
         (nums.b.is_empty() && refs.b.is_empty() && hexes.is_empty()).then_some(())
+    }
+}
+
+/// Tells rows that cannot hold a needle without decoding them, for a needle that is an id
+/// (lowercase hex with a letter, 8 bytes or more). Such a needle lies inside one token of a
+/// line, and an encoded token is template text, a hex variable or a dictionary id (numbers
+/// and timestamps render no such text); so a row may hold it only if its template text, its
+/// hex variables (rendered side by side) or one of its dictionary ids does.
+#[derive(Debug)]
+pub(crate) struct NeedleFilter {
+    needle: memchr::memmem::Finder<'static>,
+    /// Refs of the segment's dictionary ids that hold the needle.
+    refs: std::collections::HashSet<u64>,
+}
+
+impl NeedleFilter {
+    /// Whether `needle` is one a filter can tell.
+    pub(crate) fn applies(needle: &str) -> bool {
+        needle.len() >= 8 && needle.bytes().all(is_hex_digit) && needle.bytes().any(|b| b.is_ascii_lowercase())
+    }
+
+    pub(crate) fn new(needle: &str, refs: impl IntoIterator<Item = u64>) -> NeedleFilter {
+        let needle = memchr::memmem::Finder::new(needle.as_bytes()).into_owned();
+        NeedleFilter { needle, refs: refs.into_iter().collect() }
+    }
+
+    /// Whether `row` may hold the needle (`scratch` is working space).
+    pub(crate) fn may_match(&self, row: &RowRef<'_>, scratch: &mut Vec<u8>) -> bool {
+        let finder = |hay: &[u8]| self.needle.find(hay).is_some();
+        if finder(row.template) || refs_of(row.refs).any(|r| self.refs.contains(&r)) {
+            return true;
+        }
+        // A timestamp need not be a whole token: one glued to other token bytes may hold
+        // part of the needle.
+        let t = row.template;
+        let glued = memchr::memchr_iter(TIME, t).any(|i| {
+            let before = i.checked_sub(1).map(|j| t[j]);
+            let after = t.get(i + 2).copied();
+            before.is_some_and(is_token_byte) || after.is_some_and(is_token_byte)
+        });
+        if glued {
+            return true;
+        }
+        scratch.clear();
+        put_hex(row.hexes, scratch);
+        finder(scratch)
     }
 }
 
@@ -494,6 +544,9 @@ mod tests {
     }
 
     proptest! {
+        // Lines without an id-like run are skipped by the needle test, often.
+        #![proptest_config(ProptestConfig { max_global_rejects: 1 << 20, ..ProptestConfig::default() })]
+
         #[test]
         fn any_bytes_roundtrip(line in proptest::collection::vec(any::<u8>(), 0..200), ts in any::<i64>()) {
             roundtrip(&mut Encoder::default(), &line, ts);
@@ -512,5 +565,67 @@ mod tests {
         ) {
             roundtrip(&mut Encoder::default(), parts.concat().as_bytes(), ts);
         }
+
+        /// A needle filter may let a row through in vain, never rule out one that holds the
+        /// needle: every id-like substring of a line passes it.
+        #[test]
+        fn a_needle_filter_keeps_every_row_that_holds_the_needle(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    "[0-9]{1,20}", "[0-9a-f]{8,66}", "[ .=:/\"-]{1,3}", "[a-z]{1,8}",
+                    Just("2026-12-06T17:56:24.000625Z".to_string()), Just("06/Dec/2026:17:56:24 +0000".to_string()),
+                ],
+                1..20,
+            ),
+            start in any::<proptest::sample::Index>(),
+            len in 8usize..40,
+        ) {
+            let line = parts.concat();
+            let ts = 1_796_579_784_000_625_123;
+            let mut enc = Encoder::default();
+            let row = roundtrip(&mut enc, line.as_bytes(), ts);
+            let dict: Vec<u8> = enc.dict.ids.iter().flatten().copied().collect();
+            // A needle inside a run of hex digits (ids are such runs; a run may span tokens).
+            let bytes = line.as_bytes();
+            let mut runs = Vec::new();
+            let mut i = 0;
+            while i < bytes.len() {
+                let end = i + bytes[i..].iter().take_while(|&&b| is_hex_digit(b)).count();
+                if end - i >= 8 {
+                    runs.push(i..end);
+                }
+                i = end + 1;
+            }
+            prop_assume!(!runs.is_empty());
+            let run = runs[start.index(runs.len())].clone();
+            let len = len.min(run.len());
+            let at = run.start + start.index(run.len() - len + 1);
+            let needle = &line[at..at + len];
+            prop_assume!(NeedleFilter::applies(needle));
+            let refs: Vec<u64> = (0..dict.len() / ID_BYTES)
+                .filter(|&r| {
+                    let mut hex = Vec::new();
+                    put_hex(&dict[r * ID_BYTES..(r + 1) * ID_BYTES], &mut hex);
+                    memchr::memmem::find(&hex, needle.as_bytes()).is_some()
+                })
+                .map(|r| r as u64)
+                .collect();
+            let filter = NeedleFilter::new(needle, refs);
+            prop_assert!(filter.may_match(&row.as_row(), &mut Vec::new()), "{needle:?} in {line:?}");
+        }
+    }
+
+    #[test]
+    fn a_needle_filter_rules_out_rows_without_the_needle() {
+        let mut enc = Encoder::default();
+        let row = roundtrip(&mut enc, b"trace_id=5a1e518fcfcf0d64aa76dd0138337051 rid=821e014c47ab84ed ok", 0);
+        let filter = |n: &str| NeedleFilter::new(n, []).may_match(&row.as_row(), &mut Vec::new());
+        assert!(filter("821e014c47ab84ed") && filter("1e014c47"), "a hex variable holds them");
+        assert!(!filter("821e014c47ab84ee"));
+        assert!(!filter("5a1e518fcfcf0d64"), "in an id, but the filter was given no ref holding it");
+        assert!(NeedleFilter::new("5a1e518fcfcf0d64", [0]).may_match(&row.as_row(), &mut Vec::new()));
+        assert!(
+            !NeedleFilter::applies("12345678") && !NeedleFilter::applies("abc") && !NeedleFilter::applies("ABCDEF12")
+        );
     }
 }

@@ -686,7 +686,9 @@ fn pq_err(path: &Path, e: parquet::errors::ParquetError) -> Error {
 /// dictionary id holding it.
 #[derive(Debug, Clone)]
 pub(crate) struct PieceProbe {
+    text: Vec<u8>,
     grams: Vec<u64>,
+    refs: Vec<u64>,
     ref_keys: Vec<Vec<u64>>,
 }
 
@@ -851,7 +853,7 @@ impl Segment {
     pub(crate) fn probe(&self, pieces: &[bloom::Piece]) -> Result<Vec<PieceProbe>> {
         let mut out = Vec::with_capacity(pieces.len());
         for p in pieces {
-            let mut ref_keys = Vec::new();
+            let (mut refs, mut ref_keys) = (Vec::new(), Vec::new());
             if let Some(loc) = self.index.dict.as_ref().filter(|d| !d.ids.is_empty() && p.may_be_in_id()) {
                 let at = loc.bloom.start;
                 if bloom::may_contain_with(loc.bloom.len(), &p.grams, self.sizing, |i| self.filters.byte(at + i)) {
@@ -861,14 +863,25 @@ impl Segment {
                         hex.clear();
                         linecodec::put_hex(id, &mut hex);
                         if hex.windows(p.text.len()).any(|w| w == p.text.as_slice()) {
+                            refs.push(r as u64);
                             ref_keys.push(bloom::ref_keys(r as u64).collect());
                         }
                     }
                 }
             }
-            out.push(PieceProbe { grams: p.grams.clone(), ref_keys });
+            out.push(PieceProbe { text: p.text.clone(), grams: p.grams.clone(), refs, ref_keys });
         }
         Ok(out)
+    }
+
+    /// A filter of the rows that may hold `needle`, for a segment of encoded lines probed
+    /// for it (`probes`), when the needle is one such a filter can tell.
+    pub(crate) fn needle_filter(&self, needle: &str, probes: &[PieceProbe]) -> Option<linecodec::NeedleFilter> {
+        if !self.lines_encoded() || !linecodec::NeedleFilter::applies(needle) {
+            return None;
+        }
+        let probe = probes.iter().find(|p| p.text == needle.as_bytes())?;
+        Some(linecodec::NeedleFilter::new(needle, probe.refs.iter().copied()))
     }
 
     /// Whether `block` may hold a line with every probed piece: the piece's n-grams are in
@@ -893,6 +906,16 @@ impl Segment {
 
     /// Decodes one block: timestamps, lines (unless `skip_lines`) and metadata pairs.
     pub(crate) fn read_block(&self, block: &Block, skip_lines: bool) -> Result<DecodedBlock> {
+        self.read_block_where(block, skip_lines, None)
+    }
+
+    /// `read_block`, where rows that `needle` rules out get an empty line, not their own.
+    pub(crate) fn read_block_where(
+        &self,
+        block: &Block,
+        skip_lines: bool,
+        needle: Option<&linecodec::NeedleFilter>,
+    ) -> Result<DecodedBlock> {
         let file = self.file.clone();
         let mut cols = vec![0usize];
         if !skip_lines {
@@ -903,7 +926,7 @@ impl Segment {
         let mut order = cols.clone();
         order.sort_unstable();
         let place = |c: usize| order.binary_search(&c).expect("projected");
-        let dict = if skip_lines || self.line_cols.len() == 1 { None } else { Some(self.dict()?) };
+        let encoded = !skip_lines && self.lines_encoded();
         let mut decoder = linecodec::Decoder::default();
         let mask = ProjectionMask::roots(self.meta.metadata().file_metadata().schema_descr(), cols.iter().copied());
         let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
@@ -922,18 +945,18 @@ impl Segment {
                 .ok_or_else(|| Error::corrupt(&self.path, "timestamp column is not ns timestamps"))?;
             out.ts.extend(ts.values().iter().copied());
             if !skip_lines {
-                let lines = match &dict {
-                    Some(dict) => {
+                let lines = match encoded {
+                    true => {
                         let cols: Vec<&arrow_array::BinaryArray> = self
                             .line_cols
                             .iter()
                             .map(|&c| batch.column(place(c)).as_any().downcast_ref::<arrow_array::BinaryArray>())
                             .collect::<Option<_>>()
                             .ok_or_else(|| Error::corrupt(&self.path, "encoded line columns are not binary"))?;
-                        decode_lines(&mut decoder, dict, &cols, ts.values())
+                        decode_lines(&mut decoder, &mut || self.dict(), &cols, ts.values(), needle)?
                             .ok_or_else(|| Error::corrupt(&self.path, "undecodable encoded line"))?
                     }
-                    None => batch
+                    false => batch
                         .column(place(self.line_cols[0]))
                         .as_any()
                         .downcast_ref::<StringArray>()
@@ -964,24 +987,43 @@ impl Segment {
 
 /// Decodes encoded-line columns (template, nums, hexes, refs) with their timestamps into
 /// lines; `None` if a row is malformed. Invalid UTF-8 (stored lines are UTF-8, so only
-/// damage makes it) becomes U+FFFD.
+/// damage makes it) becomes U+FFFD. Rows `needle` rules out get an empty line; the id
+/// dictionary is loaded (`dict`) only when a decoded row refers to it.
 pub(crate) fn decode_lines(
     decoder: &mut linecodec::Decoder,
-    dict: &[u8],
+    dict: &mut dyn FnMut() -> Result<Arc<Vec<u8>>>,
     cols: &[&arrow_array::BinaryArray],
     ts: &[i64],
-) -> Option<StringArray> {
-    let [t, nums, hexes, refs] = cols else { return None };
-    let mut b = arrow_array::builder::StringBuilder::with_capacity(ts.len(), ts.len() * 128);
+    needle: Option<&linecodec::NeedleFilter>,
+) -> Result<Option<StringArray>> {
+    let [t, nums, hexes, refs] = cols else { return Ok(None) };
+    let per_line = if needle.is_some() { 0 } else { 128 };
+    let mut b = arrow_array::builder::StringBuilder::with_capacity(ts.len(), ts.len() * per_line);
     let mut line = Vec::new();
+    let mut held: Option<Arc<Vec<u8>>> = None;
     for (i, &ts) in ts.iter().enumerate() {
         line.clear();
         let row =
             linecodec::RowRef { template: t.value(i), nums: nums.value(i), hexes: hexes.value(i), refs: refs.value(i) };
-        decoder.decode(dict, row, ts, &mut line)?;
-        b.append_value(String::from_utf8_lossy(&line));
+        if needle.is_some_and(|n| !n.may_match(&row, &mut line)) {
+            b.append_value("");
+            continue;
+        }
+        line.clear();
+        let dict: &[u8] = match &held {
+            _ if row.refs.is_empty() => &[],
+            Some(d) => d,
+            None => held.insert(dict()?),
+        };
+        if decoder.decode(dict, row, ts, &mut line).is_none() {
+            return Ok(None);
+        }
+        match std::str::from_utf8(&line) {
+            Ok(text) => b.append_value(text),
+            Err(_) => b.append_value(String::from_utf8_lossy(&line)),
+        }
     }
-    Some(b.finish())
+    Ok(Some(b.finish()))
 }
 
 /// A block's decoded columns (in Arrow arrays, as Parquet gave them).
