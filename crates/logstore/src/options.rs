@@ -37,8 +37,8 @@ pub struct Options {
     /// keep up with ingest (at level 6 compression was a third of ingest CPU); compaction
     /// rewrites them at `compression_level`.
     pub flush_compression_level: i32,
-    /// Segments smaller than half of this are merged, up to this much input per merge
-    /// (`"128MiB"`; 0 turns compaction off). Bigger merges share one id dictionary among more
+    /// Segments smaller than half of this are merged, into segments of about this much input
+    /// each (`"128MiB"`; 0 turns compaction off); once writes stop, the merge is cut by time. Bigger merges share one id dictionary among more
     /// lines (fewer bytes on disk) but hold it in memory while they write: 128 MiB of flush
     /// segments, about 2.4M lines, hold 40 MB.
     #[serde(with = "telltale_model::units::size")]
