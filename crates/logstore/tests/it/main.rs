@@ -438,6 +438,18 @@ fn skewed(db: &LogDb) {
     }
 }
 
+/// A store in `dir/db` holding `skewed` flushes, with a compaction target of a third of
+/// their bytes (so idle compaction cuts three slices), and its options.
+fn skewed_db(dir: &Path) -> (LogDb, Options) {
+    let probe = LogDb::open(&dir.join("probe"), &opts()).unwrap();
+    skewed(&probe);
+    let flushed = stat(&probe, "telltale_logs_segment_bytes") as u64;
+    let o = Options { compaction_target: flushed.div_ceil(3), ..opts() };
+    let db = LogDb::open(&dir.join("db"), &o).unwrap();
+    skewed(&db);
+    (db, o)
+}
+
 fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir.join("segments")).unwrap().map(|e| e.unwrap().path()).collect();
     v.sort();
@@ -447,13 +459,7 @@ fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn idle_compaction_cuts_skewed_streams_into_time_slices() {
     let dir = tempfile::tempdir().unwrap();
-    // A target a third of the flushes' bytes: three slices.
-    let probe = LogDb::open(&dir.path().join("probe"), &opts()).unwrap();
-    skewed(&probe);
-    let flushed = stat(&probe, "telltale_logs_segment_bytes") as u64;
-    let o = Options { compaction_target: flushed.div_ceil(3), ..opts() };
-    let db = LogDb::open(&dir.path().join("db"), &o).unwrap();
-    skewed(&db);
+    let (db, _) = skewed_db(dir.path());
     assert_eq!(stat(&db, "telltale_logs_segments"), 6.0);
     assert!(stat(&db, "telltale_logs_compaction_pending") >= 2.0);
     db.compact_idle().unwrap();
@@ -491,13 +497,8 @@ fn time_range(path: &Path) -> (i64, i64) {
 #[test]
 fn a_merge_cut_short_by_a_crash_is_finished_or_undone_on_open() {
     let dir = tempfile::tempdir().unwrap();
-    let probe = LogDb::open(&dir.path().join("probe"), &opts()).unwrap();
-    skewed(&probe);
-    let flushed = stat(&probe, "telltale_logs_segment_bytes") as u64;
-    let o = Options { compaction_target: flushed.div_ceil(3), ..opts() };
+    let (db, o) = skewed_db(dir.path());
     let path = dir.path().join("db");
-    let db = LogDb::open(&path, &o).unwrap();
-    skewed(&db);
     let inputs: Vec<(std::path::PathBuf, Vec<u8>)> =
         segment_files(&path).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
     db.compact_idle().unwrap();
