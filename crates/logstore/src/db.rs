@@ -983,29 +983,18 @@ fn materialize(
     match src {
         Source::Rows(r) => Ok(r.clone()),
         Source::Block(o, bi) => {
-            let b = &o.seg.index.blocks[*bi];
-            let d =
-                o.seg.read_block_where(b, skip_lines, needles.get(&o.seg.id)).map_err(telltale_storage::Error::from)?;
+            let forward = LogSelect { direction: Direction::Forward, ..q.clone() };
             let mut out = Vec::new();
-            let mut pairs = Vec::new();
-            for i in 0..d.len() {
-                let ts = d.ts[i];
-                if !q.range.contains(ts) {
-                    continue;
-                }
-                let line = d.line(i);
-                if !q.filters.iter().all(|f| f.matches(line)) {
-                    continue;
-                }
-                pairs.clear();
-                d.meta_at(i, &mut pairs);
-                let meta = if pairs.is_empty() {
+            let needle = needles.get(&o.seg.id);
+            visit_block(o, *bi, &forward, skip_lines, needle, &mut 1, &mut |row| {
+                let meta = if row.metadata.is_empty() {
                     Labels::empty()
                 } else {
-                    Labels::from_pairs(pairs.iter().copied()).unwrap_or_default()
+                    Labels::from_pairs(row.metadata.iter().copied()).unwrap_or_default()
                 };
-                out.push(OwnedRow { ts, line: line.to_string(), meta });
-            }
+                out.push(OwnedRow { ts: row.ts, line: row.line.to_string(), meta });
+                Visit::Continue
+            })?;
             Ok(out)
         }
     }
@@ -1024,8 +1013,8 @@ fn visit_block(
 ) -> telltale_storage::Result<Visit> {
     let d =
         o.seg.read_block_where(&o.seg.index.blocks[bi], skip_lines, needle).map_err(telltale_storage::Error::from)?;
-    let sets: Vec<Vec<(&str, &str)>> = d
-        .meta_set_rows
+    let (meta_set, meta_set_rows) = d.meta_sets();
+    let sets: Vec<Vec<(&str, &str)>> = meta_set_rows
         .iter()
         .map(|&i| {
             let mut pairs = Vec::new();
@@ -1044,7 +1033,7 @@ fn visit_block(
         if !q.filters.iter().all(|f| f.matches(line)) {
             return Visit::Continue;
         }
-        let set = d.meta_set[i];
+        let set = meta_set[i];
         visit(&LogRow { ts, line, metadata: &sets[set as usize], metadata_id: first_id + u64::from(set) })
     };
     let mut outcome = Visit::Continue;

@@ -980,7 +980,6 @@ impl Segment {
             out.meta.push(metas);
             out.batch_ends.push(out.ts.len());
         }
-        out.number_meta_sets();
         Ok(out)
     }
 }
@@ -1033,10 +1032,6 @@ pub(crate) struct DecodedBlock {
     lines: Vec<StringArray>,
     meta: Vec<Vec<(String, DictionaryArray<Int32Type>)>>,
     batch_ends: Vec<usize>,
-    /// Per row, its metadata set: rows with the same number have the same metadata.
-    pub(crate) meta_set: Vec<u32>,
-    /// Per metadata set, the first row that has it.
-    pub(crate) meta_set_rows: Vec<usize>,
 }
 
 impl DecodedBlock {
@@ -1070,18 +1065,16 @@ impl DecodedBlock {
         }
     }
 
-    /// Fills `meta_set` and `meta_set_rows` from the dictionary keys of the metadata columns,
-    /// one column at a time: a row's set so far and its key in the column give its next set.
-    fn number_meta_sets(&mut self) {
-        let rows = self.ts.len();
+    /// Numbers the rows' metadata sets from the dictionary keys of the metadata columns, one
+    /// column at a time (a row's set so far and its key in the column give its next set):
+    /// per row its set, rows with the same number having the same metadata, and per set the
+    /// first row that has it.
+    pub(crate) fn meta_sets(&self) -> (Vec<u32>, Vec<usize>) {
         // Keys number values per batch, so the batch starts the set.
-        let mut set: Vec<u32> = Vec::with_capacity(rows);
-        let mut start = 0;
+        let mut set: Vec<u32> = Vec::with_capacity(self.ts.len());
         for (b, &end) in self.batch_ends.iter().enumerate() {
             set.resize(end, b as u32);
-            start = end;
         }
-        debug_assert_eq!(start, rows);
         let columns = self.meta.iter().map(Vec::len).max().unwrap_or(0);
         let mut first_rows: Vec<usize> = Vec::new();
         let mut next: hashbrown::HashMap<(u32, i32), u32> = hashbrown::HashMap::new();
@@ -1105,8 +1098,7 @@ impl DecodedBlock {
         if columns == 0 {
             first_rows = self.batch_ends.iter().scan(0, |start, &end| Some(std::mem::replace(start, end))).collect();
         }
-        self.meta_set = set;
-        self.meta_set_rows = first_rows;
+        (set, first_rows)
     }
 }
 
