@@ -49,6 +49,10 @@ fn drops_name(op: TokenId) -> bool {
 pub(crate) fn eval_binary(ev: &Evaluator<'_>, b: &BinaryExpr) -> Result<EVal> {
     let op = b.op.id();
     let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+    if b.modifier.as_ref().is_some_and(|m| m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some()) {
+        // Parsed by promql-parser but not evaluated here yet: refusing beats answering `a + b`.
+        return Err(Error::bad("the fill(), fill_left() and fill_right() modifiers are not supported yet"));
+    }
     let lhs = ev.eval(&b.lhs)?;
     let rhs = ev.eval(&b.rhs)?;
     match (lhs, rhs) {

@@ -989,8 +989,12 @@ fn compare(ev: &Eval, v: &Value) -> Result<(), String> {
                 Expected::Nothing => &[],
                 _ => return Err("expected scalar or string result, but got matrix".into()),
             };
-            if series.windows(2).any(|w| w[0].labels > w[1].labels) {
-                return Err("matrix results should always be sorted by labels".into());
+            if let Some(w) = series.windows(2).find(|w| w[0].labels >= w[1].labels) {
+                return Err(if w[0].labels == w[1].labels {
+                    format!("result has duplicate series {}", w[0].labels)
+                } else {
+                    "matrix results should always be sorted by labels".into()
+                });
             }
             let (start, end, step) = ev.range.or(ev.expect_range).unwrap_or((ev.at, ev.at, 1));
             for s in series {
@@ -1033,6 +1037,9 @@ fn compare(ev: &Eval, v: &Value) -> Result<(), String> {
                 if !series.iter().any(|s| s.labels == *l) {
                     return Err(format!("expected metric {l} not found"));
                 }
+            }
+            if series.len() != expected.len() {
+                return Err(format!("expected {} series but got {}", expected.len(), series.len()));
             }
             Ok(())
         }
@@ -1124,5 +1131,26 @@ mod tests {
         let script = "load 1m\n  up{job=\"a\"} 0+1x10\n\neval instant at 5m up\n  up{job=\"a\"} 5\n\neval instant at 5m nope\n  up 1\n";
         let r = run_script("t", script);
         assert_eq!((r.passed, r.failed, r.skipped), (1, 1, 0));
+    }
+
+    #[test]
+    fn a_matrix_with_a_duplicate_series_fails() {
+        let (labels, vals) = parse_series(r#"up{job="a"} 1 2"#).unwrap();
+        let ev = Eval {
+            line: 1,
+            query: "up".into(),
+            range: Some((0, 60_000, 60_000)),
+            at: 0,
+            expect_range: None,
+            expect: ExpectLines::default(),
+            expected: Expected::Series(vec![(labels.clone(), vals)]),
+        };
+        let one = telltale_storage::Series {
+            labels: labels.clone(),
+            samples: vec![Sample::new(0, 1.0), Sample::new(60_000, 2.0)],
+        };
+        assert_eq!(compare(&ev, &Value::Matrix(vec![one.clone()])), Ok(()));
+        let err = compare(&ev, &Value::Matrix(vec![one.clone(), one])).unwrap_err();
+        assert!(err.contains("duplicate series"), "{err}");
     }
 }

@@ -151,6 +151,8 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
             clock.clone(),
             stop_rx.clone(),
         )));
+    } else {
+        info!("host collectors off (collectors.enabled: false)");
     }
     let manager = Manager::new(sink.clone(), clock);
     let (jobs, _) = manager.apply(&config.global, &config.scrape_configs).context("cannot start scraping")?;

@@ -357,3 +357,33 @@ impl Drop for Peer {
         let _ = self.child.wait();
     }
 }
+
+/// A small tmpfs mounted over a directory, for disk-full tests; unmounted (lazily, so a
+/// server still holding files cannot block it) when dropped. Mounting needs root: CI runs
+/// as root, and a run without it fails here with that reason instead of skipping the test.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`mount`'s syntax: `1m`, `64m`) over `dir`.
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).status();
+        assert!(
+            ok.is_ok_and(|s| s.success()),
+            "mount tmpfs on {} failed: the disk-full tests need root (scripts/test.sh says so)",
+            dir.display()
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+
+    /// Gives the file system `size`: space returns (or runs out) without unmounting.
+    pub fn resize(&self, size: &str) {
+        let ok = Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.0).status();
+        assert!(ok.is_ok_and(|s| s.success()), "remount of {} failed", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

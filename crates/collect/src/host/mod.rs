@@ -57,6 +57,7 @@ pub const COLLECTORS: &[&str] = &[
     "pressure",
     "processes",
     "schedstat",
+    "selinux",
     "sockstat",
     "softnet",
     "stat",
@@ -458,6 +459,7 @@ impl Host {
             "time" => system::time(r, sys, now, out),
             "uname" => system::uname(out),
             "os" => system::os(r, &self.opts.rootfs_path, out),
+            "selinux" => system::selinux(r, sys, &self.opts.rootfs_path, out),
             "processes" => process::top(r, &proc, self.opts.processes.top_n, now, self.page_size, &mut self.procs, out),
             _ => Ok(()),
         }

@@ -15,7 +15,7 @@ use super::Out;
 use crate::error::{Error, Result};
 
 /// `(file under /sys/class/net/DEV, family suffix, counter?)`, in node_exporter's order.
-const NUMERIC: [(&str, &str, bool); 15] = [
+const NUMERIC: [(&str, &str, bool); 16] = [
     ("addr_assign_type", "address_assign_type", false),
     ("carrier", "carrier", false),
     ("carrier_changes", "carrier_changes_total", true),
@@ -28,6 +28,7 @@ const NUMERIC: [(&str, &str, bool); 15] = [
     ("iflink", "iface_link", false),
     ("link_mode", "iface_link_mode", false),
     ("mtu", "mtu_bytes", false),
+    ("name_assign_type", "name_assign_type", false),
     ("netdev_group", "net_dev_group", false),
     ("tx_queue_len", "transmit_queue_length", false),
     ("type", "protocol_type", false),
@@ -41,7 +42,7 @@ struct Device {
     broadcast: String,
     duplex: String,
     ifalias: String,
-    numeric: [Option<i64>; 15],
+    numeric: [Option<i64>; NUMERIC.len()],
     /// Mbit/s as the kernel reports it (-1: unknown).
     speed: Option<i64>,
 }
@@ -96,7 +97,7 @@ pub(crate) fn netclass(
     let mut devices = Vec::with_capacity(names.len());
     for name in names {
         let d = dir.join(&name);
-        let mut numeric = [None; 15];
+        let mut numeric = [None; NUMERIC.len()];
         for (i, (file, _, _)) in NUMERIC.iter().enumerate() {
             numeric[i] = attr(r, &d, file).and_then(|v| parse_int(&v));
         }

@@ -126,6 +126,26 @@ pub(crate) fn entropy(r: &mut Reader, proc: &Path, out: &mut Out<'_>) -> Result<
     Ok(())
 }
 
+/// `node_selinux_enabled`, and where SELinux is on `node_selinux_config_mode` (/etc/selinux/config:
+/// 1 enforcing, 0 permissive, -1 disabled) and `node_selinux_current_mode` (selinuxfs's `enforce`).
+pub(crate) fn selinux(r: &mut Reader, sys: &Path, rootfs: &Path, out: &mut Out<'_>) -> Result<()> {
+    let Some(current) = r.read_opt(&join(sys, "fs/selinux/enforce"))?.map(|t| t.trim() == "1") else {
+        out.gauge("node_selinux_enabled", "SELinux is enabled, 1 is true, 0 is false", 0.0);
+        return Ok(());
+    };
+    out.gauge("node_selinux_enabled", "SELinux is enabled, 1 is true, 0 is false", 1.0);
+    let config = r.read_opt(&rootfs.join("etc/selinux/config"))?.unwrap_or("");
+    let mode = config.lines().find_map(|l| l.trim().strip_prefix("SELINUX=")).map(|m| unquote(m.trim()));
+    let configured = match mode.as_deref() {
+        Some("enforcing") => 1.0,
+        Some("permissive") => 0.0,
+        _ => -1.0,
+    };
+    out.gauge("node_selinux_config_mode", "Configured SELinux enforcement mode", configured);
+    out.gauge("node_selinux_current_mode", "Current SELinux enforcement mode", if current { 1.0 } else { 0.0 });
+    Ok(())
+}
+
 /// `node_uname_info{sysname,release,version,machine,nodename,domainname} 1`.
 pub(crate) fn uname(out: &mut Out<'_>) -> Result<()> {
     let u = rustix::system::uname();

@@ -46,8 +46,15 @@ fn host_metrics_are_stored_with_node_exporter_names() {
 
 #[test]
 fn collectors_can_be_turned_off() {
-    let s = start("collectors:\n  enabled: false\nserver:\n  self_scrape_interval: 0s\n");
-    let r = s.get("/api/v1/label/__name__/values");
+    let off = start("collectors:\n  enabled: false\n  interval: 1s\nserver:\n  self_scrape_interval: 0s\n");
+    assert!(off.log().contains("host collectors off"), "{}", off.log());
+    // A server started after it, collecting every second, has host series: by then the first
+    // would have them too, had it collected.
+    let on = start("collectors:\n  interval: 1s\nserver:\n  self_scrape_interval: 0s\n");
+    eventually("host series on the server that collects", Duration::from_millis(100), || {
+        (!query(&on, "node_load1").is_empty()).then_some(())
+    });
+    let r = off.get("/api/v1/label/__name__/values");
     assert_eq!(r.text(), r#"{"status":"success","data":[]}"#);
 }
 

@@ -116,39 +116,13 @@ fn a_corrupt_wal_tail_is_named_and_the_rest_is_served() {
     assert!(m.contains("telltale_storage_corrupt_files"), "{m}");
 }
 
-/// Unmounts a tmpfs when dropped (after the server using it, declared later, is gone).
-pub(crate) struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    pub(crate) fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status();
-        assert!(ok.is_ok_and(|s| s.success()), "mount tmpfs on {} failed (the test needs root)", dir.display());
-        Tmpfs(dir.to_path_buf())
-    }
-
-    pub(crate) fn resize(&self, size: &str) {
-        let ok =
-            std::process::Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.0).status();
-        assert!(ok.is_ok_and(|s| s.success()), "remount failed");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn disk_full_gets_503_reads_keep_working_and_writes_resume() {
     let mut mount = None;
     let mut s = telltale_testkit::TestServer::start_with(
         super::BIN,
         "collectors:\n  enabled: false\nserver:\n  self_scrape_interval: 0s\nstorage:\n  tsdb:\n    wal:\n      segment_size: 64KiB\n",
-        |dir| mount = Some(Tmpfs::mount(dir, "1m")),
+        |dir| mount = Some(telltale_testkit::Tmpfs::mount(dir, "1m")),
     );
     let mount = mount.unwrap();
     let batch = |n: usize| -> Vec<u8> {

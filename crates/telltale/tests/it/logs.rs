@@ -169,20 +169,23 @@ fn a_corrupt_log_segment_is_named_in_ready_and_metrics() {
     assert_eq!(got[0].2, "in the wal");
 }
 
+/// A full disk: 503 naming the cause, reads keep working, nothing half-written is left, writing
+/// resumes once space returns, and every acknowledged line is there, also after a `kill -9`.
 #[test]
 fn log_disk_full_gets_503_and_resumes() {
     let mut mount = None;
-    let s = TestServer::start_with(
+    let mut s = TestServer::start_with(
         super::BIN,
         "server:\n  self_scrape_interval: 0s\nstorage:\n  logs:\n    wal:\n      segment_size: 64KiB\n",
-        |dir| mount = Some(super::durability::Tmpfs::mount(dir, "2m")),
+        |dir| mount = Some(telltale_testkit::Tmpfs::mount(dir, "2m")),
     );
     let mount = mount.unwrap();
-    let line = "x".repeat(1000);
+    let line = |ts: usize| format!("{ts:06} {}", "x".repeat(1000));
     let body = |n: usize| {
-        let values: Vec<String> = (0..50).map(|i| format!(r#"["{}","{line}"]"#, n * 100 + i)).collect();
+        let values: Vec<String> = (0..50).map(|i| format!(r#"["{}","{}"]"#, n * 100 + i, line(n * 100 + i))).collect();
         format!(r#"{{"streams":[{{"stream":{{"job":"full"}},"values":[{}]}}]}}"#, values.join(","))
     };
+    let mut acked = Vec::new();
     let mut full = None;
     for n in 0..5000 {
         let r = push(&s, &body(n));
@@ -190,15 +193,33 @@ fn log_disk_full_gets_503_and_resumes() {
             full = Some((n, r));
             break;
         }
+        acked.extend((0..50).map(|i| n * 100 + i));
     }
     let (n, r) = full.expect("the tmpfs never filled up");
+    assert!(n > 0, "the first push already failed: {}", r.text());
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(r.text().contains("no space left on device"), "{}", r.text());
     let r = s.get("/loki/api/v1/labels?start=0&end=4000000000");
     assert_eq!(r.status, 200, "reads keep working");
+    let stored = |s: &TestServer| -> Vec<usize> {
+        logql(s, r#"{job="full"}"#)
+            .into_iter()
+            .map(|(_, ts, l)| {
+                let ts: usize = ts.parse().unwrap();
+                assert_eq!(l, line(ts), "line {ts} comes back whole");
+                ts
+            })
+            .collect()
+    };
+    assert_eq!(stored(&s), acked, "exactly the acknowledged lines, none of the refused push");
     mount.resize("64m");
     let r = push(&s, &body(n + 1));
     assert_eq!(r.status, 204, "{}", r.text());
+    acked.extend((0..50).map(|i| (n + 1) * 100 + i));
+    assert_eq!(stored(&s), acked);
+    s.kill9();
+    s.start_again();
+    assert_eq!(stored(&s), acked, "after kill -9");
 }
 
 #[test]

@@ -387,31 +387,12 @@ fn reads_format_v1_data_dir() {
     assert!(got[2].samples.iter().zip(&c).all(|(x, y)| x.bit_eq(y)) && got[2].samples.len() == 10);
 }
 
-/// Unmounts the test's tmpfs when dropped.
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// A full disk makes writes fail cleanly with "unavailable"; reads go on, and writes
 /// resume once space returns, with every acknowledged sample kept.
 #[test]
 fn disk_full_fails_writes_cleanly_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(dir.path())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipping: cannot mount a tmpfs here (needs root)");
-        return;
-    }
-    let _mount = Mount(dir.path().to_path_buf());
+    let _mount = telltale_testkit::Tmpfs::mount(dir.path(), "2m");
     let opts = Options {
         wal: telltale_tsdb::WalOptions { segment_size: 256 << 10, ..Default::default() },
         ..Options::default()
