@@ -50,7 +50,7 @@ run_server() {  # name api
   echo "compaction: ${pending:-?} segments pending $((SECONDS - t0)) s after the final flush" \
     | tee "$OUT/$name.settle.txt"
   "$PY" "$SHARED/logbench.py" search --url "http://127.0.0.1:$PORT" --manifest "$M" --server-pid $pid \
-    --wait-quiet "$WAIT_QUIET" "${sel[@]}" --json "$OUT/$name.search.json" | tee "$OUT/$name.search.txt" || true
+    --wait-quiet "$WAIT_QUIET" "${sel[@]}" --json "$OUT/$name.search.json" | tee "$OUT/$name.search.txt"
   "$PY" "$SHARED/logbench.py" footprint --pid $pid --dir "$data" --manifest "$M" --anchors "$OUT/anchors.json" \
     --json "$OUT/$name.footprint.json" | tee "$OUT/$name.footprint.txt"
   kill $pid; wait $pid 2>/dev/null || true

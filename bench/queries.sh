@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Range-query latency: Telltale against Prometheus 2.42 on the data `bench/metrics.sh` ingested, every
-# query of ../shared/bench/queries.txt as a range query (the whole data set, 60 s step), each run RUNS
-# times in turn on both servers; reports each query's median per server and the ratio.
+# query of ../shared/bench/queries.txt as a range query (the whole data set, 60 s step), on both
+# servers in turn; reports each query's cold (first) run, its warm median, and the ratios.
 #
-#   bench/queries.sh OUTDIR            # OUTDIR of a finished bench/metrics.sh run; RUNS=5 by default
+#   bench/queries.sh OUTDIR            # OUTDIR of a finished bench/metrics.sh run; RUNS=5 REPS=30
 #
-# Results: OUTDIR/query-latency.md (promcompare.py's timings: a new connection per request) and
-# OUTDIR/query-latency-keepalive.md (bench/latency.py: one keep-alive connection per server, REPS=30
-# runs per query, so the servers' own time shows). Both servers run and are queried alternately, so
-# machine noise hits both alike; nothing else should run meanwhile.
+# Results: OUTDIR/query-latency-keepalive.md (bench/latency.py, first and on servers that have run
+# no query yet: one keep-alive connection per server, REPS runs per query, the first reported as
+# cold, the median of the rest as warm) and OUTDIR/query-latency.md (promcompare.py's timings, a
+# new connection per request, RUNS runs; any answer that differs from Prometheus's beyond
+# bench/known-differences.txt fails the script). Both servers run and are queried alternately, so
+# machine noise hits both alike; nothing else should run meanwhile. As root, the page cache is
+# dropped before the servers start, so cold is cold for both.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=$ROOT/../shared/bench
@@ -28,6 +31,12 @@ wait_ready() {  # url pid
   done
 }
 
+# Cold means cold for both: with root, the page cache is dropped before the servers start.
+if [ -w /proc/sys/vm/drop_caches ]; then
+  sync; echo 3 >/proc/sys/vm/drop_caches; echo "page cache dropped before the servers started"
+else
+  echo "page cache not dropped (needs root): cold runs read data the page cache may still hold"
+fi
 printf 'global:\n  scrape_interval: 15s\n' >"$OUT/prometheus-queries.yml"
 prometheus --config.file="$OUT/prometheus-queries.yml" --storage.tsdb.path="$OUT/prom-data" \
   --web.listen-address=127.0.0.1:$PROM_PORT >"$OUT/prometheus.queries.log" 2>&1 &
@@ -36,18 +45,20 @@ PIDS+=($!); wait_ready http://127.0.0.1:$PROM_PORT $!
   >"$OUT/telltale.queries.log" 2>&1 &
 PIDS+=($!); wait_ready http://127.0.0.1:$TT_PORT $!
 
+# First, on servers that have answered no query yet: each query REPS times on one keep-alive
+# connection per server (no TCP setup or client start-up in the timings), alternating; the first
+# run of each query is reported as cold.
+"$PY" "$ROOT/bench/latency.py" --a http://127.0.0.1:$PROM_PORT --b http://127.0.0.1:$TT_PORT \
+  --manifest "$OUT/prometheus.manifest.json" --queries "$SHARED/queries.txt" --reps "${REPS:-30}" \
+  >"$OUT/query-latency-keepalive.md"
+
 for i in $(seq 1 "$RUNS"); do
   echo "run $i of $RUNS"
   "$PY" "$SHARED/promcompare.py" --a http://127.0.0.1:$PROM_PORT --b http://127.0.0.1:$TT_PORT \
     --name-a prometheus --name-b telltale --queries "$SHARED/queries.txt" --manifest "$OUT/prometheus.manifest.json" \
-    --step 60s --mode range --quiet --json "$OUT/latency-run$i.json" | tail -1 || true  # mismatches: see metrics.sh
+    --step 60s --mode range --quiet --json "$OUT/latency-run$i.json" | tail -1 || true  # judged just below
+  "$PY" "$ROOT/bench/check_compare.py" "$OUT/latency-run$i.json"
 done
-
-# The same queries on one keep-alive connection per server (no TCP setup or client start-up in
-# the timings), REPS times each, alternating.
-"$PY" "$ROOT/bench/latency.py" --a http://127.0.0.1:$PROM_PORT --b http://127.0.0.1:$TT_PORT \
-  --manifest "$OUT/prometheus.manifest.json" --queries "$SHARED/queries.txt" --reps "${REPS:-30}" \
-  >"$OUT/query-latency-keepalive.md"
 
 "$PY" - "$OUT" "$RUNS" >"$OUT/query-latency.md" <<'EOF'
 import json, statistics, sys

@@ -6,11 +6,14 @@ Runs everything on loopback with Debian's packages and a release build of Tellta
   node_exporter (real host data) <- scraped every 1 s by Prometheus 2.42, which remote-writes
   to Telltale; so both hold the same series. Then headless Chromium (over chromedriver) loads
 
-  * Telltale's Overview (/?from=now-5m): time from navigation start to the first chart drawn
-    with data (the chart module's `telltale:first-chart` performance mark), and the bytes of
-    every HTML/JS/CSS response the page needed (Resource Timing's decodedBodySize);
-  * Prometheus's own graph page (/classic/graph, the UI Debian ships) with a CPU-rate graph:
-    time until its chart has drawn a line (an SVG path in the graph), and its bytes likewise;
+  * Telltale's Overview (/?from=now-5m) and Prometheus's own graph page (/classic/graph, the UI
+    Debian ships) with a CPU-rate graph: time from navigation start to the first chart drawn
+    with data, and the bytes of every HTML/JS/CSS response the page needed (Resource Timing's
+    decodedBodySize). Both times are taken the same way: a probe injected before any page script
+    (DevTools' Page.addScriptToEvaluateOnNewDocument) checks at every animation frame from the
+    start whether a chart with data is in the page (Telltale: its chart module has set its
+    `telltale:first-chart` mark; Prometheus: its graph has an SVG path with a line) and keeps the
+    timestamp of the first frame where it is, on the page's own clock;
   * a redraw benchmark: Telltale's chart module with 100 series x 1,000 points in a
     1,200 x 400 canvas, the median of 50 full redraws (and of 200 hover updates).
 
@@ -95,6 +98,8 @@ class Browser:
                 "args": CHROME_ARGS + [f"--user-data-dir={self.profile}"]}, "timeouts": {"script": 60000}}}}
         v = self.cmd("POST", "/session", caps, root=True)
         self.sid = v["sessionId"]
+        self.cmd("POST", "/goog/cdp/execute", {"cmd": "Page.addScriptToEvaluateOnNewDocument",
+                                                "params": {"source": FIRST_CHART_PROBE}})
 
     def cmd(self, method, path, body=None, root=False):
         base = f"http://127.0.0.1:{self.port}" + ("" if root else f"/session/{self.sid}")
@@ -144,10 +149,23 @@ const tick = () => {
 tick();
 """
 
-TELLTALE_FIRST = "(performance.getEntriesByName('telltale:first-chart')[0] || {}).startTime ?? null"
-# Rickshaw draws each series as an SVG path inside .graph; the first one with a real line is
-# Prometheus's first chart. The time is taken when the poll sees it (5 ms polling).
-PROM_FIRST = "(document.querySelector('.graph svg path[d*=\"L\"]') ? performance.now() : null)"
+# Runs in every page before its own scripts and checks at each animation frame whether a chart
+# with data is in the page; the frame's timestamp (performance.now()'s clock, from navigation
+# start) of the first such frame is the page's first-chart time. One probe for both pages, so
+# both are measured the same way, with the same frame granularity.
+FIRST_CHART_PROBE = """
+(() => {
+  const drawn = () =>
+    performance.getEntriesByName('telltale:first-chart').length > 0 ||  // Telltale's chart module
+    !!document.querySelector('.graph svg path[d*="L"]');                 // Prometheus: Rickshaw's line
+  const frame = (t) => {
+    if (drawn()) { window.__firstChartFrame = t; return; }
+    requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
+})();
+"""
+FIRST_CHART = "window.__firstChartFrame ?? null"
 
 REDRAW = """
 const done = arguments[arguments.length - 1];
@@ -240,9 +258,9 @@ def main():
                     + "&g0.tab=0&g0.range_input=5m")
         try:
             for i in range(a.runs):
-                for name, url, cond in (("telltale", tt_url, TELLTALE_FIRST), ("prometheus", prom_url, PROM_FIRST)):
+                for name, url in (("telltale", tt_url), ("prometheus", prom_url)):
                     b.goto(url)
-                    r = b.run_async(MEASURE % cond)
+                    r = b.run_async(MEASURE % FIRST_CHART)
                     if r.get("timeout"):
                         raise RuntimeError(f"{name}: no chart within 30 s")
                     res[name].append(r)
