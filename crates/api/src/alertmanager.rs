@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use telltale_alerting::am::AlertQuery;
 use telltale_model::MetricType;
@@ -19,9 +19,7 @@ impl From<telltale_alerting::Error> for ApiError {
     }
 }
 
-fn json(v: serde_json::Value) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
-}
+use crate::json;
 
 fn flag(p: &Params, name: &str) -> Result<bool, ApiError> {
     match p.get(name) {

@@ -12,6 +12,8 @@
 //! | Unavailable     | 503  | disk full, starting up, shutting down: retry later |
 //! | Internal        | 500  | |
 //! | Conflict        | 409  | a dashboard saved over a newer version than the one the editor loaded |
+//! | Unauthenticated | 401  | no credential or a bad one (the auth middleware adds `WWW-Authenticate`); never 5xx, see `authn.rs` |
+//! | Forbidden       | 403  | a valid credential without the route's scope or the request's tenant |
 //!
 //! One exception, from Prometheus's query API: a query that parses but fails while it runs
 //! (see [`ApiError::execution`]) is 422 with `errorType: execution`. Another, from Loki: an
@@ -106,6 +108,8 @@ impl ApiError {
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::Timeout | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -265,6 +269,8 @@ mod tests {
             (ErrorKind::Unavailable, 503),
             (ErrorKind::Internal, 500),
             (ErrorKind::Conflict, 409),
+            (ErrorKind::Unauthenticated, 401),
+            (ErrorKind::Forbidden, 403),
         ];
         for (kind, code) in cases {
             assert_eq!(ApiError::new(kind, "x").status().as_u16(), code, "{kind:?}");

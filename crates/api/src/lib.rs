@@ -10,8 +10,11 @@
 //! body *shape* of its errors ([`Shape`]), so status codes cannot drift between handlers.
 #![warn(missing_docs)]
 
+mod access;
 mod admin;
 mod alertmanager;
+mod authapi;
+mod authn;
 mod body;
 mod dashboards;
 mod error;
@@ -38,10 +41,14 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{from_fn_with_state, map_response, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
+pub use access::{lookup as route_access, Access, ROUTES};
+pub use authn::{Auth, Tenant};
 pub use error::{ApiError, Shape};
+
+use access::at;
 pub use ratelimit::LogRates;
 pub use selector::parse_selector;
 pub use sql::{SqlResult, SqlService};
@@ -49,73 +56,92 @@ pub use state::{system_now_ms, AppState, Clock, Limits, Reloader, RuntimeInfo};
 
 /// Every endpoint, wired to `state`.
 pub fn router(state: AppState) -> Router {
+    routes()
+        .layer(from_fn_with_state(state.clone(), authn::authorize))
+        .layer(from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// Every route, before authorization and request metrics.
+fn routes() -> Router<AppState> {
     let text_errors = |r: Response| async move { error::reshape(Shape::Text, r) };
     let prom_read = Router::new()
-        .route("/api/v1/series", get(read::series).post(read::series))
-        .route("/api/v1/labels", get(read::labels).post(read::labels))
-        .route("/api/v1/label/{name}/values", get(read::label_values).post(read::label_values))
-        .route("/api/v1/export", get(read::export).post(read::export))
-        .route("/api/v1/query", get(query::instant).post(query::instant))
-        .route("/api/v1/query_range", get(query::range).post(query::range))
-        .route("/api/v1/format_query", get(query::format).post(query::format))
-        .route("/api/v1/query_exemplars", get(query::exemplars).post(query::exemplars))
-        .route("/api/v1/metadata", get(status::metadata))
-        .route("/api/v1/status/buildinfo", get(status::buildinfo))
-        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
-        .route("/api/v1/status/config", get(status::config))
-        .route("/api/v1/status/tsdb", get(status::tsdb))
-        .route("/api/v1/dashboards", get(dashboards::list).post(dashboards::create))
-        .route("/api/v1/dashboards/{uid}", get(dashboards::get).put(dashboards::update).delete(dashboards::delete))
-        .route("/api/v1/targets", get(status::targets))
-        .route("/api/v1/rules", get(rules::rules).post(rules::rules))
-        .route("/api/v1/alerts", get(rules::alerts).post(rules::alerts))
-        .route("/api/v1/notifications", get(alertmanager::notifications))
-        .route("/api/v1/sql", get(sql::sql).post(sql::sql));
-    let federate = Router::new().route("/federate", get(query::federate)).layer(map_response(text_errors));
+        .route(at("/api/v1/series"), get(read::series).post(read::series))
+        .route(at("/api/v1/labels"), get(read::labels).post(read::labels))
+        .route(at("/api/v1/label/{name}/values"), get(read::label_values).post(read::label_values))
+        .route(at("/api/v1/export"), get(read::export).post(read::export))
+        .route(at("/api/v1/query"), get(query::instant).post(query::instant))
+        .route(at("/api/v1/query_range"), get(query::range).post(query::range))
+        .route(at("/api/v1/format_query"), get(query::format).post(query::format))
+        .route(at("/api/v1/query_exemplars"), get(query::exemplars).post(query::exemplars))
+        .route(at("/api/v1/metadata"), get(status::metadata))
+        .route(at("/api/v1/status/buildinfo"), get(status::buildinfo))
+        .route(at("/api/v1/status/runtimeinfo"), get(status::runtimeinfo))
+        .route(at("/api/v1/status/config"), get(status::config))
+        .route(at("/api/v1/status/tsdb"), get(status::tsdb))
+        .route(at("/api/v1/dashboards"), get(dashboards::list).post(dashboards::create))
+        .route(at("/api/v1/dashboards/{uid}"), get(dashboards::get).put(dashboards::update).delete(dashboards::delete))
+        .route(at("/api/v1/targets"), get(status::targets))
+        .route(at("/api/v1/rules"), get(rules::rules).post(rules::rules))
+        .route(at("/api/v1/alerts"), get(rules::alerts).post(rules::alerts))
+        .route(at("/api/v1/notifications"), get(alertmanager::notifications))
+        .route(at("/api/v1/sql"), get(sql::sql).post(sql::sql));
+    let federate = Router::new().route(at("/federate"), get(query::federate)).layer(map_response(text_errors));
     let prom_write = Router::new()
-        .route("/api/v1/write", post(write::remote_write))
-        .route("/api/v1/import/prometheus", post(write::import_prometheus))
+        .route(at("/api/v1/write"), post(write::remote_write))
+        .route(at("/api/v1/import/prometheus"), post(write::import_prometheus))
         .layer(map_response(text_errors));
     let influx_v1 = Router::new()
-        .route("/write", post(write::influx_write))
+        .route(at("/write"), post(write::influx_write))
         .layer(map_response(|r: Response| async move { error::reshape(Shape::InfluxV1, r) }));
     let influx_v2 = Router::new()
-        .route("/api/v2/write", post(write::influx_write))
+        .route(at("/api/v2/write"), post(write::influx_write))
         .layer(map_response(|r: Response| async move { error::reshape(Shape::InfluxV2, r) }));
     // OTLP renders its own errors (google.rpc.Status in the request's encoding).
-    let otlp = Router::new().route("/v1/metrics", post(write::otlp_metrics)).route("/v1/logs", post(otlplogs::logs));
+    let otlp = Router::new().route(at("/v1/metrics"), post(write::otlp_metrics)).route(at("/v1/logs"), post(otlplogs::logs));
     // Alertmanager's API answers errors as a JSON string, as go-swagger clients (amtool) expect.
     let am = Router::new()
-        .route("/api/v2/alerts", get(alertmanager::get_alerts).post(alertmanager::post_alerts))
-        .route("/api/v2/alerts/groups", get(alertmanager::groups))
-        .route("/api/v2/silences", get(alertmanager::get_silences).post(alertmanager::post_silence))
-        .route("/api/v2/silence/{id}", get(alertmanager::get_silence).delete(alertmanager::delete_silence))
-        .route("/api/v2/status", get(alertmanager::status))
-        .route("/api/v2/receivers", get(alertmanager::receivers))
+        .route(at("/api/v2/alerts"), get(alertmanager::get_alerts).post(alertmanager::post_alerts))
+        .route(at("/api/v2/alerts/groups"), get(alertmanager::groups))
+        .route(at("/api/v2/silences"), get(alertmanager::get_silences).post(alertmanager::post_silence))
+        .route(at("/api/v2/silence/{id}"), get(alertmanager::get_silence).delete(alertmanager::delete_silence))
+        .route(at("/api/v2/status"), get(alertmanager::status))
+        .route(at("/api/v2/receivers"), get(alertmanager::receivers))
         .layer(map_response(|r: Response| async move { error::reshape(Shape::JsonString, r) }));
     let loki = Router::new()
-        .route("/loki/api/v1/push", post(loki::push))
-        .route("/loki/api/v1/query", get(loki::query).post(loki::query))
-        .route("/loki/api/v1/query_range", get(loki::query_range).post(loki::query_range))
-        .route("/loki/api/v1/labels", get(loki::labels).post(loki::labels))
-        .route("/loki/api/v1/label/{name}/values", get(loki::label_values).post(loki::label_values))
-        .route("/loki/api/v1/series", get(loki::series).post(loki::series))
-        .route("/loki/api/v1/index/stats", get(loki::index_stats).post(loki::index_stats))
-        .route("/loki/api/v1/status/buildinfo", get(loki::buildinfo))
-        .route("/loki/api/v1/tail", get(loki::tail))
+        .route(at("/loki/api/v1/push"), post(loki::push))
+        .route(at("/loki/api/v1/query"), get(loki::query).post(loki::query))
+        .route(at("/loki/api/v1/query_range"), get(loki::query_range).post(loki::query_range))
+        .route(at("/loki/api/v1/labels"), get(loki::labels).post(loki::labels))
+        .route(at("/loki/api/v1/label/{name}/values"), get(loki::label_values).post(loki::label_values))
+        .route(at("/loki/api/v1/series"), get(loki::series).post(loki::series))
+        .route(at("/loki/api/v1/index/stats"), get(loki::index_stats).post(loki::index_stats))
+        .route(at("/loki/api/v1/status/buildinfo"), get(loki::buildinfo))
+        .route(at("/loki/api/v1/tail"), get(loki::tail))
         .layer(map_response(text_errors));
     let elasticsearch = Router::new()
-        .route("/", get(es::root).head(es::root))
-        .route("/_bulk", post(es::bulk).put(es::bulk))
-        .route("/{index}/_bulk", post(es::bulk_index).put(es::bulk_index))
+        .route(at("/"), get(es::root).head(es::root))
+        .route(at("/_bulk"), post(es::bulk).put(es::bulk))
+        .route(at("/{index}/_bulk"), post(es::bulk_index).put(es::bulk_index))
         .layer(map_response(|r: Response| async move { es::product_header(error::reshape(Shape::Elasticsearch, r)) }));
+    let auth = Router::new()
+        .route(at("/api/v1/auth/login"), post(authapi::login))
+        .route(at("/api/v1/auth/logout"), post(authapi::logout))
+        .route(at("/api/v1/auth/whoami"), get(authapi::whoami))
+        .route(at("/api/v1/auth/password"), put(authapi::change_password))
+        .route(at("/api/v1/auth/users"), get(authapi::users).post(authapi::add_user))
+        .route(at("/api/v1/auth/users/{name}"), put(authapi::update_user).delete(authapi::delete_user))
+        .route(at("/api/v1/auth/service_accounts"), get(authapi::service_accounts).post(authapi::add_service_account))
+        .route(at("/api/v1/auth/service_accounts/{name}"), delete(authapi::delete_service_account))
+        .route(at("/api/v1/auth/tokens"), get(authapi::tokens).post(authapi::create_token))
+        .route(at("/api/v1/auth/tokens/{id}"), delete(authapi::revoke_token));
     let admin = Router::new()
-        .route("/-/healthy", get(admin::healthy).head(admin::healthy))
-        .route("/-/ready", get(admin::ready).head(admin::ready))
-        .route("/-/reload", post(admin::reload).put(admin::reload))
-        .route("/metrics", get(admin::metrics))
-        .route("/internal/force_flush", get(admin::force_flush).post(admin::force_flush))
-        .route("/ping", get(admin::ping).head(admin::ping))
+        .route(at("/-/healthy"), get(admin::healthy).head(admin::healthy))
+        .route(at("/-/ready"), get(admin::ready).head(admin::ready))
+        .route(at("/-/reload"), post(admin::reload).put(admin::reload))
+        .route(at("/metrics"), get(admin::metrics))
+        .route(at("/internal/force_flush"), get(admin::force_flush).post(admin::force_flush))
+        .route(at("/ping"), get(admin::ping).head(admin::ping))
         .layer(map_response(text_errors));
     Router::new()
         .merge(prom_write)
@@ -129,9 +155,14 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .merge(telltale_ui::router())
         .merge(am)
+        .merge(auth)
         .fallback(not_found)
-        .layer(from_fn_with_state(state.clone(), track))
-        .with_state(state)
+}
+
+/// A JSON response with status 200.
+pub(crate) fn json(v: serde_json::Value) -> Response {
+    use axum::response::IntoResponse as _;
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -105,6 +105,7 @@ struct Inner {
     targets: OnceLock<telltale_collect::scrape::Targets>,
     rules: telltale_alerting::Rules,
     alertmanager: telltale_alerting::am::Alertmanager,
+    auth: OnceLock<Arc<crate::authn::Auth>>,
 }
 
 /// What `/api/v1/status/runtimeinfo` reports beyond the process's own facts.
@@ -140,6 +141,7 @@ impl AppState {
             targets: OnceLock::new(),
             rules: telltale_alerting::Rules::new(),
             alertmanager: telltale_alerting::am::Alertmanager::new(),
+            auth: OnceLock::new(),
         };
         let state = Self { inner: Arc::new(inner) };
         let now = state.now_ms();
@@ -154,6 +156,17 @@ impl AppState {
         let state = Self::new(limits, Arc::new(system_now_ms));
         state.set_store(store);
         state
+    }
+
+    /// Turns authentication on (credentials, scopes, the web config). Without it every request
+    /// acts as an anonymous admin. Later calls are ignored.
+    pub fn set_auth(&self, auth: Arc<crate::authn::Auth>) {
+        let _ = self.inner.auth.set(auth);
+    }
+
+    /// Authentication, when configured.
+    pub fn auth(&self) -> Option<Arc<crate::authn::Auth>> {
+        self.inner.auth.get().cloned()
     }
 
     /// Makes the store available; the server is ready from now on. Later calls are ignored.

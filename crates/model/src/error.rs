@@ -19,6 +19,10 @@ pub enum ErrorKind {
     Internal,
     /// The request conflicts with the current state (a document changed since it was read).
     Conflict,
+    /// No credential, or one that is not valid.
+    Unauthenticated,
+    /// A valid credential that may not do this (scope or tenant).
+    Forbidden,
 }
 
 impl ErrorKind {
@@ -33,6 +37,8 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
             ErrorKind::Conflict => "conflict",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::Forbidden => "forbidden",
         }
     }
 }
