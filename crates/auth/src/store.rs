@@ -207,9 +207,8 @@ fn ms(d: Duration) -> i64 {
 
 /// Names of users and service accounts: what fits in a URL, a log line and a label value.
 pub fn check_name(kind: &str, name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b));
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -266,7 +265,9 @@ impl AuthStore {
     /// Looks at the file at most once a second (another process may have changed it).
     fn maybe_refresh(&self, now: i64) {
         let last = self.last_look.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= 1000 && self.last_look.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        if now.saturating_sub(last) >= 1000
+            && self.last_look.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
             if let Err(e) = self.refresh() {
                 tracing::error!(error = %e, "cannot re-read the auth store; the last version read stays in force");
             }
@@ -289,7 +290,8 @@ impl AuthStore {
         data.version = VERSION;
         let path = self.file();
         let tmp = self.dir.join(format!("{FILE}.tmp"));
-        let bytes = serde_json::to_vec_pretty(&data).map_err(|e| Error::Corrupt { path: path.clone(), message: e.to_string() })?;
+        let bytes = serde_json::to_vec_pretty(&data)
+            .map_err(|e| Error::Corrupt { path: path.clone(), message: e.to_string() })?;
         {
             use std::os::unix::fs::OpenOptionsExt as _;
             let mut f = std::fs::OpenOptions::new()
@@ -324,7 +326,14 @@ impl AuthStore {
             if d.users.iter().any(|u| u.name == name) {
                 return Err(Error::Conflict(format!("user {name:?}")));
             }
-            let u = User { name: name.into(), password_hash, role, tenants: Tenants::Any, origin: origin.into(), created_at: now };
+            let u = User {
+                name: name.into(),
+                password_hash,
+                role,
+                tenants: Tenants::Any,
+                origin: origin.into(),
+                created_at: now,
+            };
             d.users.push(u.clone());
             Ok(u)
         })
@@ -347,7 +356,8 @@ impl AuthStore {
     pub fn update_user(&self, name: &str, role: Option<Role>, password: Option<&str>) -> Result<User> {
         let hash = password.map(password::hash).transpose()?;
         self.modify(|d| {
-            let u = d.users.iter_mut().find(|u| u.name == name).ok_or_else(|| Error::NotFound(format!("user {name:?}")))?;
+            let u =
+                d.users.iter_mut().find(|u| u.name == name).ok_or_else(|| Error::NotFound(format!("user {name:?}")))?;
             if let Some(r) = role {
                 u.role = r;
             }
@@ -383,7 +393,13 @@ impl AuthStore {
     }
 
     /// Adds a service account.
-    pub fn add_service_account(&self, name: &str, scopes: Scopes, tenants: Tenants, now: i64) -> Result<ServiceAccount> {
+    pub fn add_service_account(
+        &self,
+        name: &str,
+        scopes: Scopes,
+        tenants: Tenants,
+        now: i64,
+    ) -> Result<ServiceAccount> {
         check_name("name", name)?;
         if scopes.is_empty() {
             return Err(Error::config("scopes", "at least one of ingest, read, edit, admin"));
@@ -547,7 +563,13 @@ impl AuthStore {
         let id = secret::new_session_secret();
         let csrf = secret::new_session_secret();
         let (idle, max_age) = (ms(self.policy.session_idle), ms(self.policy.session_max_age));
-        let s = Session { digest: secret::digest(&id), user: user.into(), created_at: now, last_seen: now, csrf: csrf.clone() };
+        let s = Session {
+            digest: secret::digest(&id),
+            user: user.into(),
+            created_at: now,
+            last_seen: now,
+            csrf: csrf.clone(),
+        };
         self.modify(|d| {
             d.sessions.retain(|s| now - s.last_seen < idle && now - s.created_at < max_age);
             d.sessions.push(s);
@@ -570,7 +592,11 @@ impl AuthStore {
         let u = d.users.iter().find(|u| u.name == s.user)?;
         usage.1.insert(s.digest.clone(), now);
         Some(SessionInfo {
-            principal: Principal { who: Who::User(u.name.clone()), scopes: u.role.scopes(), tenants: u.tenants.clone() },
+            principal: Principal {
+                who: Who::User(u.name.clone()),
+                scopes: u.role.scopes(),
+                tenants: u.tenants.clone(),
+            },
             csrf: s.csrf.clone(),
         })
     }

@@ -15,7 +15,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme, SupportedCipherSuite};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme, SupportedCipherSuite,
+};
 
 use crate::error::{Error, Result};
 use crate::webconfig::TlsServerConfig;
@@ -124,7 +126,10 @@ pub fn server_config(t: &TlsServerConfig) -> Result<Arc<ServerConfig>> {
                 continue;
             }
             if CBC_NAMES.contains(&n.as_str()) {
-                return Err(err(&format!("cipher_suites[{i}]"), format!("{n} is not supported by rustls, Telltale's TLS library (no CBC suites)")));
+                return Err(err(
+                    &format!("cipher_suites[{i}]"),
+                    format!("{n} is not supported by rustls, Telltale's TLS library (no CBC suites)"),
+                ));
             }
             match cipher(n) {
                 Some(s) => tls12_suites.push(s),
@@ -140,7 +145,10 @@ pub fn server_config(t: &TlsServerConfig) -> Result<Arc<ServerConfig>> {
             match (n.as_str(), curve(n)) {
                 (_, Some(g)) => groups.push(g),
                 ("CurveP521", None) => {
-                    return Err(err(&format!("curve_preferences[{i}]"), "CurveP521 is not supported by rustls with ring, Telltale's TLS library"))
+                    return Err(err(
+                        &format!("curve_preferences[{i}]"),
+                        "CurveP521 is not supported by rustls with ring, Telltale's TLS library",
+                    ))
                 }
                 _ => return Err(err(&format!("curve_preferences[{i}]"), format!("unknown curve: {n}"))),
             }
@@ -150,13 +158,20 @@ pub fn server_config(t: &TlsServerConfig) -> Result<Arc<ServerConfig>> {
     let min = t.min_version.as_deref().map_or(Ok(12), |v| version("min_version", v))?.max(12);
     let max = t.max_version.as_deref().map_or(Ok(13), |v| version("max_version", v))?;
     if max < 12 {
-        return Err(err("max_version", "TLS 1.0 and 1.1 are not supported by rustls, Telltale's TLS library; use TLS12 or TLS13"));
+        return Err(err(
+            "max_version",
+            "TLS 1.0 and 1.1 are not supported by rustls, Telltale's TLS library; use TLS12 or TLS13",
+        ));
     }
     if min > max {
         return Err(err("min_version", "is newer than max_version"));
     }
     let versions: Vec<&'static rustls::SupportedProtocolVersion> =
-        [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)].into_iter().filter(|(v, _)| (min..=max).contains(v)).map(|(_, p)| p).collect();
+        [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
+            .into_iter()
+            .filter(|(v, _)| (min..=max).contains(v))
+            .map(|(_, p)| p)
+            .collect();
     // A TLS 1.2-only server with only TLS 1.3 suites left could never complete a handshake.
     if max == 12 && !provider.cipher_suites.iter().any(|s| s.version() == &rustls::version::TLS12) {
         return Err(err("cipher_suites", "no TLS 1.2 cipher suite left while max_version is TLS12"));
@@ -174,7 +189,9 @@ pub fn server_config(t: &TlsServerConfig) -> Result<Arc<ServerConfig>> {
             Some(Arc::new(AnyClientCert { provider: provider.clone(), mandatory: true }))
         }
         "VerifyClientCertIfGiven" | "RequireAndVerifyClientCert" => {
-            let roots = roots.clone().ok_or_else(|| err("client_ca_file", format!("{auth} needs client_ca_file or client_ca")))?;
+            let roots = roots
+                .clone()
+                .ok_or_else(|| err("client_ca_file", format!("{auth} needs client_ca_file or client_ca")))?;
             let b = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             let b = if auth == "VerifyClientCertIfGiven" { b.allow_unauthenticated() } else { b };
             Some(b.build().map_err(|e| err("client_ca_file", format!("cannot verify clients with it: {e}")))?)

@@ -89,13 +89,15 @@ pub struct TlsServerConfig {
 impl TlsServerConfig {
     /// Whether any TLS key is set (the exporter-toolkit's `IsEnabled`).
     pub fn is_enabled(&self) -> bool {
-        self.cert_file.is_some()
-            || self.cert.is_some()
-            || self.key_file.is_some()
-            || self.key.is_some()
-            || self.client_ca_file.is_some()
-            || self.client_ca.is_some()
-            || self.client_auth_type.as_deref().is_some_and(|s| !s.is_empty())
+        let path = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+        let text = |t: &Option<String>| t.as_ref().is_some_and(|t| !t.is_empty());
+        path(&self.cert_file)
+            || path(&self.key_file)
+            || path(&self.client_ca_file)
+            || text(&self.cert)
+            || text(&self.key)
+            || text(&self.client_ca)
+            || text(&self.client_auth_type)
     }
 
     /// The files it names, to notice when one changes.
@@ -267,7 +269,11 @@ impl WebConfigFile {
     pub fn open(path: &Path) -> Result<WebConfigFile> {
         let loaded = load(path)?;
         let stamp = stamp(path, &loaded.config);
-        Ok(WebConfigFile { path: path.to_path_buf(), state: Mutex::new((stamp, Arc::new(loaded))), bcrypt: BcryptCache::default() })
+        Ok(WebConfigFile {
+            path: path.to_path_buf(),
+            state: Mutex::new((stamp, Arc::new(loaded))),
+            bcrypt: BcryptCache::default(),
+        })
     }
 
     /// The file's path.
