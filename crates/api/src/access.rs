@@ -149,7 +149,10 @@ pub fn lookup(method: &Method, path: &str) -> Option<Access> {
 
 /// `path`, checked against the table: every path the router registers goes through here.
 pub(crate) fn at(path: &'static str) -> &'static str {
-    debug_assert!(ROUTES.iter().any(|r| r.1 == path), "route {path} is not in the access table (crates/api/src/access.rs)");
+    debug_assert!(
+        ROUTES.iter().any(|r| r.1 == path),
+        "route {path} is not in the access table (crates/api/src/access.rs)"
+    );
     path
 }
 
@@ -202,13 +205,15 @@ mod tests {
             tokens.push((scope, t));
         }
         store.add_service_account("all", Scopes::ALL, Tenants::Any, 0).unwrap();
-        let (all, _) = store.create_token(Owner::ServiceAccount("all".into()), "walk", None, Tenants::Any, None, 0).unwrap();
+        let (all, _) =
+            store.create_token(Owner::ServiceAccount("all".into()), "walk", None, Tenants::Any, None, 0).unwrap();
         let state = AppState::with_store(Arc::new(MemStore::new()), Limits::default());
         state.set_auth(Arc::new(Auth::new(store, None, true, "default".into(), false)));
         let app = router(state);
 
         let bare = crate::routes().with_state(AppState::with_store(Arc::new(MemStore::new()), Limits::default()));
-        let paths: std::collections::BTreeSet<&str> = ROUTES.iter().map(|r| r.1).chain(telltale_ui::PATHS.iter().copied()).collect();
+        let paths: std::collections::BTreeSet<&str> =
+            ROUTES.iter().map(|r| r.1).chain(telltale_ui::PATHS.iter().copied()).collect();
         let mut checked = 0;
         for path in &paths {
             for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"] {
@@ -218,23 +223,38 @@ mod tests {
                 let access = lookup(&m, path);
                 // (axum answers HEAD with the GET handler, which may refuse it: a websocket.)
                 if method != "HEAD" {
-                    assert_eq!(routed != StatusCode::METHOD_NOT_ALLOWED, access.is_some(), "{method} {path}: routed or in the table, not both");
+                    assert_eq!(
+                        routed != StatusCode::METHOD_NOT_ALLOWED,
+                        access.is_some(),
+                        "{method} {path}: routed or in the table, not both"
+                    );
                 }
                 let Some(access) = access else { continue };
                 checked += 1;
                 let (code, body) = status(&app, method, path, Some(&all)).await;
-                assert!(code != StatusCode::UNAUTHORIZED && code != StatusCode::FORBIDDEN, "{method} {path} with every scope: {code} {body}");
+                assert!(
+                    code != StatusCode::UNAUTHORIZED && code != StatusCode::FORBIDDEN,
+                    "{method} {path} with every scope: {code} {body}"
+                );
                 let (anon, body) = status(&app, method, path, None).await;
                 match access {
-                    Access::Public => assert!(anon != StatusCode::UNAUTHORIZED && anon != StatusCode::FORBIDDEN, "{method} {path}: {anon}"),
+                    Access::Public => assert!(
+                        anon != StatusCode::UNAUTHORIZED && anon != StatusCode::FORBIDDEN,
+                        "{method} {path}: {anon}"
+                    ),
                     _ => assert_eq!(anon, StatusCode::UNAUTHORIZED, "{method} {path} without a credential: {body}"),
                 }
                 for (scope, token) in &tokens {
                     let (code, body) = status(&app, method, path, Some(token)).await;
                     let denied = code == StatusCode::FORBIDDEN;
                     match access {
-                        Access::Needs(s) if s != *scope => assert!(denied, "{method} {path} answered {code} to a {scope} token: {body}"),
-                        _ => assert!(!denied && code != StatusCode::UNAUTHORIZED, "{method} {path} refused a {scope} token: {code} {body}"),
+                        Access::Needs(s) if s != *scope => {
+                            assert!(denied, "{method} {path} answered {code} to a {scope} token: {body}")
+                        }
+                        _ => assert!(
+                            !denied && code != StatusCode::UNAUTHORIZED,
+                            "{method} {path} refused a {scope} token: {code} {body}"
+                        ),
                     }
                 }
             }

@@ -34,7 +34,10 @@ async fn with_store<T: Send + 'static>(
     f: impl FnOnce(&AuthStore) -> telltale_auth::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = auth(app)?.store.clone();
-    tokio::task::spawn_blocking(move || f(&store)).await.map_err(|e| ApiError::internal(e.to_string()))?.map_err(Into::into)
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(Into::into)
 }
 
 /// A JSON or form body.
@@ -342,7 +345,8 @@ pub(crate) async fn create_token(
         .transpose()
         .map_err(|e| ApiError::bad_input(format!("expires_in: {e}")))?;
     let tenants = f.tenants.map_or(Tenants::Any, Tenants::Only);
-    let (token, rec) = with_store(&app, move |s| s.create_token(f.owner, &f.name, f.scopes, tenants, expires_at, now)).await?;
+    let (token, rec) =
+        with_store(&app, move |s| s.create_token(f.owner, &f.name, f.scopes, tenants, expires_at, now)).await?;
     tracing::info!(target: "audit", by = %p.describe(), token = %rec.id, owner = %rec.owner.describe(), "token created");
     let mut v = token_json(&rec);
     v["token"] = json!(token);

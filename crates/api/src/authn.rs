@@ -61,7 +61,13 @@ pub struct Auth {
 
 impl Auth {
     /// Authentication with these parts; starts the password-checking thread.
-    pub fn new(store: Arc<AuthStore>, web: Option<Arc<WebConfigFile>>, required: bool, default_tenant: String, tls: bool) -> Auth {
+    pub fn new(
+        store: Arc<AuthStore>,
+        web: Option<Arc<WebConfigFile>>,
+        required: bool,
+        default_tenant: String,
+        tls: bool,
+    ) -> Auth {
         Auth {
             store,
             web,
@@ -74,7 +80,10 @@ impl Auth {
     }
 
     /// Runs `check` (a password hash comparison) on the low-priority password thread.
-    pub(crate) async fn check_password<T: Send + 'static>(&self, check: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    pub(crate) async fn check_password<T: Send + 'static>(
+        &self,
+        check: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
         self.passwords.run(check).await
     }
 
@@ -202,7 +211,12 @@ struct Found {
 }
 
 /// Checks the credential; `Err` is a 401 with its reason.
-async fn authenticate(auth: &Auth, loaded: Option<&Arc<telltale_auth::webconfig::Loaded>>, cred: Credential, now: i64) -> Result<Option<Found>, &'static str> {
+async fn authenticate(
+    auth: &Auth,
+    loaded: Option<&Arc<telltale_auth::webconfig::Loaded>>,
+    cred: Credential,
+    now: i64,
+) -> Result<Option<Found>, &'static str> {
     let found = |principal| Some(Found { principal, csrf: None });
     match cred {
         Credential::None => Ok(None),
@@ -221,7 +235,9 @@ async fn authenticate(auth: &Auth, loaded: Option<&Arc<telltale_auth::webconfig:
                 Some(ok) => ok,
                 None => {
                     let (web, loaded, u) = (web.clone(), loaded.clone(), user.clone());
-                    auth.check_password(move || web.verify_basic(&loaded, &u, &pass)).await.map_err(|_| "too many password checks are waiting")?
+                    auth.check_password(move || web.verify_basic(&loaded, &u, &pass))
+                        .await
+                        .map_err(|_| "too many password checks are waiting")?
                 }
             };
             if ok {
@@ -262,7 +278,13 @@ pub(crate) async fn authorize(State(app): State<AppState>, mut req: Request, nex
     res
 }
 
-async fn decide(app: &AppState, auth: &Auth, loaded: Option<&Arc<telltale_auth::webconfig::Loaded>>, mut req: Request, next: Next) -> Response {
+async fn decide(
+    app: &AppState,
+    auth: &Auth,
+    loaded: Option<&Arc<telltale_auth::webconfig::Loaded>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let basic = loaded.is_some_and(|l| l.config.users().is_some());
     if !auth.admit(loaded.and_then(|l| l.config.rate_limit().ok().flatten())) {
         return ApiError::rate_limited("rate limit of the web config reached").into_response();
@@ -273,7 +295,9 @@ async fn decide(app: &AppState, auth: &Auth, loaded: Option<&Arc<telltale_auth::
             Some(a) => a,
             // Not routed (or routed without a table row, which `route_walk` catches): refused.
             None => {
-                let mut res = ApiError::new(ErrorKind::InvalidInput, format!("{method} is not allowed on {}", p.as_str())).into_response();
+                let mut res =
+                    ApiError::new(ErrorKind::InvalidInput, format!("{method} is not allowed on {}", p.as_str()))
+                        .into_response();
                 *res.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
                 return res;
             }
@@ -307,7 +331,11 @@ async fn decide(app: &AppState, auth: &Auth, loaded: Option<&Arc<telltale_auth::
             if !f.principal.scopes.contains(s) {
                 let path = req.uri().path().to_string();
                 tracing::info!(who = %f.principal.describe(), method = %method, path, needs = %s, "forbidden");
-                return refuse(ErrorKind::Forbidden, format!("{} lacks the {s} scope this needs", f.principal.describe()), basic);
+                return refuse(
+                    ErrorKind::Forbidden,
+                    format!("{} lacks the {s} scope this needs", f.principal.describe()),
+                    basic,
+                );
             }
         }
         if let Some(csrf) = &f.csrf {

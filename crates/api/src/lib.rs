@@ -98,7 +98,8 @@ fn routes() -> Router<AppState> {
         .route(at("/api/v2/write"), post(write::influx_write))
         .layer(map_response(|r: Response| async move { error::reshape(Shape::InfluxV2, r) }));
     // OTLP renders its own errors (google.rpc.Status in the request's encoding).
-    let otlp = Router::new().route(at("/v1/metrics"), post(write::otlp_metrics)).route(at("/v1/logs"), post(otlplogs::logs));
+    let otlp =
+        Router::new().route(at("/v1/metrics"), post(write::otlp_metrics)).route(at("/v1/logs"), post(otlplogs::logs));
     // Alertmanager's API answers errors as a JSON string, as go-swagger clients (amtool) expect.
     let am = Router::new()
         .route(at("/api/v2/alerts"), get(alertmanager::get_alerts).post(alertmanager::post_alerts))

@@ -64,8 +64,18 @@ pub const BUILTIN_DASHBOARDS: &[(&str, &str)] = &[("overview", "dashboards/overv
 /// Every route this router serves, all public (files and pages hold no data; the APIs they
 /// call need a credential): the icon, the assets, then the pages. The API crate's route table
 /// takes them from here.
-pub const PATHS: &[&str] =
-    &["/favicon.ico", "/ui/{*path}", "/explore", "/dashboards", "/dashboards/{*rest}", "/logs", "/alerts", "/status", "/login", "/admin"];
+pub const PATHS: &[&str] = &[
+    "/favicon.ico",
+    "/ui/{*path}",
+    "/explore",
+    "/dashboards",
+    "/dashboards/{*rest}",
+    "/logs",
+    "/alerts",
+    "/status",
+    "/login",
+    "/admin",
+];
 const PAGES: &[&str] = PATHS.split_at(2).1;
 
 /// The bytes of `asset`: from disk in a debug build when the source tree is there, else embedded.

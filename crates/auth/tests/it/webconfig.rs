@@ -20,7 +20,7 @@ pub(crate) fn pki() -> Pki {
 pub(crate) fn instantiate(fixture: &Path, pki: &Pki) -> PathBuf {
     let text = std::fs::read_to_string(fixture)
         .unwrap()
-        .replace("{pki}", &pki.path("").display().to_string().trim_end_matches('/').to_string());
+        .replace("{pki}", pki.path("").display().to_string().trim_end_matches('/'));
     let out = pki.path(fixture.file_name().unwrap().to_str().unwrap());
     std::fs::write(&out, text).unwrap();
     out
