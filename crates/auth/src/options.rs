@@ -64,8 +64,9 @@ impl AdminOptions {
     /// The password, from the file or the environment map; an error names the key.
     pub fn resolve_password(&self, env: &BTreeMap<String, String>) -> Result<String> {
         match (&self.password, &self.password_file) {
-            (Some(_), Some(_)) => Err(Error::config("auth.admin", "at most one of password and password_file")),
-            (None, None) => Err(Error::config("auth.admin", "password or password_file is required")),
+            (Some(_), Some(_)) | (None, None) => {
+                Err(Error::config("auth.admin", "exactly one of password and password_file"))
+            }
             (Some(p), None) => match p.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
                 Some(var) => env
                     .get(var)
@@ -139,6 +140,9 @@ impl Options {
         }
         if let Some(a) = &self.admin {
             crate::store::check_name("auth.admin.user", &a.user)?;
+            if a.password.is_some() == a.password_file.is_some() {
+                return Err(Error::config("auth.admin", "exactly one of password and password_file"));
+            }
         }
         if self.sessions.idle_timeout.is_zero() || self.sessions.max_age.is_zero() {
             return Err(Error::config("auth.sessions", "idle_timeout and max_age must be positive"));

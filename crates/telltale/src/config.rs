@@ -54,6 +54,9 @@ pub(crate) struct Config {
     /// Log intake and LogQL: limits, rates, query limits (reloadable), syslog listeners and
     /// tailed files (restart).
     pub(crate) logs: crate::logs::LogsConfig,
+    /// Authentication: on or off, the bootstrap admin, sessions, lockout, the default tenant.
+    /// Changes need a restart (users and tokens change through the API and CLI at any time).
+    pub(crate) auth: telltale_auth::Options,
 }
 
 /// `query:`
@@ -112,6 +115,13 @@ pub(crate) struct ServerConfig {
     /// The URL people reach Telltale at, for links in alerts and notifications (empty:
     /// `http://` + the listen address).
     pub(crate) external_url: String,
+    /// Prometheus's web config file (TLS, Basic users, headers), relative to this file. Flag
+    /// `--web.config.file`. Changes to the file apply without a restart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) web_config_file: Option<PathBuf>,
+    /// Listen beyond loopback without any authentication (the network in front is trusted).
+    /// Flag `--insecure-no-auth`.
+    pub(crate) insecure_no_auth: bool,
 }
 
 impl Default for ServerConfig {
@@ -121,6 +131,8 @@ impl Default for ServerConfig {
             max_body_size: 64 << 20,
             self_scrape_interval: Duration::from_secs(15),
             external_url: String::new(),
+            web_config_file: None,
+            insecure_no_auth: false,
         }
     }
 }
@@ -160,6 +172,10 @@ pub(crate) struct Overrides {
     pub(crate) listen: Option<String>,
     /// `--data-dir`
     pub(crate) data_dir: Option<PathBuf>,
+    /// `--web.config.file`
+    pub(crate) web_config_file: Option<PathBuf>,
+    /// `--insecure-no-auth`
+    pub(crate) insecure_no_auth: bool,
 }
 
 /// Why a configuration was refused, naming the file or variable and the key path.
@@ -255,6 +271,12 @@ pub(crate) fn load(
                 e => invalid(&origin, "scrape_config_files", e.to_string()),
             })?;
             c.scrape_configs.extend(more);
+            // Files the config names are relative to it (as rule_files are).
+            let named =
+                [c.server.web_config_file.as_mut(), c.auth.admin.as_mut().and_then(|a| a.password_file.as_mut())];
+            for w in named.into_iter().flatten().filter(|w| w.is_relative()) {
+                *w = base.join(&*w);
+            }
             c
         }
         None => Config::default(),
@@ -275,6 +297,10 @@ pub(crate) fn load(
     if let Some(v) = &flags.data_dir {
         config.storage.data_dir = v.clone();
     }
+    if let Some(v) = &flags.web_config_file {
+        config.server.web_config_file = Some(v.clone());
+    }
+    config.server.insecure_no_auth |= flags.insecure_no_auth;
     config.rules.evaluation_interval = config.global.evaluation_interval;
     validate(&config, "configuration")?;
     Ok(config)
@@ -313,6 +339,13 @@ fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
     c.agent.validate().map_err(collect_err)?;
     c.storage.logs.validate().map_err(|e| invalid(origin, "storage.logs", e.to_string()))?;
     c.logs.validate().map_err(|(key, e)| invalid(origin, &key, e))?;
+    c.auth.validate().map_err(|e| match e {
+        telltale_auth::Error::Config { key, message } => invalid(origin, &key, message),
+        e => invalid(origin, "auth", e.to_string()),
+    })?;
+    if let Some(w) = &c.server.web_config_file {
+        telltale_auth::webconfig::validate(w).map_err(|e| invalid(origin, "server.web_config_file", e.to_string()))?;
+    }
     Ok(())
 }
 
@@ -494,7 +527,8 @@ mod tests {
         let c = load(Some(&path), &e, &Overrides::default()).unwrap();
         assert_eq!((c.server.listen.as_str(), c.storage.data_dir.to_str()), ("127.0.0.1:2", Some("/b")));
         assert_eq!(c.server.max_body_size, 2048);
-        let flags = Overrides { listen: Some("127.0.0.1:3".into()), data_dir: Some("/c".into()) };
+        let flags =
+            Overrides { listen: Some("127.0.0.1:3".into()), data_dir: Some("/c".into()), ..Overrides::default() };
         let c = load(Some(&path), &e, &flags).unwrap();
         assert_eq!((c.server.listen.as_str(), c.storage.data_dir.to_str()), ("127.0.0.1:3", Some("/c")));
     }

@@ -9,7 +9,9 @@
 mod agent;
 mod alerting;
 mod alloc;
+mod authcli;
 mod config;
+mod listener;
 mod logs;
 mod ruletool;
 mod serve;
@@ -23,8 +25,12 @@ use clap::{Parser, Subcommand};
 const EXAMPLES: &str = "\
 Examples:
   telltale serve                                   # 127.0.0.1:7070, data in ./telltale-data
-  telltale serve --config telltale.yml --listen :7070 --data-dir /var/lib/telltale
+  telltale serve --config telltale.yml --data-dir /var/lib/telltale
+  telltale serve --config telltale.yml --listen :7070   # all interfaces: needs auth.enabled
+  telltale serve --web.config.file web.yml         # TLS and Basic users, as Prometheus
+  telltale token create --service-account grafana --role viewer   # prints a token
   telltale check config telltale.yml               # validate a config file, exit 1 if invalid
+  telltale check web-config web.yml                # validate a web config like promtool
   telltale check rules rules/*.yml                 # validate Prometheus rule files (promtool-like)
   telltale test rules tests.yml                    # run rule unit tests (promtool's format)
 
@@ -60,7 +66,21 @@ enum Command {
         /// Data directory [default: ./telltale-data].
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Prometheus's web config file: TLS, Basic users (bcrypt), response headers. Re-read
+        /// when it changes.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
+        /// Listen beyond loopback without authentication (only behind a trusted network or proxy:
+        /// anyone reaching the port can read, write and delete data).
+        #[arg(long)]
+        insecure_no_auth: bool,
     },
+    /// Local users (for the web UI's login), in the data directory's auth store.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// API tokens for machines (Grafana, shippers, scripts), in the data directory's auth store.
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Collect host metrics and scrape targets, shipping them by remote write to a server
     /// (buffered on disk while it is unreachable); tail the files of logs.files, pushing their
     /// lines to the server's Loki push API (offsets checkpointed once the server took them).
@@ -86,6 +106,90 @@ enum Command {
     /// Run unit tests.
     #[command(subcommand)]
     Test(TestCmd),
+}
+
+/// Where the auth store is: the config's data directory, or `--data-dir`.
+#[derive(Debug, clap::Args)]
+struct StoreArgs {
+    /// YAML configuration file (its storage.data_dir and auth sections).
+    #[arg(long, value_name = "FILE", env = "TELLTALE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./telltale-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCmd {
+    /// Add a local user; the password is the first line of --password-file (`-`: standard input).
+    #[command(
+        after_help = "Example:\n  echo 'a long password' | telltale user add alice --role editor --password-file -"
+    )]
+    Add {
+        /// Login name (A-Z a-z 0-9 . _ @ -).
+        name: String,
+        /// viewer, editor or admin.
+        #[arg(long)]
+        role: String,
+        /// Where to read the password.
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List the users.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCmd {
+    /// Create a token and print it (once) on standard output. A service account that does not
+    /// exist yet is created with --role or --scopes.
+    #[command(
+        after_help = "Examples:\n  telltale token create --service-account vector --scopes ingest > /etc/vector/telltale-token\n  \
+                            telltale token create --service-account grafana --role viewer --expires-in 90d\n  \
+                            telltale token create --user alice --name laptop"
+    )]
+    Create {
+        /// Owner: a service account (created if missing).
+        #[arg(long, value_name = "NAME")]
+        service_account: Option<String>,
+        /// Owner: an existing user.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// The token's scopes as a role: viewer, editor or admin.
+        #[arg(long)]
+        role: Option<String>,
+        /// The token's scopes: ingest, read, edit, admin (comma-separated or repeated).
+        #[arg(long)]
+        scopes: Vec<String>,
+        /// Bind the token to these tenants (repeatable); none: any tenant.
+        #[arg(long = "tenant", value_name = "TENANT")]
+        tenants: Vec<String>,
+        /// What the token is for.
+        #[arg(long)]
+        name: Option<String>,
+        /// Expiry, e.g. 90d; none: it does not expire.
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List the tokens (ids, owners, scopes; never the tokens).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a token by its id.
+    Revoke {
+        /// The id `list` shows.
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,14 +219,21 @@ enum Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Validate web config files (TLS, Basic users, headers) like promtool check web-config.
+    #[command(name = "web-config", after_help = "Example:\n  telltale check web-config web.yml")]
+    WebConfig {
+        /// Web config files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     alloc::tune();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, listen, data_dir } => {
-            let flags = config::Overrides { listen, data_dir };
+        Command::Serve { config, listen, data_dir, web_config_file, insecure_no_auth } => {
+            let flags = config::Overrides { listen, data_dir, web_config_file, insecure_no_auth };
             match serve::run(config, flags) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -139,6 +250,21 @@ fn main() -> ExitCode {
             }
         },
         Command::Check(Check::Rules { files }) => exit(ruletool::check(&files)),
+        Command::Check(Check::WebConfig { files }) => exit(authcli::check_web_config(&files)),
+        Command::User(UserCmd::Add { name, role, password_file, store }) => {
+            report(authcli::user_add(store.config.as_deref(), store.data_dir, &name, &role, &password_file))
+        }
+        Command::User(UserCmd::List { store }) => report(authcli::user_list(store.config.as_deref(), store.data_dir)),
+        Command::Token(TokenCmd::Create { service_account, user, role, scopes, tenants, name, expires_in, store }) => {
+            let r = authcli::TokenRequest { service_account, user, role, scopes, tenants, name, expires_in };
+            report(authcli::token_create(store.config.as_deref(), store.data_dir, r))
+        }
+        Command::Token(TokenCmd::List { store }) => {
+            report(authcli::token_list(store.config.as_deref(), store.data_dir))
+        }
+        Command::Token(TokenCmd::Revoke { id, store }) => {
+            report(authcli::token_revoke(store.config.as_deref(), store.data_dir, &id))
+        }
         Command::Test(TestCmd::Rules { files }) => exit(ruletool::test(&files)),
         Command::Check(Check::Config { file }) => {
             let env = std::env::vars().collect();
@@ -152,6 +278,16 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn report(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("telltale: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -66,11 +66,15 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     let data_dir = config.storage.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let addr = config::listen_addr(&config.server.listen).map_err(anyhow::Error::msg)?;
+    let auth = open_auth(&config, &source.env, addr)?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     write_addr_file(&data_dir, bound)?;
 
     let state = AppState::new(api_limits(&config), Arc::new(system_now_ms));
+    let auth_store = auth.store.clone();
+    let tls_web = auth.web.clone().filter(|_| auth.tls);
+    state.set_auth(Arc::new(auth));
     state.set_config_yaml(config::redacted_yaml(&config));
     let dashboards_dir = data_dir.join("dashboards");
     let dashboards =
@@ -87,16 +91,23 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    // No Nagle: a response's last small write must not wait for the client's delayed ACK
-    // (on a keep-alive connection that cost about 4 ms per request, as Grafana's are).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            warn!(error = %e, "cannot set TCP_NODELAY");
+    let app = telltale_api::router(state.clone());
+    let server = match tls_web {
+        Some(web) => {
+            let listener = crate::listener::TlsListener::new(listener, web)?;
+            tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future())
         }
-    });
-    let server = tokio::spawn(
-        axum::serve(listener, telltale_api::router(state.clone())).with_graceful_shutdown(shutdown).into_future(),
-    );
+        None => {
+            // No Nagle: a response's last small write must not wait for the client's delayed ACK
+            // (on a keep-alive connection that cost about 4 ms per request, as Grafana's are).
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    warn!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
+            tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future())
+        }
+    };
     info!(addr = %bound, data_dir = %data_dir.display(), "listening");
 
     let mut term = signal(SignalKind::terminate())?;
@@ -171,6 +182,10 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         let logdb = logdb.clone();
         move || logdb.maintain(system_now_ms())
     })));
+    tasks.push(tokio::spawn(periodic(Duration::from_secs(60), stop_rx.clone(), "auth usage", {
+        let store = auth_store.clone();
+        move || store.flush_usage(system_now_ms())
+    })));
     tasks.push(tokio::spawn(periodic(Duration::from_secs(1), stop_rx.clone(), "log compaction", {
         let logdb = logdb.clone();
         move || logdb.compact_when_idle()
@@ -241,6 +256,9 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     manager.stop().await;
     drop(sink);
     drop(store);
+    if let Err(e) = tokio::task::spawn_blocking(move || auth_store.flush_usage(system_now_ms())).await? {
+        warn!(error = %e, "cannot write the tokens' last use at shutdown");
+    }
     tokio::task::spawn_blocking(move || close_store(tsdb)).await.context("store close task failed")??;
     tokio::task::spawn_blocking(move || logdb.sync_wal())
         .await
@@ -248,6 +266,51 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         .context("cannot sync the log WAL at shutdown")?;
     info!("stopped");
     Ok(())
+}
+
+/// Authentication from the config: the auth store (with the bootstrap admin), the web config
+/// file, and the safe default: without any authentication, only loopback.
+fn open_auth(config: &Config, env: &BTreeMap<String, String>, addr: SocketAddr) -> anyhow::Result<telltale_api::Auth> {
+    let web = match &config.server.web_config_file {
+        Some(path) => Some(Arc::new(
+            telltale_auth::WebConfigFile::open(path).with_context(|| format!("web config {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let loaded = web.as_ref().map(|w| w.current());
+    let web_users = loaded.as_ref().is_some_and(|l| l.config.users().is_some());
+    let tls = loaded.as_ref().is_some_and(|l| l.tls.is_some());
+    let required = config.auth.enabled || web_users;
+    if !required {
+        if !addr.ip().is_loopback() && !config.server.insecure_no_auth {
+            anyhow::bail!(
+                "refusing to listen on {addr} without authentication: anyone who can reach it could read, write and \
+                 delete data. Turn on auth (auth.enabled with auth.admin, or --web.config.file with basic_auth_users), \
+                 listen on 127.0.0.1, or pass --insecure-no-auth if the network in front is trusted"
+            );
+        }
+        if addr.ip().is_loopback() {
+            info!("authentication is off, so only loopback is served; see docs/security.md to expose Telltale");
+        } else {
+            warn!(addr = %addr, "authentication is off and the listener is not loopback (--insecure-no-auth)");
+        }
+    }
+    let dir = config.storage.data_dir.join("auth");
+    let store = telltale_auth::AuthStore::open(&dir, config.auth.policy())
+        .with_context(|| format!("cannot open the auth store in {}", dir.display()))?;
+    if let Some(admin) = &config.auth.admin {
+        let password = admin.resolve_password(env)?;
+        if store.ensure_user(&admin.user, &password, telltale_auth::Role::Admin, system_now_ms())? {
+            info!(user = %admin.user, "admin user created from auth.admin");
+        }
+    }
+    if config.auth.enabled && store.is_empty() && !web_users {
+        warn!("auth is enabled but no user, service account or web config user exists: set auth.admin, or run `telltale user add` or `telltale token create`");
+    }
+    if tls {
+        info!("TLS is on (web config)");
+    }
+    Ok(telltale_api::Auth::new(Arc::new(store), web, required, config.auth.default_tenant.clone(), tls))
 }
 
 async fn stop_early(

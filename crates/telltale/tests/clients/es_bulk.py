@@ -1,10 +1,13 @@
-"""Ships documents with the official Elasticsearch client's helpers.bulk, as an app would."""
+"""Ships documents with the official Elasticsearch client's helpers.bulk, as an app would.
+With TELLTALE_TOKEN set, it authenticates with a bearer token."""
+import os
 import sys
 
 from elasticsearch import Elasticsearch, helpers
 
 url, n = sys.argv[1], int(sys.argv[2])
-es = Elasticsearch(url, request_timeout=30)
+token = os.environ.get("TELLTALE_TOKEN")
+es = Elasticsearch(url, request_timeout=30, bearer_auth=token) if token else Elasticsearch(url, request_timeout=30)
 info = es.info()
 assert info["version"]["number"].startswith("8."), info
 docs = (

@@ -191,4 +191,5 @@ mod logclients;
 mod logs;
 mod notify;
 mod prometheus;
+mod security;
 mod ui;
