@@ -2,6 +2,7 @@
 // (so links can be shared and the back button works), and switches the theme.
 import { h, clear } from './lib/dom.js';
 import { resetCompletionCache } from './lib/promql.js';
+import { auth } from './lib/api.js';
 
 const PAGES = [
   [/^\/$/, 'overview', () => import('./pages/overview.js')],
@@ -10,6 +11,8 @@ const PAGES = [
   [/^\/logs$/, 'logs', () => import('./pages/logs.js')],
   [/^\/alerts$/, 'alerts', () => import('./pages/alerts.js')],
   [/^\/status$/, 'status', () => import('./pages/status.js')],
+  [/^\/login$/, 'login', () => import('./pages/login.js')],
+  [/^\/admin$/, 'admin', () => import('./pages/admin.js')],
 ];
 
 const root = document.getElementById('app');
@@ -65,4 +68,22 @@ const saved = localStorage.getItem('telltale.theme');
 setTheme(saved || (matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'));
 document.getElementById('theme').addEventListener('click', () => setTheme(document.documentElement.dataset.theme === 'dark' ? 'light' : 'dark'));
 
+// Who is logged in: their name and a logout button, and the Admin tab for admins. Nothing
+// when authentication is off.
+async function whoami() {
+  const box = document.getElementById('user');
+  if (location.pathname === '/login') return;
+  try {
+    const me = await auth.whoami();
+    if (!me.auth_required) return;
+    document.querySelector('.tabs a[data-page="admin"]').hidden = !(me.scopes || []).includes('admin');
+    clear(box, h('span', { class: 'sub', title: me.kind }, me.name || me.kind), ' ',
+      me.kind === 'user' ? h('button', { class: 'small', type: 'button', onclick: async () => {
+        await auth.logout().catch(() => {});
+        location.assign('/login');
+      } }, 'Log out') : null);
+  } catch { /* 401: the API client sends the browser to the login page */ }
+}
+
 render();
+whoami();

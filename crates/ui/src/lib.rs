@@ -53,6 +53,8 @@ pub const ASSETS: &[Asset] = assets![
     "pages/logs.js",
     "pages/alerts.js",
     "pages/status.js",
+    "pages/login.js",
+    "pages/admin.js",
     "dashboards/overview.json",
 ];
 

@@ -499,3 +499,45 @@ fn without_auth_only_loopback_unless_told_otherwise() {
     let s = TestServer::start(BIN, "server:\n  self_scrape_interval: 0s\ncollectors:\n  enabled: false\n");
     assert!(s.log().contains("authentication is off, so only loopback is served"), "{}", s.log());
 }
+
+/// The web UI with auth on, in headless Chromium: a page sends the browser to the login page,
+/// a wrong password says so, the right one returns to the page asked for; the admin page makes a
+/// token (a POST carrying the session's CSRF token) and shows it once; logout ends the session.
+#[test]
+fn the_ui_logs_in_administers_tokens_and_logs_out() {
+    use telltale_testkit::browser::Browser;
+    let s = secured("");
+    let b = Browser::start();
+    b.goto(&format!("{}/explore", s.url()));
+    b.wait_for("location.pathname === '/login' && location.search === '?next=%2Fexplore'", "the login page");
+    let user = b.find("input[name=user]");
+    let password = b.find("input[name=password]");
+    b.type_into(&user, "admin");
+    b.type_into(&password, "not the password\n");
+    b.wait_for("!document.querySelector('.panel-msg.error').hidden && document.querySelector('.panel-msg.error').textContent.includes('Wrong user name or password')", "the refusal");
+    b.clear(&password);
+    b.type_into(&password, &format!("{ADMIN_PASSWORD}\n"));
+    b.wait_for("location.pathname === '/explore'", "back on the page asked for");
+    b.wait_for("document.querySelector('#user')?.textContent.includes('admin') && !document.querySelector('.tabs a[data-page=admin]').hidden", "the user and the Admin tab");
+    b.goto(&format!("{}/admin", s.url()));
+    b.wait_for("document.querySelectorAll('.card h2').length === 3", "the admin page");
+    let sa = b.find("input[placeholder^='name, e.g.']");
+    b.type_into(&sa, "grafana\n");
+    b.wait_for(
+        "[...document.querySelectorAll('.tbl td')].some((td) => td.textContent === 'grafana')",
+        "the new service account",
+    );
+    let what = b.find("input[placeholder='what it is for']");
+    b.type_into(&what, "dashboards\n");
+    let token = b.wait_for("document.querySelector('code.token')?.textContent", "the new token, shown once");
+    let token = token.as_str().unwrap().to_string();
+    assert!(token.starts_with("tt_"), "{token}");
+    let r = s.request("GET", "/api/v1/labels", &[("authorization", &bearer(&token))], &[]);
+    assert_eq!(r.status, 200, "the token made in the UI works: {}", r.text());
+    let errors: Vec<_> = b.console_errors().into_iter().filter(|e| !e.message.contains("401")).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    b.click_text("#user button", "Log out");
+    b.wait_for("location.pathname === '/login'", "the login page after logout");
+    b.goto(&format!("{}/dashboards", s.url()));
+    b.wait_for("location.pathname === '/login'", "logged out for good");
+}

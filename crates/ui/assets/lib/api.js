@@ -10,8 +10,13 @@ export class ApiError extends Error {
   get missing() { return this.status === 404; }
 }
 
+// A logged-in session's changes carry its CSRF token, which the server set as a cookie.
+const csrf = () => (document.cookie.match(/(?:^|;\s*)telltale_csrf=([^;]*)/) || [])[1];
+
 async function call(url, opts = {}) {
   let res;
+  const method = (opts.method || 'GET').toUpperCase();
+  if (method !== 'GET' && method !== 'HEAD' && csrf()) opts = { ...opts, headers: { ...(opts.headers || {}), 'X-CSRF-Token': csrf() } };
   try {
     res = await fetch(url, opts);
   } catch (e) {
@@ -21,6 +26,10 @@ async function call(url, opts = {}) {
   const text = await res.text();
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch { /* plain text */ }
+  // Not logged in (or the session ended): to the login page, back here afterwards.
+  if (res.status === 401 && !url.startsWith('/api/v1/auth/login') && location.pathname !== '/login') {
+    location.assign('/login?next=' + encodeURIComponent(location.pathname + location.search));
+  }
   if (!res.ok) {
     const msg = (body && (body.error || body.message)) || text.trim() || res.statusText;
     throw new ApiError(res.status, msg, body && body.errorType);
@@ -96,4 +105,21 @@ export const dashboards = {
   update: (doc, overwrite = false) =>
     json('PUT', `/api/v1/dashboards/${encodeURIComponent(doc.uid)}${overwrite ? '?overwrite=true' : ''}`, doc).then((r) => r.data),
   remove: (uid) => call(`/api/v1/dashboards/${encodeURIComponent(uid)}`, { method: 'DELETE' }),
+};
+
+// Login, the current user, and (admin) users, service accounts and tokens: docs/security.md.
+export const auth = {
+  login: (user, password) => json('POST', '/api/v1/auth/login', { user, password }),
+  logout: () => call('/api/v1/auth/logout', { method: 'POST' }),
+  whoami: () => get('/api/v1/auth/whoami'),
+  users: () => get('/api/v1/auth/users').then((r) => r.users),
+  addUser: (u) => json('POST', '/api/v1/auth/users', u),
+  updateUser: (name, change) => json('PUT', `/api/v1/auth/users/${encodeURIComponent(name)}`, change),
+  deleteUser: (name) => call(`/api/v1/auth/users/${encodeURIComponent(name)}`, { method: 'DELETE' }),
+  serviceAccounts: () => get('/api/v1/auth/service_accounts').then((r) => r.service_accounts),
+  addServiceAccount: (sa) => json('POST', '/api/v1/auth/service_accounts', sa),
+  deleteServiceAccount: (name) => call(`/api/v1/auth/service_accounts/${encodeURIComponent(name)}`, { method: 'DELETE' }),
+  tokens: () => get('/api/v1/auth/tokens').then((r) => r.tokens),
+  createToken: (t) => json('POST', '/api/v1/auth/tokens', t),
+  revokeToken: (id) => call(`/api/v1/auth/tokens/${encodeURIComponent(id)}`, { method: 'DELETE' }),
 };
