@@ -21,6 +21,7 @@ setsid bash -c "$cmd" >"$log" 2>&1 &
 pid=$!
 cleanup() {
   kill -INT -- -"$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
   if [ $had_data = 0 ]; then rm -rf telltale-data; fi
 }
 trap cleanup EXIT
@@ -33,7 +34,7 @@ until curl -fsS "$url/-/ready" >/dev/null 2>&1; do
 done
 ready=$(date +%s)
 echo "ready after $((ready - start)) s (build included)"
-curl -fsS "$url/" | grep -qi '<html' || fail "GET / did not serve the web UI"
+curl -fsS -H 'Accept: text/html' "$url/" | grep -qi '<html' || fail "GET / did not serve the web UI to a browser"
 until curl -fsS "$url/api/v1/query?query=count(node_cpu_seconds_total)" | grep -q '"value"'; do
   [ $(( $(date +%s) - ready )) -lt 30 ] || fail "no node_cpu_seconds_total series 30 s after ready"
   sleep 1
