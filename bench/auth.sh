@@ -4,12 +4,15 @@
 #  1. metrics ingest (tsbench.py: SERIES series x RANGE over remote write, 4 connections) into a
 #     fresh server with auth off and into one with auth on and an ingest token sent as
 #     `Authorization: Bearer` on every request (bench/with_auth.py adds the header to the same
-#     client), alternating off, on, off, on;
+#     client), ROUNDS rounds of both, off first in odd rounds and on first in even ones;
 #  2. log ingest (logbench.py: LINES lines over the Loki push API) the same way;
 #  3. the metrics ingest with auth on again while 100 logins with wrong passwords arrive at once
 #     (100 different unknown users, so no lockout cuts the work short: each costs one Argon2 check).
 #
-#   bench/auth.sh [OUTDIR]      # SERIES=100000 RANGE=1h LINES=2000000
+#   bench/auth.sh [OUTDIR]      # SERIES=100000 RANGE=1h LINES=2000000 ROUNDS=4
+#
+# Reported: the mean rate of each mode and its ratio, and the server's CPU per sample (or line),
+# which moves less with the machine's noise than the rate does.
 #
 # The per-request cost of a token check is a criterion bench: cargo bench -p telltale-auth.
 # Needs ../shared/bench/setup.sh once. Results: OUTDIR/summary.md.
@@ -19,7 +22,7 @@ SHARED=$ROOT/../shared/bench
 OUT=${1:-$(mktemp -d /tmp/telltale-auth-bench.XXXXXX)}
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 PY=${PY:-$SHARED/.venv/bin/python}
-SERIES=${SERIES:-100000} RANGE=${RANGE:-1h} LINES=${LINES:-2000000} PORT=${PORT:-19400}
+SERIES=${SERIES:-100000} RANGE=${RANGE:-1h} LINES=${LINES:-2000000} PORT=${PORT:-19400} ROUNDS=${ROUNDS:-4}
 [ -x "$PY" ] || { echo "run $SHARED/setup.sh first (needs root), or set PY"; exit 1; }
 if [ -z "${BIN:-}" ]; then
   (cd "$ROOT" && cargo build --release --quiet -p telltale)
@@ -59,8 +62,11 @@ client() {  # mode script args...: the harness, with the token header when auth 
 }
 
 END=$(date +%s)
-for round in 1 2; do
-  for mode in off on; do
+# The order alternates per round (off first, then on first), so neither mode always follows
+# the other.
+order() { if [ $(($1 % 2)) = 1 ]; then echo off on; else echo on off; fi; }
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in $(order "$round"); do
     name=metrics-$mode-$round
     echo "== $name"
     start $mode $name
@@ -71,8 +77,8 @@ for round in 1 2; do
 done
 
 [ -s "$OUT/logs.txt" ] || "$PY" "$SHARED/logbench.py" gen --lines "$LINES" --out "$OUT/logs.txt" --end "$END" >/dev/null
-for round in 1 2; do
-  for mode in off on; do
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in $(order "$round"); do
     name=logs-$mode-$round
     echo "== $name"
     start $mode $name
@@ -110,21 +116,23 @@ wait $LOGINS
 cat "$OUT/burst-logins.txt"
 stop
 
-"$PY" - "$OUT" <<'PYEOF' | tee "$OUT/summary.md"
+"$PY" - "$OUT" "$ROUNDS" <<'PYEOF' | tee "$OUT/summary.md"
 import json, statistics, sys
-out = sys.argv[1]
-def rate(name, key):
+out, rounds = sys.argv[1], int(sys.argv[2])
+def load(name):
     d = json.load(open(f"{out}/{name}.json"))
     if d.get("errors"):
         sys.exit(f"{name}: {d['errors']} failed requests")
-    return d[key]
-m = {mode: [rate(f"metrics-{mode}-{r}", "samples_per_s") for r in (1, 2)] for mode in ("off", "on")}
-l = {mode: [rate(f"logs-{mode}-{r}", "lines_per_s") for r in (1, 2)] for mode in ("off", "on")}
-burst = rate("burst", "samples_per_s")
-mo, mn, lo, ln = (statistics.mean(m["off"]), statistics.mean(m["on"]), statistics.mean(l["off"]), statistics.mean(l["on"]))
+    return d
 print("| ingest | auth off | auth on (bearer token) | on / off |\n|---|---:|---:|---:|")
-print(f"| metrics, samples/s (runs) | {mo:,.0f} ({', '.join(f'{x:,.0f}' for x in m['off'])}) | {mn:,.0f} ({', '.join(f'{x:,.0f}' for x in m['on'])}) | {mn / mo:.3f} |")
-print(f"| logs, lines/s (runs) | {lo:,.0f} ({', '.join(f'{x:,.0f}' for x in l['off'])}) | {ln:,.0f} ({', '.join(f'{x:,.0f}' for x in l['on'])}) | {ln / lo:.3f} |")
+for kind, key, unit, count in (("metrics", "samples_per_s", "samples", "samples_accepted"), ("logs", "lines_per_s", "lines", "lines_accepted")):
+    runs = {m: [load(f"{kind}-{m}-{r}") for r in range(1, rounds + 1)] for m in ("off", "on")}
+    rate = {m: statistics.mean(d[key] for d in runs[m]) for m in runs}
+    cpu = {m: sum(d["server_cpu_s"] for d in runs[m]) / sum(d[count] for d in runs[m]) * 1e6 for m in runs}
+    print(f"| {kind}, {unit}/s (mean of {rounds}) | {rate['off']:,.0f} | {rate['on']:,.0f} | {rate['on'] / rate['off']:.3f} |")
+    print(f"| {kind}, server CPU µs per {unit[:-1]} | {cpu['off']:.3f} | {cpu['on']:.3f} | {cpu['on'] / cpu['off']:.3f} |")
+on = [load(f"metrics-on-{r}")["samples_per_s"] for r in range(1, rounds + 1)]
+burst = load("burst")["samples_per_s"]
 print(f"\nMetrics ingest with auth on while 100 wrong-password logins arrive: {burst:,.0f} samples/s, "
-      f"{burst / mn:.3f} of the auth-on runs without them.")
+      f"{burst / statistics.mean(on):.3f} of the auth-on runs without them.")
 PYEOF

@@ -5,8 +5,8 @@
 #
 #   bench/metrics.sh [OUTDIR]            # SERIES=100000 RANGE=1h by default, as the issue asks
 #
-# Needs: ../shared/bench/setup.sh done once (apt peers + Python venv) and a release build
-# (this script runs `cargo build --release` first). Results: OUTDIR/summary.md.
+# Needs: ../shared/bench/setup.sh done once (apt peers + Python venv). Builds the release binary
+# first, unless BIN names one. Results: OUTDIR/summary.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=$ROOT/../shared/bench
@@ -15,8 +15,10 @@ mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 PY=${PY:-$SHARED/.venv/bin/python}
 [ -x "$PY" ] || { echo "run $SHARED/setup.sh first (needs root), or set PY to a python with numpy and cramjam"; exit 1; }
 
-(cd "$ROOT" && cargo build --release --quiet -p telltale)
-BIN=$ROOT/target/release/telltale
+if [ -z "${BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --release --quiet -p telltale)
+  BIN=$ROOT/target/release/telltale
+fi
 
 # Telltale's self-scrape would add telltale_* series the harness's landing check does not expect.
 printf 'server:\n  self_scrape_interval: 0s\n' >"$OUT/telltale.yml"

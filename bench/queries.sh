@@ -18,7 +18,7 @@ SHARED=$ROOT/../shared/bench
 OUT=$(cd "${1:?usage: bench/queries.sh OUTDIR (of bench/metrics.sh)}" && pwd)
 RUNS=${RUNS:-5}
 PY=${PY:-$SHARED/.venv/bin/python}
-BIN=$ROOT/target/release/telltale
+BIN=${BIN:-$ROOT/target/release/telltale}
 PROM_PORT=${PROM_PORT:-19090} TT_PORT=${TT_PORT:-19100}
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }

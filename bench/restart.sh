@@ -32,13 +32,15 @@ URL=http://127.0.0.1:$PORT
 PID=
 trap '[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; true' EXIT
 
-start() {  # name: starts the server on its data dir in the background, sets PID
+start() {  # name: starts the server on its data dir in the background, sets PID (the server's own)
+  local cmd
   case $1 in
-    prometheus) prometheus --config.file="$OUT/prometheus.yml" --storage.tsdb.path="$OUT/prometheus-data" \
-                  --web.listen-address=127.0.0.1:$PORT --web.enable-remote-write-receiver ;;
-    victoriametrics) victoria-metrics -storageDataPath="$OUT/victoriametrics-data" -httpListenAddr=127.0.0.1:$PORT ;;
-    telltale) "$BIN" serve --config "$OUT/telltale.yml" --listen 127.0.0.1:$PORT --data-dir "$OUT/telltale-data" ;;
-  esac >>"$OUT/$1.log" 2>&1 &
+    prometheus) cmd=(prometheus --config.file="$OUT/prometheus.yml" --storage.tsdb.path="$OUT/prometheus-data"
+                  --web.listen-address=127.0.0.1:$PORT --web.enable-remote-write-receiver) ;;
+    victoriametrics) cmd=(victoria-metrics -storageDataPath="$OUT/victoriametrics-data" -httpListenAddr=127.0.0.1:$PORT) ;;
+    telltale) cmd=("$BIN" serve --config "$OUT/telltale.yml" --listen 127.0.0.1:$PORT --data-dir "$OUT/telltale-data") ;;
+  esac
+  "${cmd[@]}" >>"$OUT/$1.log" 2>&1 &
   PID=$!
 }
 

@@ -123,6 +123,9 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/ping", Public),
     // Authentication and its administration
     ("POST", "/api/v1/auth/login", Public),
+    ("GET", "/api/v1/auth/providers", Public),
+    ("GET", "/api/v1/auth/oidc/login", Public),
+    ("GET", "/api/v1/auth/oidc/callback", Public),
     ("POST", "/api/v1/auth/logout", Authenticated),
     ("GET", "/api/v1/auth/whoami", Authenticated),
     ("PUT", "/api/v1/auth/password", Authenticated),

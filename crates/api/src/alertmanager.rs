@@ -20,6 +20,7 @@ impl From<telltale_alerting::Error> for ApiError {
 }
 
 use crate::json;
+use crate::tenant::Scoped;
 
 fn flag(p: &Params, name: &str) -> Result<bool, ApiError> {
     match p.get(name) {
@@ -39,40 +40,78 @@ fn query(p: &Params) -> Result<AlertQuery, ApiError> {
     })
 }
 
+/// Alerting (rules, alerts, silences, notifications) runs in the default tenant; another
+/// tenant sees none of it and cannot change it.
+fn default_tenant_only(app: &Scoped) -> Result<(), ApiError> {
+    if app.is_default() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_input(format!("alerting runs in the default tenant only, not in {:?}", app.tenant())))
+    }
+}
+
 /// `GET /api/v2/alerts`
-pub(crate) async fn get_alerts(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
-    Ok(json(app.alertmanager().alerts(&query(&p)?, app.now_ms())?))
+pub(crate) async fn get_alerts(app: Scoped, p: Params) -> Result<Response, ApiError> {
+    let q = query(&p)?;
+    if !app.is_default() {
+        return Ok(json(serde_json::json!([])));
+    }
+    Ok(json(app.alertmanager().alerts(&q, app.now_ms())?))
 }
 
 /// `POST /api/v2/alerts`: alerts from Prometheus servers (or anyone).
-pub(crate) async fn post_alerts(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub(crate) async fn post_alerts(app: Scoped, body: Bytes) -> Result<Response, ApiError> {
+    default_tenant_only(&app)?;
     app.alertmanager().post_alerts(&body, app.now_ms())?;
     Ok(StatusCode::OK.into_response())
 }
 
 /// `GET /api/v2/alerts/groups`
-pub(crate) async fn groups(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
-    Ok(json(app.alertmanager().groups(&query(&p)?, app.now_ms())?))
+pub(crate) async fn groups(app: Scoped, p: Params) -> Result<Response, ApiError> {
+    let q = query(&p)?;
+    if !app.is_default() {
+        return Ok(json(serde_json::json!([])));
+    }
+    Ok(json(app.alertmanager().groups(&q, app.now_ms())?))
 }
 
 /// `GET /api/v2/silences`
-pub(crate) async fn get_silences(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn get_silences(app: Scoped, p: Params) -> Result<Response, ApiError> {
+    if !app.is_default() {
+        return Ok(json(serde_json::json!([])));
+    }
     Ok(json(app.alertmanager().silences(&p.all_owned("filter"), app.now_ms())?))
 }
 
 /// `POST /api/v2/silences`: create or update; answers `{"silenceID": ...}`.
-pub(crate) async fn post_silence(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    Ok(json(app.alertmanager().post_silence(&body, app.now_ms())?))
+pub(crate) async fn post_silence(
+    app: Scoped,
+    axum::Extension(p): axum::Extension<telltale_auth::Principal>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    default_tenant_only(&app)?;
+    let out = app.alertmanager().post_silence(&body, app.now_ms())?;
+    app.audit("silence_saved", &p.describe(), serde_json::json!({"silence": out["silenceID"]}));
+    Ok(json(out))
 }
 
 /// `GET /api/v2/silence/{id}`
-pub(crate) async fn get_silence(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn get_silence(app: Scoped, Path(id): Path<String>) -> Result<Response, ApiError> {
+    if !app.is_default() {
+        return Err(ApiError::new(telltale_model::ErrorKind::NotFound, format!("silence {id} not found")));
+    }
     Ok(json(app.alertmanager().silence(&id, app.now_ms())?))
 }
 
 /// `DELETE /api/v2/silence/{id}`: expires it.
-pub(crate) async fn delete_silence(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn delete_silence(
+    app: Scoped,
+    axum::Extension(p): axum::Extension<telltale_auth::Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    default_tenant_only(&app)?;
     app.alertmanager().expire_silence(&id, app.now_ms())?;
+    app.audit("silence_expired", &p.describe(), serde_json::json!({"silence": id}));
     Ok(StatusCode::OK.into_response())
 }
 
@@ -88,7 +127,10 @@ pub(crate) async fn receivers(State(app): State<AppState>) -> Response {
 
 /// `GET /api/v1/notifications`: Telltale's notification log (per group, receiver and
 /// integration: when last notified, the last attempt, its error).
-pub(crate) async fn notifications(State(app): State<AppState>) -> Response {
+pub(crate) async fn notifications(app: Scoped) -> Response {
+    if !app.is_default() {
+        return crate::read::success(serde_json::json!([]));
+    }
     crate::read::success(app.alertmanager().log_json())
 }
 

@@ -93,7 +93,7 @@ pub(crate) async fn login(State(app): State<AppState>, headers: HeaderMap, bytes
         Login::Ok(_) => {
             let user = f.user.clone();
             let (id, csrf) = with_store(&app, move |s| s.new_session(&user, now)).await?;
-            tracing::info!(target: "audit", user = %f.user, "login");
+            app.audit("login", &format!("user:{}", f.user), json!({"outcome": "ok"}));
             let mut res = json(json!({"user": f.user, "csrf": csrf}));
             let secure = secure(&a, &headers);
             set_cookie(&mut res, SESSION_COOKIE, &id, true, None, secure);
@@ -101,11 +101,12 @@ pub(crate) async fn login(State(app): State<AppState>, headers: HeaderMap, bytes
             Ok(res)
         }
         Login::Denied => {
-            tracing::info!(target: "audit", user = %f.user, "login failed");
+            app.audit("login_failed", &format!("user:{}", f.user), json!({"outcome": "wrong user name or password"}));
             Err(ApiError::new(telltale_model::ErrorKind::Unauthenticated, "wrong user name or password"))
         }
         Login::LockedOut { until, now_locked } => {
-            tracing::warn!(target: "audit", user = %f.user, now_locked, "login refused: locked out");
+            let action = if now_locked { "lockout" } else { "login_refused_locked_out" };
+            app.audit(action, &format!("user:{}", f.user), json!({"until_ms": until}));
             let secs = ((until - now) / 1000).max(1);
             let mut res = ApiError::rate_limited(format!(
                 "too many failed logins for {:?}; try again in {} minutes",
@@ -120,11 +121,16 @@ pub(crate) async fn login(State(app): State<AppState>, headers: HeaderMap, bytes
 }
 
 /// `POST /api/v1/auth/logout`: ends the session and clears its cookies.
-pub(crate) async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub(crate) async fn logout(
+    State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let a = auth(&app)?;
     if let Some(id) = cookie(&headers, SESSION_COOKIE) {
         with_store(&app, move |s| s.end_session(&id)).await?;
     }
+    app.audit("logout", &p.describe(), json!({}));
     let mut res = StatusCode::NO_CONTENT.into_response();
     let secure = secure(&a, &headers);
     set_cookie(&mut res, SESSION_COOKIE, "", true, Some(0), secure);
@@ -175,7 +181,7 @@ pub(crate) async fn change_password(
     }
     let n = name.clone();
     with_store(&app, move |s| s.update_user(&n, None, Some(&f.new_password))).await?;
-    tracing::info!(target: "audit", user = %name, "password changed");
+    app.audit("password_changed", &format!("user:{name}"), json!({}));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -207,7 +213,7 @@ pub(crate) async fn add_user(
     let f: NewUser = body(&headers, &bytes)?;
     let now = app.now_ms();
     let u = with_store(&app, move |s| s.add_user(&f.name, Some(&f.password), f.role, "local", now)).await?;
-    tracing::info!(target: "audit", by = %p.describe(), user = %u.name, role = u.role.as_str(), "user added");
+    app.audit("user_added", &p.describe(), json!({"user": u.name, "role": u.role}));
     Ok((StatusCode::CREATED, json(user_json(&u))).into_response())
 }
 
@@ -231,7 +237,7 @@ pub(crate) async fn update_user(
     let f: UserChange = body(&headers, &bytes)?;
     let n = name.clone();
     let u = with_store(&app, move |s| s.update_user(&n, f.role, f.password.as_deref())).await?;
-    tracing::info!(target: "audit", by = %p.describe(), user = %name, role = u.role.as_str(), "user changed");
+    app.audit("user_changed", &p.describe(), json!({"user": name, "role": u.role}));
     Ok(json(user_json(&u)))
 }
 
@@ -243,7 +249,7 @@ pub(crate) async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     let n = name.clone();
     with_store(&app, move |s| s.delete_user(&n)).await?;
-    tracing::info!(target: "audit", by = %p.describe(), user = %name, "user deleted");
+    app.audit("user_deleted", &p.describe(), json!({"user": name}));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -285,7 +291,7 @@ pub(crate) async fn add_service_account(
     let tenants = f.tenants.map_or(Tenants::Any, Tenants::Only);
     let now = app.now_ms();
     let sa = with_store(&app, move |s| s.add_service_account(&f.name, scopes, tenants, now)).await?;
-    tracing::info!(target: "audit", by = %p.describe(), service_account = %sa.name, "service account added");
+    app.audit("service_account_added", &p.describe(), json!({"service_account": sa.name, "scopes": sa.scopes}));
     Ok((StatusCode::CREATED, json(service_account_json(&sa))).into_response())
 }
 
@@ -297,7 +303,7 @@ pub(crate) async fn delete_service_account(
 ) -> Result<StatusCode, ApiError> {
     let n = name.clone();
     with_store(&app, move |s| s.delete_service_account(&n)).await?;
-    tracing::info!(target: "audit", by = %p.describe(), service_account = %name, "service account deleted");
+    app.audit("service_account_deleted", &p.describe(), json!({"service_account": name}));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -347,7 +353,11 @@ pub(crate) async fn create_token(
     let tenants = f.tenants.map_or(Tenants::Any, Tenants::Only);
     let (token, rec) =
         with_store(&app, move |s| s.create_token(f.owner, &f.name, f.scopes, tenants, expires_at, now)).await?;
-    tracing::info!(target: "audit", by = %p.describe(), token = %rec.id, owner = %rec.owner.describe(), "token created");
+    app.audit(
+        "token_created",
+        &p.describe(),
+        json!({"token": rec.id, "owner": rec.owner.describe(), "scopes": rec.scopes}),
+    );
     let mut v = token_json(&rec);
     v["token"] = json!(token);
     Ok((StatusCode::CREATED, json(v)).into_response())
@@ -361,6 +371,117 @@ pub(crate) async fn revoke_token(
 ) -> Result<StatusCode, ApiError> {
     let i = id.clone();
     with_store(&app, move |s| s.revoke_token(&i)).await?;
-    tracing::info!(target: "audit", by = %p.describe(), token = %id, "token revoked");
+    app.audit("token_revoked", &p.describe(), json!({"token": id}));
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/auth/providers`: how one may log in (for the login page).
+pub(crate) async fn providers(State(app): State<AppState>) -> Response {
+    let oidc = app.auth().and_then(|a| a.oidc.clone()).map(|o| json!({"label": o.options.label}));
+    json(json!({"password": true, "oidc": oidc}))
+}
+
+/// The cookie that binds a login at the provider to this browser.
+const OIDC_COOKIE: &str = "telltale_oidc";
+
+fn redirect(to: &str) -> Response {
+    let mut res = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+/// A path on this server only (an open redirect otherwise).
+fn local_path(next: Option<&str>) -> String {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')).unwrap_or("/").to_string()
+}
+
+fn query_param(q: &Option<String>, name: &str) -> Option<String> {
+    form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// `GET /api/v1/auth/oidc/login?next=/path`: to the provider, with state, nonce and PKCE.
+pub(crate) async fn oidc_login(
+    State(app): State<AppState>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let a = auth(&app)?;
+    let client = a.oidc_client().await?;
+    let now = app.now_ms();
+    let redirect_url = match a.oidc.as_ref().and_then(|o| o.redirect_url.clone()) {
+        Some(u) => u,
+        None => {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+            format!("{}://{host}/api/v1/auth/oidc/callback", if secure(&a, &headers) { "https" } else { "http" })
+        }
+    };
+    let (url, pending) = client.start(&local_path(query_param(&q, "next").as_deref()), &redirect_url, now);
+    let state = pending.state.clone();
+    {
+        let mut p = a.oidc_pending.lock();
+        p.retain(|_, v| now - v.started < 10 * 60 * 1000);
+        p.insert(state.clone(), pending);
+    }
+    let mut res = redirect(&url);
+    set_cookie(&mut res, OIDC_COOKIE, &state, true, Some(600), secure(&a, &headers));
+    Ok(res)
+}
+
+/// `GET /api/v1/auth/oidc/callback?code=&state=`: the provider's answer; a session, then back
+/// to the page the login started from. A failure goes back to the login page, saying why.
+pub(crate) async fn oidc_callback(
+    State(app): State<AppState>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let a = auth(&app)?;
+    let client = a.oidc_client().await?;
+    let fail = |why: String| {
+        app.audit("login_failed", "oidc", json!({"reason": why}));
+        let q: String = form_urlencoded::Serializer::new(String::new()).append_pair("error", &why).finish();
+        redirect(&format!("/login?{q}"))
+    };
+    if let Some(e) = query_param(&q, "error") {
+        return Ok(fail(format!("the provider refused: {e}")));
+    }
+    let (Some(code), Some(state)) = (query_param(&q, "code"), query_param(&q, "state")) else {
+        return Ok(fail("the provider's answer has no code or state".into()));
+    };
+    // The state must be this browser's (the cookie) and a login this server started.
+    if cookie(&headers, OIDC_COOKIE).as_deref() != Some(state.as_str()) {
+        return Ok(fail("this login was not started in this browser".into()));
+    }
+    let Some(pending) = a.oidc_pending.lock().remove(&state) else {
+        return Ok(fail("unknown or expired login; start again".into()));
+    };
+    let now = app.now_ms();
+    let (c, p) = (client.clone(), pending.clone());
+    let identity = match tokio::task::spawn_blocking(move || c.finish(&p, &code, now)).await {
+        Ok(Ok(i)) => i,
+        Ok(Err(e)) => return Ok(fail(e.to_string())),
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    };
+    let (user, role) = (identity.username.clone(), identity.role);
+    let session = with_store(&app, move |s| {
+        s.upsert_sso_user(&user, role, now)?;
+        s.new_session(&user, now)
+    })
+    .await;
+    let (id, csrf) = match session {
+        Ok(s) => s,
+        Err(e) => return Ok(fail(e.message().to_string())),
+    };
+    app.audit(
+        "login",
+        &format!("user:{}", identity.username),
+        json!({"via": "oidc", "role": identity.role, "groups": identity.groups}),
+    );
+    let mut res = redirect(&pending.next);
+    let secure = secure(&a, &headers);
+    set_cookie(&mut res, SESSION_COOKIE, &id, true, None, secure);
+    set_cookie(&mut res, CSRF_COOKIE, &csrf, false, None, secure);
+    set_cookie(&mut res, OIDC_COOKIE, "", true, Some(0), secure);
+    Ok(res)
 }

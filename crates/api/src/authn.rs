@@ -26,12 +26,13 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
-use telltale_auth::{AuthStore, Principal, WebConfigFile, Who};
+use telltale_auth::{AuthStore, Principal, Scope, WebConfigFile, Who};
 use telltale_model::ErrorKind;
 
 use crate::access::{self, Access};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::tenant::{check_tenant, AUDIT_TENANT};
 
 /// The session cookie (HttpOnly) and the CSRF cookie the UI reads and echoes in `X-CSRF-Token`.
 pub(crate) const SESSION_COOKIE: &str = "telltale_session";
@@ -55,6 +56,13 @@ pub struct Auth {
     pub default_tenant: String,
     /// Whether the listener speaks TLS (cookies get `Secure`).
     pub tls: bool,
+    /// Single sign-on, when configured: the settings, and the client once the provider's
+    /// discovery document was read (at the first login, so a provider that is down at start
+    /// does not stop the server).
+    pub oidc: Option<OidcSetup>,
+    oidc_client: tokio::sync::OnceCell<Arc<telltale_auth::oidc::Client>>,
+    /// Logins in progress at the provider, by `state`.
+    pub(crate) oidc_pending: Mutex<std::collections::HashMap<String, telltale_auth::oidc::Pending>>,
     passwords: PasswordWorker,
     bucket: Mutex<(f64, Instant)>,
 }
@@ -74,9 +82,30 @@ impl Auth {
             required,
             default_tenant,
             tls,
+            oidc: None,
+            oidc_client: tokio::sync::OnceCell::new(),
+            oidc_pending: Mutex::default(),
             passwords: PasswordWorker::start(),
             bucket: Mutex::new((f64::MAX, Instant::now())),
         }
+    }
+
+    /// The single sign-on client, reading the provider's discovery document the first time.
+    pub(crate) async fn oidc_client(&self) -> Result<Arc<telltale_auth::oidc::Client>, ApiError> {
+        let setup =
+            self.oidc.clone().ok_or_else(|| ApiError::new(ErrorKind::NotFound, "single sign-on is not configured"))?;
+        self.oidc_client
+            .get_or_try_init(|| async move {
+                let c = tokio::task::spawn_blocking(move || {
+                    telltale_auth::oidc::Client::discover(setup.options, setup.secret)
+                })
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("single sign-on: {e}")))?;
+                Ok(Arc::new(c))
+            })
+            .await
+            .cloned()
     }
 
     /// Runs `check` (a password hash comparison) on the low-priority password thread.
@@ -97,6 +126,17 @@ impl Auth {
         *b = if tokens >= 1.0 { (tokens - 1.0, now) } else { (tokens, now) };
         tokens >= 1.0
     }
+}
+
+/// What single sign-on needs: the `auth.oidc` settings, the client secret, the callback URL.
+#[derive(Debug, Clone)]
+pub struct OidcSetup {
+    /// `auth.oidc`.
+    pub options: telltale_auth::oidc::OidcOptions,
+    /// The client secret, resolved.
+    pub secret: Option<String>,
+    /// This server's callback URL; `None`: the address the browser used, plus the callback's path.
+    pub redirect_url: Option<String>,
 }
 
 /// One thread at nice 19 that runs password checks in turn.
@@ -151,7 +191,8 @@ fn credential(headers: &HeaderMap) -> Credential {
             return Credential::Bearer(rest.trim().to_string());
         }
         if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64_decode(rest.trim()).and_then(|b| String::from_utf8(b).ok()).unwrap_or_default();
+            let decoded =
+                telltale_auth::base64::decode(rest.trim()).and_then(|b| String::from_utf8(b).ok()).unwrap_or_default();
             let (u, p) = decoded.split_once(':').unwrap_or((&decoded, ""));
             return Credential::Basic(u.to_string(), p.to_string());
         }
@@ -172,36 +213,6 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
-}
-
-/// Standard base64 (RFC 4648, padding optional), as Basic credentials use it.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let s = s.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    for chunk in s.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= val(c)? << (18 - 6 * i);
-        }
-        let bytes = n.to_be_bytes();
-        match chunk.len() {
-            4 => out.extend_from_slice(&bytes[1..4]),
-            3 => out.extend_from_slice(&bytes[1..3]),
-            2 => out.push(bytes[1]),
-            _ => return None,
-        }
-    }
-    Some(out)
 }
 
 /// A principal, and the CSRF token its session requires (sessions only).
@@ -253,6 +264,20 @@ async fn authenticate(
     }
 }
 
+/// The tenant the request names (`X-Scope-OrgID`), checked; `None` when it names none.
+fn asked_tenant(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get(TENANT_HEADER) else { return Ok(None) };
+    let t = v.to_str().map_err(|_| ApiError::bad_input("X-Scope-OrgID is not text"))?.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    if t.starts_with('_') && t != AUDIT_TENANT {
+        return Err(ApiError::bad_input(format!("tenant {t:?}: names starting with _ are reserved")));
+    }
+    check_tenant(t)?;
+    Ok(Some(t.to_string()))
+}
+
 fn refuse(kind: ErrorKind, message: impl Into<String>, basic: bool) -> Response {
     let mut res = ApiError::new(kind, message).into_response();
     if kind == ErrorKind::Unauthenticated {
@@ -265,7 +290,12 @@ fn refuse(kind: ErrorKind, message: impl Into<String>, basic: bool) -> Response 
 /// The middleware: every request passes here after routing.
 pub(crate) async fn authorize(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(auth) = app.auth() else {
+        let tenant = match asked_tenant(req.headers()) {
+            Ok(t) => t.unwrap_or_else(|| app.default_tenant()),
+            Err(e) => return e.into_response(),
+        };
         req.extensions_mut().insert(Principal::anonymous());
+        req.extensions_mut().insert(Tenant(tenant));
         return next.run(req).await;
     };
     let loaded = auth.web.as_ref().map(|w| w.current());
@@ -305,7 +335,10 @@ async fn decide(
         // Nothing matched: the 404 fallback.
         None => Access::Public,
     };
-    let asked_tenant = req.headers().get(TENANT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let asked_tenant = match asked_tenant(req.headers()) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
     let found = if auth.required {
         match authenticate(auth, loaded, credential(req.headers()), app.now_ms()).await {
             Ok(f) => f,
@@ -330,7 +363,11 @@ async fn decide(
         if let Some(s) = scope {
             if !f.principal.scopes.contains(s) {
                 let path = req.uri().path().to_string();
-                tracing::info!(who = %f.principal.describe(), method = %method, path, needs = %s, "forbidden");
+                app.audit(
+                    "forbidden",
+                    &f.principal.describe(),
+                    serde_json::json!({"method": method.as_str(), "path": path, "needs": s}),
+                );
                 return refuse(
                     ErrorKind::Forbidden,
                     format!("{} lacks the {s} scope this needs", f.principal.describe()),
@@ -347,17 +384,40 @@ async fn decide(
         }
     }
     if let Some(f) = found {
+        // The audit log: admins read it; only the server writes it.
+        if asked_tenant.as_deref() == Some(AUDIT_TENANT) && needed.is_some() {
+            let reads = matches!(access, Access::Needs(Scope::Read) | Access::Authenticated);
+            if !reads || !f.principal.scopes.contains(Scope::Admin) {
+                let path = req.uri().path().to_string();
+                app.audit(
+                    "forbidden",
+                    &f.principal.describe(),
+                    serde_json::json!({"method": method.as_str(), "path": path, "tenant": AUDIT_TENANT}),
+                );
+                return refuse(
+                    ErrorKind::Forbidden,
+                    "the audit log's tenant is read by admins only, and written by the server",
+                    basic,
+                );
+            }
+        }
         let tenant = f.principal.tenant(asked_tenant.as_deref(), &auth.default_tenant).map(str::to_string);
         match tenant {
             Some(t) => {
                 req.extensions_mut().insert(Tenant(t));
             }
             None if needed.is_some() => {
+                let path = req.uri().path().to_string();
+                app.audit(
+                    "forbidden",
+                    &f.principal.describe(),
+                    serde_json::json!({"method": method.as_str(), "path": path, "tenant": asked_tenant}),
+                );
                 return refuse(
                     ErrorKind::Forbidden,
                     format!("{} may not act in tenant {:?}", f.principal.describe(), asked_tenant.unwrap_or_default()),
                     basic,
-                )
+                );
             }
             None => {}
         }
@@ -369,14 +429,6 @@ async fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn basic_credentials_decode() {
-        assert_eq!(base64_decode("dXNlcjpwYXNz").unwrap(), b"user:pass");
-        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
-        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
-        assert!(base64_decode("not base64!").is_none());
-    }
 
     #[test]
     fn cookies_by_name() {

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use telltale_ingest::es_bulk;
@@ -14,7 +14,8 @@ use telltale_ingest::es_bulk;
 use crate::body::content_encoding;
 use crate::logwrite::ingest_logs;
 use crate::state::Limits;
-use crate::{ApiError, AppState};
+use crate::tenant::Scoped;
+use crate::ApiError;
 
 /// What `GET /` says: a cluster of one node on Elasticsearch 8.11's wire version.
 pub(crate) async fn root(headers: HeaderMap) -> Response {
@@ -42,13 +43,13 @@ pub(crate) async fn root(headers: HeaderMap) -> Response {
 }
 
 /// `POST|PUT /_bulk`.
-pub(crate) async fn bulk(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub(crate) async fn bulk(app: Scoped, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     bulk_inner(app, headers, body, None).await
 }
 
 /// `POST|PUT /<index>/_bulk`.
 pub(crate) async fn bulk_index(
-    State(app): State<AppState>,
+    app: Scoped,
     Path(index): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -56,12 +57,7 @@ pub(crate) async fn bulk_index(
     bulk_inner(app, headers, body, Some(index)).await
 }
 
-async fn bulk_inner(
-    app: AppState,
-    headers: HeaderMap,
-    body: Body,
-    index: Option<String>,
-) -> Result<Response, ApiError> {
+async fn bulk_inner(app: Scoped, headers: HeaderMap, body: Body, index: Option<String>) -> Result<Response, ApiError> {
     let started = Instant::now();
     let encoding = content_encoding(&headers)?;
     let now = app.now_ms().saturating_mul(1_000_000);

@@ -13,6 +13,7 @@
 mod access;
 mod admin;
 mod alertmanager;
+mod audit;
 mod authapi;
 mod authn;
 mod body;
@@ -34,6 +35,7 @@ mod sql;
 mod state;
 mod status;
 mod tail;
+mod tenant;
 mod write;
 
 use std::time::Instant;
@@ -45,7 +47,7 @@ use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 pub use access::{lookup as route_access, Access, ROUTES};
-pub use authn::{Auth, Tenant};
+pub use authn::{Auth, OidcSetup, Tenant};
 pub use error::{ApiError, Shape};
 
 use access::at;
@@ -53,6 +55,7 @@ pub use ratelimit::LogRates;
 pub use selector::parse_selector;
 pub use sql::{SqlResult, SqlService};
 pub use state::{system_now_ms, AppState, Clock, Limits, Reloader, RuntimeInfo};
+pub use tenant::{check_tenant, Scoped, TenantOpener, TenantStores, AUDIT_TENANT, MAX_TENANTS};
 
 /// Every endpoint, wired to `state`.
 pub fn router(state: AppState) -> Router {
@@ -127,6 +130,9 @@ fn routes() -> Router<AppState> {
         .layer(map_response(|r: Response| async move { es::product_header(error::reshape(Shape::Elasticsearch, r)) }));
     let auth = Router::new()
         .route(at("/api/v1/auth/login"), post(authapi::login))
+        .route(at("/api/v1/auth/providers"), get(authapi::providers))
+        .route(at("/api/v1/auth/oidc/login"), get(authapi::oidc_login))
+        .route(at("/api/v1/auth/oidc/callback"), get(authapi::oidc_callback))
         .route(at("/api/v1/auth/logout"), post(authapi::logout))
         .route(at("/api/v1/auth/whoami"), get(authapi::whoami))
         .route(at("/api/v1/auth/password"), put(authapi::change_password))

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value as Json};
@@ -22,10 +22,11 @@ use crate::body::content_encoding;
 use crate::logwrite::ingest_logs;
 use crate::params::Params;
 use crate::state::Limits;
+use crate::tenant::Scoped;
 use crate::{ApiError, AppState};
 
 /// `POST /loki/api/v1/push`: JSON (optionally gzip) or snappy protobuf, by Content-Type.
-pub(crate) async fn push(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<StatusCode, ApiError> {
+pub(crate) async fn push(app: Scoped, headers: HeaderMap, body: Body) -> Result<StatusCode, ApiError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let json = ct.starts_with("application/json");
     let encoding = content_encoding(&headers)?;
@@ -134,11 +135,7 @@ fn categorize(headers: &HeaderMap) -> bool {
 }
 
 /// `GET|POST /loki/api/v1/query_range`.
-pub(crate) async fn query_range(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    p: Params,
-) -> Result<Response, ApiError> {
+pub(crate) async fn query_range(app: Scoped, headers: HeaderMap, p: Params) -> Result<Response, ApiError> {
     let text = query_text(&p)?;
     let (start, end) = bounds(&app, &p, HOUR)?;
     let step = match p.get("step") {
@@ -160,7 +157,7 @@ pub(crate) async fn query_range(
 }
 
 /// `GET|POST /loki/api/v1/query`: an instant metric query at `time` (default now).
-pub(crate) async fn query(State(app): State<AppState>, headers: HeaderMap, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn query(app: Scoped, headers: HeaderMap, p: Params) -> Result<Response, ApiError> {
     let text = query_text(&p)?;
     let at = match p.get("time") {
         Some(s) if !s.is_empty() => loki_time("time", s)?,
@@ -205,7 +202,7 @@ impl OwnedQuery {
     }
 }
 
-async fn run(app: &AppState, q: OwnedQuery) -> Result<Response, ApiError> {
+async fn run(app: &Scoped, q: OwnedQuery) -> Result<Response, ApiError> {
     let engine = Engine::new(app.limits().logql.clone());
     let started = Instant::now();
     let categorize = q.categorize;
@@ -324,7 +321,7 @@ fn optional_matchers(p: &Params, name: &str) -> Result<Vec<Matcher>, ApiError> {
 }
 
 /// `GET|POST /loki/api/v1/labels`: label names over `[start, end]` (default the last 6h).
-pub(crate) async fn labels(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn labels(app: Scoped, p: Params) -> Result<Response, ApiError> {
     let (start, end) = bounds(&app, &p, 6 * HOUR)?;
     let matchers = optional_matchers(&p, "query")?;
     let names = app.blocking_logs(move |s| Ok(s.log_label_names(TimeRange::new(start, end), &matchers)?)).await?;
@@ -332,11 +329,7 @@ pub(crate) async fn labels(State(app): State<AppState>, p: Params) -> Result<Res
 }
 
 /// `GET|POST /loki/api/v1/label/<name>/values`.
-pub(crate) async fn label_values(
-    State(app): State<AppState>,
-    Path(name): Path<String>,
-    p: Params,
-) -> Result<Response, ApiError> {
+pub(crate) async fn label_values(app: Scoped, Path(name): Path<String>, p: Params) -> Result<Response, ApiError> {
     let (start, end) = bounds(&app, &p, 6 * HOUR)?;
     let matchers = optional_matchers(&p, "query")?;
     let values =
@@ -345,7 +338,7 @@ pub(crate) async fn label_values(
 }
 
 /// `GET|POST /loki/api/v1/series`: the streams matching any `match[]`.
-pub(crate) async fn series(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn series(app: Scoped, p: Params) -> Result<Response, ApiError> {
     let (start, end) = bounds(&app, &p, 6 * HOUR)?;
     let selectors: Vec<Vec<Matcher>> =
         p.all("match[]").chain(p.all("match")).map(|q| selector_matchers("match[]", q)).collect::<Result<_, _>>()?;
@@ -368,7 +361,7 @@ pub(crate) async fn series(State(app): State<AppState>, p: Params) -> Result<Res
 }
 
 /// `GET|POST /loki/api/v1/index/stats`: `{"streams","chunks","entries","bytes"}` (no envelope).
-pub(crate) async fn index_stats(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn index_stats(app: Scoped, p: Params) -> Result<Response, ApiError> {
     let (start, end) = bounds(&app, &p, HOUR)?;
     let q = query_text(&p)?;
     let matchers = selector_matchers("query", &q)?;
@@ -386,7 +379,7 @@ pub(crate) async fn buildinfo() -> Response {
 /// `GET /loki/api/v1/tail` (websocket): first the lines since `start` (default one hour
 /// ago, at most `limit`), then every new line the query selects, as
 /// `{"streams":[...],"dropped_entries":null}` messages.
-pub(crate) async fn tail(State(app): State<AppState>, ws: WebSocketUpgrade, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn tail(app: Scoped, ws: WebSocketUpgrade, p: Params) -> Result<Response, ApiError> {
     let text = query_text(&p)?;
     let expr = telltale_logql::parse(&text)?;
     if !matches!(expr, telltale_logql::ast::Expr::Log(_)) {
@@ -398,15 +391,15 @@ pub(crate) async fn tail(State(app): State<AppState>, ws: WebSocketUpgrade, p: P
         Some(s) if !s.is_empty() => loki_time("start", s)?,
         _ => now - HOUR,
     };
-    app.log_store()?;
+    app.on_blocking_pool(|a| a.log_store().map(|_| ())).await?;
     let rx = app.tail().subscribe();
     Ok(ws.on_upgrade(move |socket| tail_session(app, socket, rx, text, start, now, limit)))
 }
 
 async fn tail_session(
-    app: AppState,
+    app: Scoped,
     mut socket: WebSocket,
-    mut rx: tokio::sync::broadcast::Receiver<std::sync::Arc<telltale_model::LogBatch>>,
+    mut rx: tokio::sync::broadcast::Receiver<std::sync::Arc<(String, telltale_model::LogBatch)>>,
     text: String,
     start: Nanos,
     now: Nanos,
@@ -436,6 +429,8 @@ async fn tail_session(
         tokio::select! {
             msg = rx.recv() => {
                 let (batch, dropped) = match msg {
+                    // Another tenant's lines are not this subscriber's business.
+                    Ok(b) if b.0 != app.tenant() => continue,
                     Ok(b) => (b, None),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         let _ = send_streams(&mut socket, &[], Some(n)).await;
@@ -446,7 +441,7 @@ async fn tail_session(
                 let (engine, text) = (engine.clone(), text.clone());
                 let found = tokio::task::spawn_blocking(move || {
                     let mem = MemLogStore::new();
-                    telltale_storage::LogWriter::write_logs(&mem, &batch).ok()?;
+                    telltale_storage::LogWriter::write_logs(&mem, &batch.1).ok()?;
                     let q = Query { text: &text, start: i64::MIN + 1, end: i64::MAX, step: 1, limit: live_limit, direction: Direction::Forward, categorize: false, instant: false };
                     match engine.query(&mem, &q).ok()? {
                         QueryResult::Streams(s) => Some(s),
@@ -693,7 +688,7 @@ mod http_tests {
         s.set_limits(limits);
         let (st, body) = push_json(&s, r#"{"streams":[{"stream":{"a":"b"},"values":[["1","0123456789abc"]]}]}"#).await;
         assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{body}");
-        assert!(body.starts_with("ingestion_rate (10B/s, burst 10B) exceeded for tenant \"fake\""), "{body}");
+        assert!(body.starts_with("ingestion_rate (10B/s, burst 10B) exceeded for tenant \"default\""), "{body}");
         let (_, metrics) = get(&s, "/metrics").await;
         assert!(metrics.contains("telltale_logs_rejected_lines_total{reason=\"rate_limited\"} 1\n"), "{metrics}");
     }

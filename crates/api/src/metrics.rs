@@ -57,6 +57,8 @@ pub struct Metrics {
     log_lines: Mutex<BTreeMap<&'static str, (u64, u64)>>,
     /// reason → log lines refused or shortened (`truncated`, `duplicate`, `rate_limited`, ...).
     log_rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// Audit events that could not be written.
+    audit_write_failures: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -111,6 +113,11 @@ impl Metrics {
         }
     }
 
+    /// Counts an audit event that could not be written.
+    pub fn add_audit_write_failure(&self) {
+        self.audit_write_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Every family: the registry's own plus `stats` from the store and process numbers.
     pub fn families(&self, stats: &[Stat]) -> Vec<Family> {
         let mut out = Vec::new();
@@ -163,6 +170,12 @@ impl Metrics {
             "telltale_logs_rejected_lines_total",
             "Log lines refused (rate_limited, too_old, limits) or changed (truncated, duplicate dropped), by reason.",
             rejected,
+        ));
+
+        out.push(counter(
+            "telltale_audit_write_failures_total",
+            "Audit events that could not be written to the audit log (the actions happened).",
+            vec![(vec![], self.audit_write_failures.load(std::sync::atomic::Ordering::Relaxed) as f64)],
         ));
 
         if let Some(rss) = resident_memory_bytes() {

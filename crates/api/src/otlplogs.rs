@@ -3,7 +3,6 @@
 //! in the request's encoding, errors as `google.rpc.Status`.
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use telltale_ingest::otlp;
@@ -11,10 +10,11 @@ use telltale_ingest::otlp;
 use crate::body::content_encoding;
 use crate::logwrite::ingest_logs;
 use crate::state::Limits;
+use crate::tenant::Scoped;
 use crate::write::otlp_error;
-use crate::{ApiError, AppState};
+use crate::ApiError;
 
-pub(crate) async fn logs(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn logs(app: Scoped, headers: HeaderMap, body: Body) -> Response {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_string();
     let json = ct.starts_with("application/json");
     match inner(&app, &headers, body, json, &ct).await {
@@ -27,7 +27,7 @@ pub(crate) async fn logs(State(app): State<AppState>, headers: HeaderMap, body: 
     }
 }
 
-async fn inner(app: &AppState, headers: &HeaderMap, body: Body, json: bool, ct: &str) -> Result<(), ApiError> {
+async fn inner(app: &Scoped, headers: &HeaderMap, body: Body, json: bool, ct: &str) -> Result<(), ApiError> {
     if !json && !ct.starts_with("application/x-protobuf") {
         return Err(ApiError::unsupported_media_type(format!(
             "unsupported content type {ct:?}: want application/x-protobuf or application/json"

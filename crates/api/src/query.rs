@@ -8,7 +8,6 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value as Json;
@@ -18,10 +17,11 @@ use telltale_promql::{Engine, EngineOptions, QueryOutput};
 use crate::metrics::{fmt_float, write_labels};
 use crate::params::{parse_time, Params};
 use crate::read::success;
+use crate::tenant::Scoped;
 use crate::{ApiError, AppState};
 
 /// `GET|POST /api/v1/query`: `query`, optional `time` (default now) and `timeout`.
-pub(crate) async fn instant(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn instant(app: Scoped, p: Params) -> Result<Response, ApiError> {
     let query = required(&p, "query")?;
     let at = p.get("time").map(|s| parse_time("time", s)).transpose()?.unwrap_or_else(|| app.now_ms());
     let engine = engine(&app, &p)?;
@@ -30,7 +30,7 @@ pub(crate) async fn instant(State(app): State<AppState>, p: Params) -> Result<Re
 }
 
 /// `GET|POST /api/v1/query_range`: `query`, `start`, `end`, `step`, optional `timeout`.
-pub(crate) async fn range(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn range(app: Scoped, p: Params) -> Result<Response, ApiError> {
     let query = required(&p, "query")?;
     let start = parse_time("start", required(&p, "start")?.as_str())?;
     let end = parse_time("end", required(&p, "end")?.as_str())?;
@@ -68,7 +68,7 @@ pub(crate) async fn exemplars(p: Params) -> Result<Response, ApiError> {
 /// `GET /federate?match[]=...`: the latest sample (within the lookback) of every selected
 /// series, in the text exposition format with timestamps, sorted by metric name, so another
 /// Prometheus can scrape Telltale.
-pub(crate) async fn federate(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn federate(app: Scoped, p: Params) -> Result<Response, ApiError> {
     let selectors = p.selectors()?;
     let now = app.now_ms();
     let lookback = app.limits().query.lookback_delta.as_millis() as Timestamp;

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -15,7 +15,8 @@ use telltale_model::{Labels, Matcher};
 use telltale_storage::{MetricStore, Series};
 
 use crate::params::Params;
-use crate::{ApiError, AppState};
+use crate::tenant::Scoped;
+use crate::ApiError;
 
 /// Serializes [`Labels`] as a JSON object without copying.
 pub(crate) struct LabelsJson<'a>(pub(crate) &'a Labels);
@@ -66,7 +67,7 @@ fn union<T: Ord>(
 }
 
 /// `GET|POST /api/v1/series`
-pub(crate) async fn series(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn series(app: Scoped, p: Params) -> Result<Response, ApiError> {
     let (range, selectors, limit) = (p.range()?, p.selectors()?, p.limit()?);
     if selectors.is_empty() {
         return Err(ApiError::bad_input("no match[] parameter provided"));
@@ -77,18 +78,14 @@ pub(crate) async fn series(State(app): State<AppState>, p: Params) -> Result<Res
 }
 
 /// `GET|POST /api/v1/labels`
-pub(crate) async fn labels(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn labels(app: Scoped, p: Params) -> Result<Response, ApiError> {
     let (range, selectors, limit) = (p.range()?, p.selectors()?, p.limit()?);
     let names = app.blocking(move |s| union(s, &selectors, |s, m| s.label_names(range, m))).await?;
     Ok(success(truncate(names, limit)))
 }
 
 /// `GET|POST /api/v1/label/<name>/values`
-pub(crate) async fn label_values(
-    State(app): State<AppState>,
-    Path(name): Path<String>,
-    p: Params,
-) -> Result<Response, ApiError> {
+pub(crate) async fn label_values(app: Scoped, Path(name): Path<String>, p: Params) -> Result<Response, ApiError> {
     let (range, selectors, limit) = (p.range()?, p.selectors()?, p.limit()?);
     let values = app.blocking(move |s| union(s, &selectors, |s, m| s.label_values(&name, range, m))).await?;
     Ok(success(truncate(values, limit)))
@@ -96,7 +93,7 @@ pub(crate) async fn label_values(
 
 /// `GET|POST /api/v1/export`: one JSON object per series and line, streamed as it is
 /// encoded (the store hands over the selected series at once; encoding is what streams).
-pub(crate) async fn export(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn export(app: Scoped, p: Params) -> Result<Response, ApiError> {
     let (range, selectors) = (p.range()?, p.selectors()?);
     if selectors.is_empty() {
         return Err(ApiError::bad_input("no match[] parameter provided"));

@@ -4,14 +4,15 @@
 //! crate never compiles it.
 
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value as Json;
 use telltale_model::ErrorKind;
 
 use crate::body::read_limited;
-use crate::{ApiError, AppState};
+use crate::tenant::Scoped;
+use crate::ApiError;
 
 /// A query's answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +34,7 @@ pub trait SqlService: Send + Sync {
 
 /// `POST /api/v1/sql` (JSON body `{"query": ...}`) or `GET /api/v1/sql?query=...`.
 pub(crate) async fn sql(
-    State(app): State<AppState>,
+    app: Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -53,7 +54,8 @@ pub(crate) async fn sql(
             .query
     };
     let service = app
-        .sql()
+        .on_blocking_pool(|a| a.sql())
+        .await?
         .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "sql is not available: the log store is still opening"))?;
     let out = tokio::task::spawn_blocking(move || service.query(&query))
         .await
@@ -76,7 +78,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::{router, Limits};
+    use crate::{router, AppState, Limits};
 
     /// Answers `SELECT 1` and refuses the rest: the HTTP shape is what is under test here; the
     /// real engine is tested in crates/sql and end to end.

@@ -106,6 +106,7 @@ struct Inner {
     rules: telltale_alerting::Rules,
     alertmanager: telltale_alerting::am::Alertmanager,
     auth: OnceLock<Arc<crate::authn::Auth>>,
+    tenants: crate::tenant::Tenants,
 }
 
 /// What `/api/v1/status/runtimeinfo` reports beyond the process's own facts.
@@ -142,6 +143,7 @@ impl AppState {
             rules: telltale_alerting::Rules::new(),
             alertmanager: telltale_alerting::am::Alertmanager::new(),
             auth: OnceLock::new(),
+            tenants: Default::default(),
         };
         let state = Self { inner: Arc::new(inner) };
         let now = state.now_ms();
@@ -245,8 +247,37 @@ impl AppState {
         &self.inner.metrics
     }
 
-    /// The store, or 503 while it is still opening.
-    pub fn store(&self) -> Result<Arc<dyn MetricStore>, ApiError> {
+    /// The tenant of requests that name none (`auth.default_tenant`, else `default`).
+    pub fn default_tenant(&self) -> String {
+        self.auth().map_or_else(|| "default".to_string(), |a| a.default_tenant.clone())
+    }
+
+    /// Lets requests name other tenants: `opener` opens a tenant's stores the first time one
+    /// is named. Without it, only the default tenant exists. Later calls are ignored.
+    pub fn set_tenant_opener(&self, opener: crate::tenant::TenantOpener) {
+        self.inner.tenants.set_opener(opener);
+    }
+
+    pub(crate) fn tenants(&self) -> &crate::tenant::Tenants {
+        &self.inner.tenants
+    }
+
+    /// Every tenant's stores opened so far besides the default tenant's (for shutdown).
+    pub fn open_tenants(&self) -> Vec<(String, crate::tenant::TenantStores)> {
+        self.inner.tenants.all()
+    }
+
+    pub(crate) fn default_sql(&self) -> Option<Arc<dyn crate::sql::SqlService>> {
+        self.inner.sql.get().cloned()
+    }
+
+    pub(crate) fn default_dashboards(&self) -> Option<Arc<telltale_dashboards::Store>> {
+        self.inner.dashboards.get().cloned()
+    }
+
+    /// The default tenant's metric store, or 503 while it is still opening. Handlers reach
+    /// stores through [`crate::Scoped`], which picks the request's tenant.
+    pub fn default_store(&self) -> Result<Arc<dyn MetricStore>, ApiError> {
         self.inner
             .store
             .get()
@@ -257,15 +288,6 @@ impl AppState {
     /// Makes the dashboards API available (`/api/v1/dashboards`). Later calls are ignored.
     pub fn set_dashboards(&self, store: Arc<telltale_dashboards::Store>) {
         let _ = self.inner.dashboards.set(store);
-    }
-
-    /// The dashboards store, or 503 when the binary has not opened one.
-    pub fn dashboards(&self) -> Result<Arc<telltale_dashboards::Store>, ApiError> {
-        self.inner
-            .dashboards
-            .get()
-            .cloned()
-            .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "dashboards are not available: no store is open"))
     }
 
     /// Sets the configuration `/api/v1/status/config` shows: YAML, secrets already redacted
@@ -294,8 +316,8 @@ impl AppState {
         let _ = self.inner.logs.set(store);
     }
 
-    /// The log store, or 503 while it is still opening.
-    pub fn log_store(&self) -> Result<Arc<dyn LogStore>, ApiError> {
+    /// The default tenant's log store, or 503 while it is still opening.
+    pub fn default_log_store(&self) -> Result<Arc<dyn LogStore>, ApiError> {
         self.inner
             .logs
             .get()
@@ -313,10 +335,6 @@ impl AppState {
         let _ = self.inner.sql.set(sql);
     }
 
-    pub(crate) fn sql(&self) -> Option<Arc<dyn crate::sql::SqlService>> {
-        self.inner.sql.get().cloned()
-    }
-
     /// Per-tenant and per-stream rate limits of the log write paths.
     pub(crate) fn rates(&self) -> &crate::ratelimit::RateLimiter {
         &self.inner.rates
@@ -327,33 +345,15 @@ impl AppState {
         &self.inner.tail
     }
 
-    /// Runs `f` with the log store on the blocking pool.
-    pub async fn blocking_logs<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn LogStore) -> Result<T, ApiError> + Send + 'static,
-    {
-        let store = self.log_store()?;
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
-            .await
-            .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))?
-    }
-
     /// The reload function, if the binary installed one.
     pub fn reloader(&self) -> Option<Reloader> {
         self.inner.reloader.get().cloned()
     }
 
-    /// Runs `f` with the store on the blocking pool (storage calls are synchronous).
-    pub async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn MetricStore) -> Result<T, ApiError> + Send + 'static,
-    {
-        let store = self.store()?;
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
-            .await
-            .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))?
+    /// Records an audit event (`action` by `who`, with `details`: names and ids, never
+    /// secrets) in the audit log, for what happens outside HTTP handlers (a SIGHUP reload).
+    pub fn audit(&self, action: &'static str, who: &str, details: serde_json::Value) {
+        crate::audit::record(self, crate::audit::Event { action, who, details });
     }
 
     /// Writes `batch` and counts the stored and refused samples under `protocol`.

@@ -10,6 +10,7 @@ use telltale_model::{MatchOp, Matcher, TimeRange};
 
 use crate::params::Params;
 use crate::read::success;
+use crate::tenant::Scoped;
 use crate::{ApiError, AppState};
 
 /// The Prometheus API version Telltale answers like. Grafana reads `version` from buildinfo
@@ -56,7 +57,7 @@ pub(crate) async fn config(State(app): State<AppState>) -> Response {
 /// `limit`, default 10, of series per metric name, values per label name, series per label
 /// pair), plus `telltale`: the store's own numbers (series, samples, bytes on disk) and the
 /// retention, which the web UI's Status page shows.
-pub(crate) async fn tsdb(State(app): State<AppState>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn tsdb(app: Scoped, p: Params) -> Result<Response, ApiError> {
     let limit = match p.limit()? {
         0 => 10,
         n => n,

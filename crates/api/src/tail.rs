@@ -11,10 +11,11 @@ use tokio::sync::broadcast;
 /// Batches a subscriber may lag before it misses some.
 const CAPACITY: usize = 1024;
 
-/// The broadcast point of accepted log batches.
+/// The broadcast point of accepted log batches, each with its tenant (subscribers keep their
+/// own tenant's).
 #[derive(Debug)]
 pub(crate) struct TailHub {
-    tx: broadcast::Sender<Arc<LogBatch>>,
+    tx: broadcast::Sender<Arc<(String, LogBatch)>>,
 }
 
 impl Default for TailHub {
@@ -24,15 +25,15 @@ impl Default for TailHub {
 }
 
 impl TailHub {
-    /// Offers `batch` to the subscribers, if there are any (no copy otherwise).
-    pub(crate) fn publish(&self, batch: &LogBatch) {
+    /// Offers `tenant`'s `batch` to the subscribers, if there are any (no copy otherwise).
+    pub(crate) fn publish(&self, tenant: &str, batch: &LogBatch) {
         if self.tx.receiver_count() > 0 {
-            let _ = self.tx.send(Arc::new(batch.clone()));
+            let _ = self.tx.send(Arc::new((tenant.to_string(), batch.clone())));
         }
     }
 
-    /// A new subscription.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<LogBatch>> {
+    /// A new subscription to every tenant's batches.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<(String, LogBatch)>> {
         self.tx.subscribe()
     }
 }

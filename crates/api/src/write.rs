@@ -8,7 +8,7 @@
 //! (<https://opentelemetry.io/docs/specs/otlp/#partial-success-1>).
 
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use telltale_ingest::otlp;
@@ -18,7 +18,8 @@ use telltale_storage::{Rejected, WriteStats};
 
 use crate::body::{content_encoding, decompress, read_limited, Encoding};
 use crate::state::Limits;
-use crate::{ApiError, AppState};
+use crate::tenant::Scoped;
+use crate::ApiError;
 
 fn content_type(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
@@ -26,7 +27,7 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
 
 /// Read, decompress, decode, write: the one pipeline every write path shares.
 async fn ingest<F>(
-    app: &AppState,
+    app: &Scoped,
     headers: &HeaderMap,
     body: Body,
     encoding: Encoding,
@@ -72,11 +73,7 @@ fn rejection_text(r: &Rejected, stored: usize, total: usize) -> String {
 
 /// `POST /api/v1/write`: Prometheus remote write 1.0 or 2.0, chosen by Content-Type
 /// (<https://prometheus.io/docs/specs/prw/remote_write_spec_2_0/>). The body is snappy by spec.
-pub(crate) async fn remote_write(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
+pub(crate) async fn remote_write(app: Scoped, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let version = prom_remote_write::version_from_content_type(content_type(&headers))?;
     let decode = move |b: &[u8], l: &Limits| Ok(prom_remote_write::decode_version(version, b, &l.ingest)?);
     let (stats, total) = ingest(&app, &headers, body, Encoding::Identity, "prometheus_remote_write", decode).await?;
@@ -96,11 +93,7 @@ pub(crate) async fn remote_write(
 
 /// `POST /api/v1/import/prometheus`: Prometheus text exposition or OpenMetrics; samples
 /// without a timestamp get the server's clock.
-pub(crate) async fn import_prometheus(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<StatusCode, ApiError> {
+pub(crate) async fn import_prometheus(app: Scoped, headers: HeaderMap, body: Body) -> Result<StatusCode, ApiError> {
     let encoding = content_encoding(&headers)?;
     let format = exposition::Format::from_content_type(content_type(&headers));
     let now = app.now_ms();
@@ -117,7 +110,7 @@ pub(crate) async fn import_prometheus(
 /// `POST /write` (InfluxDB 1.x: `db`, `precision`) and `POST /api/v2/write` (2.x:
 /// `precision`): line protocol, `measurement_field` names with tags as labels.
 pub(crate) async fn influx_write(
-    State(app): State<AppState>,
+    app: Scoped,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -142,7 +135,7 @@ pub(crate) async fn influx_write(
 
 /// `POST /v1/metrics`: OTLP/HTTP, protobuf or JSON by Content-Type
 /// (<https://opentelemetry.io/docs/specs/otlp/#otlphttp>); answers in the request's encoding.
-pub(crate) async fn otlp_metrics(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn otlp_metrics(app: Scoped, headers: HeaderMap, body: Body) -> Response {
     let json = content_type(&headers).is_some_and(|ct| ct.trim_start().starts_with("application/json"));
     match otlp_metrics_inner(&app, &headers, body, json).await {
         Ok(res) => res,
@@ -150,7 +143,7 @@ pub(crate) async fn otlp_metrics(State(app): State<AppState>, headers: HeaderMap
     }
 }
 
-async fn otlp_metrics_inner(app: &AppState, headers: &HeaderMap, body: Body, json: bool) -> Result<Response, ApiError> {
+async fn otlp_metrics_inner(app: &Scoped, headers: &HeaderMap, body: Body, json: bool) -> Result<Response, ApiError> {
     let ct = content_type(headers).unwrap_or("");
     if !json && !ct.trim_start().starts_with("application/x-protobuf") {
         return Err(ApiError::unsupported_media_type(format!(

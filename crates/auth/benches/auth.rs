@@ -11,7 +11,10 @@ fn token_check(c: &mut Criterion) {
     store.add_service_account("shipper", [Scope::Ingest].into_iter().collect(), Tenants::Any, 0).unwrap();
     let mut last = String::new();
     for i in 0..100 {
-        last = store.create_token(Owner::ServiceAccount("shipper".into()), &format!("t{i}"), None, Tenants::Any, None, 0).unwrap().0;
+        last = store
+            .create_token(Owner::ServiceAccount("shipper".into()), &format!("t{i}"), None, Tenants::Any, None, 0)
+            .unwrap()
+            .0;
     }
     c.bench_function("check_token_of_100", |b| b.iter(|| store.check_token(&last, 1).expect("valid")));
 }

@@ -14,7 +14,9 @@
 //! both remember nothing but the outcome.
 #![warn(missing_docs)]
 
+pub mod base64;
 mod error;
+pub mod oidc;
 mod options;
 pub mod password;
 mod scope;

@@ -26,6 +26,9 @@ pub struct Options {
     pub lockout: LockoutOptions,
     /// The tenant of requests without `X-Scope-OrgID`.
     pub default_tenant: String,
+    /// Single sign-on through an OpenID Connect provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<crate::oidc::OidcOptions>,
 }
 
 impl Default for Options {
@@ -36,6 +39,7 @@ impl Default for Options {
             sessions: SessionOptions::default(),
             lockout: LockoutOptions::default(),
             default_tenant: "default".into(),
+            oidc: None,
         }
     }
 }
@@ -142,6 +146,14 @@ impl Options {
             crate::store::check_name("auth.admin.user", &a.user)?;
             if a.password.is_some() == a.password_file.is_some() {
                 return Err(Error::config("auth.admin", "exactly one of password and password_file"));
+            }
+        }
+        if let Some(o) = &self.oidc {
+            if o.issuer_url.is_empty() || o.client_id.is_empty() {
+                return Err(Error::config("auth.oidc", "issuer_url and client_id are required"));
+            }
+            if o.client_secret.is_some() && o.client_secret_file.is_some() {
+                return Err(Error::config("auth.oidc", "at most one of client_secret and client_secret_file"));
             }
         }
         if self.sessions.idle_timeout.is_zero() || self.sessions.max_age.is_zero() {

@@ -352,6 +352,33 @@ impl AuthStore {
         }
     }
 
+    /// A user signed in through single sign-on: added on first login, their role set from the
+    /// provider's groups at every login (the provider is the source of truth). A local user of
+    /// the same name is not taken over.
+    pub fn upsert_sso_user(&self, name: &str, role: Role, now: i64) -> Result<()> {
+        check_name("name", name)?;
+        self.modify(|d| match d.users.iter_mut().find(|u| u.name == name) {
+            Some(u) if u.origin == "oidc" => {
+                u.role = role;
+                Ok(())
+            }
+            Some(_) => {
+                Err(Error::Conflict(format!("a local user named {name:?}; single sign-on may not take it over")))
+            }
+            None => {
+                d.users.push(User {
+                    name: name.into(),
+                    password_hash: None,
+                    role,
+                    tenants: Tenants::Any,
+                    origin: "oidc".into(),
+                    created_at: now,
+                });
+                Ok(())
+            }
+        })
+    }
+
     /// Changes a user's role and/or password.
     pub fn update_user(&self, name: &str, role: Option<Role>, password: Option<&str>) -> Result<User> {
         let hash = password.map(password::hash).transpose()?;

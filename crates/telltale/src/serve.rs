@@ -173,40 +173,13 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     manager.targets().set_own_port(bound.port());
     state.set_targets(manager.targets());
     let _ = scraper.set(manager.clone());
-    let every = config.storage.maintenance_interval;
-    tasks.push(tokio::spawn(periodic(every, stop_rx.clone(), "maintenance", {
-        let tsdb = tsdb.clone();
-        move || tsdb.maintain(system_now_ms())
-    })));
-    tasks.push(tokio::spawn(periodic(every, stop_rx.clone(), "log maintenance", {
-        let logdb = logdb.clone();
-        move || logdb.maintain(system_now_ms())
-    })));
+    tasks.extend(upkeep(&config, &tsdb, &logdb, &stop_rx));
     tasks.push(tokio::spawn(periodic(Duration::from_secs(60), stop_rx.clone(), "auth usage", {
         let store = auth_store.clone();
         move || store.flush_usage(system_now_ms())
     })));
-    tasks.push(tokio::spawn(periodic(Duration::from_secs(1), stop_rx.clone(), "log compaction", {
-        let logdb = logdb.clone();
-        move || logdb.compact_when_idle()
-    })));
-    // Writers freeze a full log head and go on; this writes frozen heads out as segments.
-    tasks.push(tokio::spawn(periodic(Duration::from_millis(200), stop_rx.clone(), "log flush", {
-        let logdb = logdb.clone();
-        move || logdb.flush_pending()
-    })));
-    if let Some(every) = config.storage.logs.wal.fsync_interval().filter(|d| !d.is_zero()) {
-        tasks.push(tokio::spawn(periodic(every, stop_rx.clone(), "log wal sync", {
-            let logdb = logdb.clone();
-            move || logdb.sync_wal()
-        })));
-    }
-    if let Some(every) = config.storage.tsdb.wal.fsync.interval() {
-        tasks.push(tokio::spawn(periodic(every, stop_rx.clone(), "wal sync", {
-            let tsdb = tsdb.clone();
-            move || tsdb.sync_wal()
-        })));
-    }
+    let tenants = Tenants::default();
+    state.set_tenant_opener(tenants.opener(&config, tokio::runtime::Handle::current(), stop_rx.clone()));
     let external_url = crate::alerting::external_url(&config, bound);
     let am = state.alertmanager().clone();
     if let Err(e) = am.persist_to(data_dir.join("alerting")) {
@@ -253,6 +226,7 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     for task in tasks {
         let _ = task.await;
     }
+    tenants.close().await;
     manager.stop().await;
     drop(sink);
     drop(store);
@@ -266,6 +240,124 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         .context("cannot sync the log WAL at shutdown")?;
     info!("stopped");
     Ok(())
+}
+
+/// The periodic upkeep of one tenant's stores: metrics and logs maintenance (blocks,
+/// compaction, retention), log compaction when idle, flushing frozen log heads, WAL syncs.
+fn upkeep(
+    config: &Config,
+    tsdb: &Arc<Tsdb>,
+    logdb: &Arc<LogDb>,
+    stop: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let every = config.storage.maintenance_interval;
+    let mut tasks = vec![
+        tokio::spawn(periodic(every, stop.clone(), "maintenance", {
+            let tsdb = tsdb.clone();
+            move || tsdb.maintain(system_now_ms())
+        })),
+        tokio::spawn(periodic(every, stop.clone(), "log maintenance", {
+            let logdb = logdb.clone();
+            move || logdb.maintain(system_now_ms())
+        })),
+        tokio::spawn(periodic(Duration::from_secs(1), stop.clone(), "log compaction", {
+            let logdb = logdb.clone();
+            move || logdb.compact_when_idle()
+        })),
+        // Writers freeze a full log head and go on; this writes frozen heads out as segments.
+        tokio::spawn(periodic(Duration::from_millis(200), stop.clone(), "log flush", {
+            let logdb = logdb.clone();
+            move || logdb.flush_pending()
+        })),
+    ];
+    if let Some(every) = config.storage.logs.wal.fsync_interval().filter(|d| !d.is_zero()) {
+        tasks.push(tokio::spawn(periodic(every, stop.clone(), "log wal sync", {
+            let logdb = logdb.clone();
+            move || logdb.sync_wal()
+        })));
+    }
+    if let Some(every) = config.storage.tsdb.wal.fsync.interval() {
+        tasks.push(tokio::spawn(periodic(every, stop.clone(), "wal sync", {
+            let tsdb = tsdb.clone();
+            move || tsdb.sync_wal()
+        })));
+    }
+    tasks
+}
+
+/// A tenant's metrics and log stores, kept to sync their WALs at shutdown.
+type TenantDbs = (Arc<Tsdb>, Arc<LogDb>);
+
+/// The stores of tenants other than the default one, opened under `DATA_DIR/tenants/<id>/` the
+/// first time a request names the tenant, with the same upkeep; closed at shutdown.
+#[derive(Default, Clone)]
+struct Tenants {
+    open: Arc<Mutex<Vec<TenantDbs>>>,
+    upkeep: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Tenants {
+    fn opener(
+        &self,
+        config: &Config,
+        runtime: tokio::runtime::Handle,
+        stop: watch::Receiver<bool>,
+    ) -> telltale_api::TenantOpener {
+        let (me, config) = (self.clone(), config.clone());
+        Arc::new(move |id: &str| {
+            let dir = config.storage.data_dir.join("tenants").join(id);
+            let tsdb = Arc::new(
+                Tsdb::open(&dir.join("metrics"), &config.storage.tsdb)
+                    .map_err(|e| format!("cannot open its metrics store: {e}"))?,
+            );
+            let logdb = Arc::new(
+                LogDb::open(&dir.join("logs"), &config.storage.logs)
+                    .map_err(|e| format!("cannot open its log store: {e}"))?,
+            );
+            let dashboards = telltale_dashboards::Store::open(
+                &dir.join("dashboards"),
+                config.dashboards.clone(),
+                telltale_ui::builtin_dashboards(),
+            )
+            .map_err(|e| format!("cannot open its dashboards: {e}"))?;
+            let sql = crate::logs::Sql {
+                engine: telltale_sql::SqlEngine::new(logdb.clone(), config.logs.sql.options()),
+                runtime: runtime.clone(),
+            };
+            let tasks = {
+                let _in_runtime = runtime.enter();
+                upkeep(&config, &tsdb, &logdb, &stop)
+            };
+            me.upkeep.lock().unwrap_or_else(|p| p.into_inner()).extend(tasks);
+            me.open.lock().unwrap_or_else(|p| p.into_inner()).push((tsdb.clone(), logdb.clone()));
+            Ok(telltale_api::TenantStores {
+                metrics: tsdb,
+                logs: logdb,
+                sql: Some(Arc::new(sql)),
+                dashboards: Some(Arc::new(dashboards)),
+            })
+        })
+    }
+
+    /// After the stop signal: waits for the upkeep, then syncs every tenant's WALs.
+    async fn close(&self) {
+        let tasks = std::mem::take(&mut *self.upkeep.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
+            let _ = t.await;
+        }
+        let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|p| p.into_inner()));
+        let synced = tokio::task::spawn_blocking(move || {
+            for (tsdb, logdb) in open {
+                if let Err(e) = tsdb.sync_wal() {
+                    warn!(error = %e, "cannot sync a tenant's metrics WAL at shutdown");
+                }
+                if let Err(e) = logdb.sync_wal() {
+                    warn!(error = %e, "cannot sync a tenant's log WAL at shutdown");
+                }
+            }
+        });
+        let _ = synced.await;
+    }
 }
 
 /// Authentication from the config: the auth store (with the bootstrap admin), the web config
@@ -310,7 +402,17 @@ fn open_auth(config: &Config, env: &BTreeMap<String, String>, addr: SocketAddr) 
     if tls {
         info!("TLS is on (web config)");
     }
-    Ok(telltale_api::Auth::new(Arc::new(store), web, required, config.auth.default_tenant.clone(), tls))
+    let mut auth = telltale_api::Auth::new(Arc::new(store), web, required, config.auth.default_tenant.clone(), tls);
+    if let Some(o) = &config.auth.oidc {
+        let redirect_url = match (o.redirect_url.as_str(), config.server.external_url.as_str()) {
+            ("", "") => None,
+            ("", base) => Some(format!("{}/api/v1/auth/oidc/callback", base.trim_end_matches('/'))),
+            (url, _) => Some(url.to_string()),
+        };
+        info!(issuer = %o.issuer_url, redirect_url = ?redirect_url, "single sign-on through OpenID Connect");
+        auth.oidc = Some(telltale_api::OidcSetup { options: o.clone(), secret: o.resolve_secret(env)?, redirect_url });
+    }
+    Ok(auth)
 }
 
 async fn stop_early(
@@ -425,8 +527,11 @@ async fn reload_now(state: &AppState) {
     info!(signal = "SIGHUP", "reloading config");
     let Some(reload) = state.reloader() else { return };
     match tokio::task::spawn_blocking(move || reload()).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(reason)) => error!(error = %reason, "config not reloaded"),
+        Ok(Ok(summary)) => state.audit("config_reloaded", "signal:SIGHUP", serde_json::json!({"applied": summary})),
+        Ok(Err(reason)) => {
+            error!(error = %reason, "config not reloaded");
+            state.audit("config_reload_failed", "signal:SIGHUP", serde_json::json!({"reason": reason}));
+        }
         Err(e) => error!(error = %e, "reload task failed"),
     }
 }
@@ -457,7 +562,7 @@ async fn self_scrape(
 fn scrape_once(state: &AppState, store: &dyn MetricStore, instance: SocketAddr) {
     let instance = instance.to_string();
     let mut stats = store.stats();
-    if let Ok(logs) = state.log_store() {
+    if let Ok(logs) = state.default_log_store() {
         stats.extend(logs.stats());
     }
     let families = state.families(&stats);

@@ -52,17 +52,7 @@ fn bearer(t: &str) -> String {
 }
 
 fn basic(user: &str, password: &str) -> String {
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = format!("{user}:{password}").into_bytes();
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n =
-            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            out.push(if i <= c.len() { B64[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-        }
-    }
-    format!("Basic {out}")
+    format!("Basic {}", telltale_auth::base64::encode(format!("{user}:{password}").as_bytes()))
 }
 
 /// Requests counted by the server's own metrics: `route` answered `code` this many times.
@@ -520,7 +510,7 @@ fn the_ui_logs_in_administers_tokens_and_logs_out() {
     b.wait_for("location.pathname === '/explore'", "back on the page asked for");
     b.wait_for("document.querySelector('#user')?.textContent.includes('admin') && !document.querySelector('.tabs a[data-page=admin]').hidden", "the user and the Admin tab");
     b.goto(&format!("{}/admin", s.url()));
-    b.wait_for("document.querySelectorAll('.card h2').length === 3", "the admin page");
+    b.wait_for("document.querySelectorAll('.card h2').length === 4", "the admin page");
     let sa = b.find("input[placeholder^='name, e.g.']");
     b.type_into(&sa, "grafana\n");
     b.wait_for(
@@ -540,4 +530,276 @@ fn the_ui_logs_in_administers_tokens_and_logs_out() {
     b.wait_for("location.pathname === '/login'", "the login page after logout");
     b.goto(&format!("{}/dashboards", s.url()));
     b.wait_for("location.pathname === '/login'", "logged out for good");
+}
+
+/// Writes `name{tenant="<as written>"} 1` through the Prometheus text import, in a tenant.
+fn write_metric(s: &TestServer, auth: &str, tenant: Option<&str>, name: &str) {
+    let mut headers = vec![("authorization", auth)];
+    if let Some(t) = tenant {
+        headers.push(("x-scope-orgid", t));
+    }
+    let body = format!("{name}{{written_in=\"{}\"}} 1\n", tenant.unwrap_or("default"));
+    let r = s.request("POST", "/api/v1/import/prometheus", &headers, body.as_bytes());
+    assert_eq!(r.status, 204, "{}", r.text());
+}
+
+fn push_line(s: &TestServer, auth: &str, tenant: Option<&str>, line: &str) {
+    let mut headers = vec![("authorization", auth), ("content-type", "application/json")];
+    if let Some(t) = tenant {
+        headers.push(("x-scope-orgid", t));
+    }
+    let body = serde_json::json!({"streams": [{"stream": {"app": "web"}, "values": [[format!("{}", 1_700_000_000_000_000_000u64), line]]}]});
+    let r = s.request("POST", "/loki/api/v1/push", &headers, body.to_string().as_bytes());
+    assert_eq!(r.status, 204, "{}", r.text());
+}
+
+/// What a request in `tenant` sees: metric names, the lines of `{app="web"}`, SQL's lines.
+fn seen(s: &TestServer, auth: &str, tenant: Option<&str>) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut h = vec![("authorization", auth)];
+    if let Some(t) = tenant {
+        h.push(("x-scope-orgid", t));
+    }
+    let get = |path: &str| -> serde_json::Value {
+        let r = s.request("GET", path, &h, &[]);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        serde_json::from_slice(&r.body).unwrap()
+    };
+    let names: Vec<String> = get("/api/v1/label/__name__/values")["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let q = format!(
+        "/loki/api/v1/query_range?query={}&start=0&end=4000000000&limit=100",
+        super::logs::enc(r#"{app="web"}"#)
+    );
+    let lines: Vec<String> = get(&q)["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|st| st["values"].as_array().unwrap().iter().map(|v| v[1].as_str().unwrap().to_string()))
+        .collect();
+    let mut sh = h.clone();
+    sh.push(("content-type", "application/json"));
+    let r = s.request("POST", "/api/v1/sql", &sh, br#"{"query":"SELECT line FROM logs"}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let sql: Vec<String> =
+        v["rows"].as_array().unwrap().iter().map(|row| row[0].as_str().unwrap_or("").to_string()).collect();
+    (names, lines, sql)
+}
+
+#[test]
+fn tenants_keep_series_lines_and_sql_apart_and_bound_tokens_stay_in_theirs() {
+    let s = secured("");
+    let admin = bearer(&token(&s, &["--service-account", "ops", "--role", "admin"]));
+    let acme = bearer(&token(&s, &["--service-account", "acme-agent", "--scopes", "ingest,read", "--tenant", "acme"]));
+    write_metric(&s, &admin, None, "default_only_total");
+    push_line(&s, &admin, None, "a line of the default tenant");
+    write_metric(&s, &acme, None, "acme_only_total");
+    push_line(&s, &acme, None, "a line of acme");
+    write_metric(&s, &admin, Some("beta"), "beta_only_total");
+    push_line(&s, &admin, Some("beta"), "a line of beta");
+
+    let (names, lines, sql) = seen(&s, &admin, None);
+    assert_eq!(names, ["default_only_total"], "the default tenant");
+    assert_eq!(lines, ["a line of the default tenant"]);
+    assert_eq!(sql, ["a line of the default tenant"]);
+    let acme_view = seen(&s, &acme, None);
+    assert_eq!(
+        acme_view,
+        (vec!["acme_only_total".to_string()], vec!["a line of acme".to_string()], vec!["a line of acme".to_string()]),
+        "a token bound to acme acts in acme"
+    );
+    assert_eq!(seen(&s, &admin, Some("acme")), acme_view, "an unbound admin names the tenant");
+    let (names, lines, _) = seen(&s, &admin, Some("beta"));
+    assert_eq!((names, lines), (vec!["beta_only_total".to_string()], vec!["a line of beta".to_string()]));
+    // A query in acme cannot reach beta's series, whatever the selector.
+    let r = s.request("GET", "/api/v1/query?query=%7B__name__%3D~%22.%2B%22%7D", &[("authorization", &acme)], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let found: Vec<&str> =
+        v["data"]["result"].as_array().unwrap().iter().map(|x| x["metric"]["__name__"].as_str().unwrap()).collect();
+    assert_eq!(found, ["acme_only_total"]);
+    // Outside its binding, the token is refused; so are bad and reserved tenant names.
+    let r = s.request("GET", "/api/v1/labels", &[("authorization", &acme), ("x-scope-orgid", "beta")], &[]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = s.request("GET", "/api/v1/labels", &[("authorization", &admin), ("x-scope-orgid", "../etc")], &[]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = s.request("GET", "/api/v1/labels", &[("authorization", &admin), ("x-scope-orgid", "_internal")], &[]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    // Alerting runs in the default tenant: another tenant sees none of it and cannot silence.
+    let r = s.request("GET", "/api/v2/silences", &[("authorization", &acme)], &[]);
+    assert_eq!(r.text(), "[]");
+    // The data survive a restart in their tenants.
+    let mut s = s;
+    s.restart();
+    assert_eq!(seen(&s, &admin, Some("acme")).0, ["acme_only_total"]);
+    assert!(s.data_dir().join("tenants/acme/metrics").is_dir());
+}
+
+#[test]
+fn the_audit_log_records_logins_changes_and_refusals_for_admins_only() {
+    let s = secured("");
+    let admin = bearer(&token(&s, &["--service-account", "ops", "--role", "admin"]));
+    let viewer = bearer(&token(&s, &["--service-account", "wallboard", "--role", "viewer"]));
+    assert_eq!(login(&s, "admin", ADMIN_PASSWORD).status, 200);
+    assert_eq!(login(&s, "admin", "a wrong password").status, 401);
+    let r = s.request(
+        "POST",
+        "/api/v1/auth/users",
+        &[("authorization", &admin), ("content-type", "application/json")],
+        br#"{"name":"carol","password":"carol's long password","role":"editor"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(s.request("POST", "/-/reload", &[("authorization", &viewer)], &[]).status, 403);
+    let q = format!(
+        "/loki/api/v1/query_range?query={}&start=0&end=4000000000&limit=100",
+        super::logs::enc(r#"{kind="audit"}"#)
+    );
+    let events = eventually("the audit events", Duration::from_millis(100), || {
+        let r = s.request("GET", &q, &[("authorization", &admin), ("x-scope-orgid", "_audit")], &[]);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+        let lines: Vec<serde_json::Value> = v["data"]["result"]
+            .as_array()?
+            .iter()
+            .flat_map(|st| {
+                st["values"].as_array().unwrap().iter().map(|x| serde_json::from_str(x[1].as_str().unwrap()).unwrap())
+            })
+            .collect();
+        (lines.len() >= 4).then_some(lines)
+    });
+    let has = |action: &str, who: &str| {
+        events.iter().any(|e| e["action"] == action && e["who"].as_str().unwrap_or("").contains(who))
+    };
+    assert!(has("login", "user:admin"), "{events:?}");
+    assert!(has("login_failed", "user:admin"), "{events:?}");
+    assert!(has("user_added", "ops"), "{events:?}");
+    assert!(has("forbidden", "wallboard"), "{events:?}");
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(
+        !all.contains(ADMIN_PASSWORD) && !all.contains("carol's long password") && !all.contains("a wrong password"),
+        "no secret in the audit log"
+    );
+    // SQL over it too; a viewer may not read it, and nobody may write into it.
+    let r = s.request(
+        "POST",
+        "/api/v1/sql",
+        &[("authorization", &admin), ("x-scope-orgid", "_audit"), ("content-type", "application/json")],
+        br#"{"query":"SELECT count(*) FROM logs"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(s.request("GET", &q, &[("authorization", &viewer), ("x-scope-orgid", "_audit")], &[]).status, 403);
+    let r = s.request(
+        "POST",
+        "/loki/api/v1/push",
+        &[("authorization", &admin), ("x-scope-orgid", "_audit"), ("content-type", "application/json")],
+        br#"{"streams":[]}"#,
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(s
+        .request("GET", "/metrics", &[("authorization", &admin)], &[])
+        .text()
+        .contains("telltale_audit_write_failures_total 0"));
+}
+
+/// `telltale agent` ships host metrics and tailed lines with a token from a file, as Prometheus's
+/// `authorization: {credentials_file: ...}` reads it.
+#[test]
+fn the_agent_ships_metrics_and_logs_with_a_token() {
+    let s = secured("");
+    let ingest = token(&s, &["--service-account", "agent", "--scopes", "ingest"]);
+    let admin = bearer(&token(&s, &["--service-account", "ops", "--role", "admin"]));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), &ingest).unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "shipped with a token\n").unwrap();
+    let cfg = dir.path().join("agent.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "collectors:\n  interval: 1s\n  instance: agent-host\nagent:\n  authorization:\n    credentials_file: {}\nlogs:\n  files_poll_interval: 100ms\n  files:\n    - path: {}\n      labels: {{job: agent-log}}\n",
+            dir.path().join("token").display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    let _agent = Peer::start(
+        BIN,
+        &[
+            "agent".into(),
+            "--remote-write".into(),
+            format!("{}/api/v1/write", s.url()),
+            "--config".into(),
+            cfg.display().to_string(),
+            "--data-dir".into(),
+            dir.path().join("data").display().to_string(),
+        ],
+    );
+    eventually("the agent's host series", Duration::from_millis(200), || {
+        let v = query(&s, &admin, "node_load1{instance=\"agent-host\"}");
+        (!v["data"]["result"].as_array()?.is_empty()).then_some(())
+    });
+    let q = format!(
+        "/loki/api/v1/query_range?query={}&start=0&end=4000000000&limit=10",
+        super::logs::enc(r#"{job="agent-log"}"#)
+    );
+    eventually("the agent's tailed line", Duration::from_millis(200), || {
+        let r = s.request("GET", &q, &[("authorization", &admin)], &[]);
+        r.text().contains("shipped with a token").then_some(())
+    });
+}
+
+/// Single sign-on against a real OpenID Connect provider on loopback (PyPI's
+/// oidc-provider-mock: discovery, JWKS, RS256 ID tokens, a login form with a button per user),
+/// driven in headless Chromium: a user whose group maps to admin gets in as admin; one whose
+/// groups map to nothing is sent back to the login page saying so.
+#[test]
+fn single_sign_on_with_openid_connect_maps_groups_to_roles() {
+    use telltale_testkit::browser::Browser;
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let mock = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv-test/bin/oidc-provider-mock"));
+    let _idp = Peer::start(
+        mock.to_str().unwrap(),
+        &[
+            "--port".into(),
+            port.to_string(),
+            "--user-claims".into(),
+            r#"{"sub": "alice", "preferred_username": "alice", "groups": ["sre", "everyone"]}"#.into(),
+            "--user-claims".into(),
+            r#"{"sub": "bob", "preferred_username": "bob", "groups": ["sales"]}"#.into(),
+        ],
+    );
+    eventually("the provider's discovery document", Duration::from_millis(100), || {
+        curl(&["-f", &format!("{issuer}/.well-known/openid-configuration")]).status.success().then_some(())
+    });
+    let s = secured(&format!(
+        "  oidc:\n    issuer_url: {issuer}\n    client_id: telltale\n    client_secret: not-checked-by-the-mock\n    role_mapping:\n      sre: admin\n      everyone: viewer\n    label: Log in with the test provider\n"
+    ));
+    let b = Browser::start();
+    b.goto(&format!("{}/alerts", s.url()));
+    b.wait_for("location.pathname === '/login'", "the login page");
+    b.click_text("a.sso", "Log in with the test provider");
+    b.wait_for(&format!("location.origin === '{issuer}'"), "the provider's form");
+    b.click_text("button", "alice");
+    b.wait_for("location.pathname === '/alerts'", "back on the page asked for, logged in");
+    b.wait_for("document.querySelector('#user')?.textContent.includes('alice') && !document.querySelector('.tabs a[data-page=admin]').hidden", "alice, an admin");
+    b.click_text("#user button", "Log out");
+    b.wait_for("location.pathname === '/login'", "logged out");
+    b.click_text("a.sso", "Log in with the test provider");
+    b.wait_for(&format!("location.origin === '{issuer}'"), "the provider's form again");
+    b.click_text("button", "bob");
+    let msg = b.wait_for(
+        "location.pathname === '/login' && !document.querySelector('.panel-msg.error').hidden && document.querySelector('.panel-msg.error').textContent",
+        "bob refused",
+    );
+    assert!(msg.as_str().unwrap().contains("map to no role"), "{msg}");
+    let admin = bearer(&token(&s, &["--service-account", "ops", "--role", "admin"]));
+    let users: serde_json::Value =
+        serde_json::from_slice(&s.request("GET", "/api/v1/auth/users", &[("authorization", &admin)], &[]).body)
+            .unwrap();
+    let alice = users["users"].as_array().unwrap().iter().find(|u| u["name"] == "alice").expect("alice was added");
+    assert_eq!((alice["role"].as_str(), alice["origin"].as_str()), (Some("admin"), Some("oidc")), "{users}");
+    assert!(!users["users"].as_array().unwrap().iter().any(|u| u["name"] == "bob"), "{users}");
 }

@@ -110,6 +110,7 @@ export const dashboards = {
 // Login, the current user, and (admin) users, service accounts and tokens: docs/security.md.
 export const auth = {
   login: (user, password) => json('POST', '/api/v1/auth/login', { user, password }),
+  providers: () => get('/api/v1/auth/providers'),
   logout: () => call('/api/v1/auth/logout', { method: 'POST' }),
   whoami: () => get('/api/v1/auth/whoami'),
   users: () => get('/api/v1/auth/users').then((r) => r.users),
@@ -122,4 +123,8 @@ export const auth = {
   tokens: () => get('/api/v1/auth/tokens').then((r) => r.tokens),
   createToken: (t) => json('POST', '/api/v1/auth/tokens', t),
   revokeToken: (id) => call(`/api/v1/auth/tokens/${encodeURIComponent(id)}`, { method: 'DELETE' }),
+  // The audit log: the newest `limit` events of the last day, from the reserved tenant _audit.
+  audit: (limit = 200) => get('/loki/api/v1/query_range', { query: '{kind="audit"}', start: ns(Date.now() - 86400e3), end: ns(Date.now()), limit, direction: 'backward' },
+    undefined, { 'X-Scope-OrgID': '_audit' }).then((r) => r.data.result.flatMap((st) => st.values.map(([t, line]) => ({ t: Number(t) / 1e6, ...JSON.parse(line) })))
+    .sort((a, b) => b.t - a.t)),
 };

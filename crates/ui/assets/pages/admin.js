@@ -25,7 +25,7 @@ async function act(what, done, f) {
 }
 
 export async function mount(root, ctx) {
-  const [users, accounts, tokens] = await Promise.all([auth.users(), auth.serviceAccounts(), auth.tokens()]);
+  const [users, accounts, tokens, audit] = await Promise.all([auth.users(), auth.serviceAccounts(), auth.tokens(), auth.audit().catch((e) => e)]);
   const again = () => ctx.reload();
 
   const name = h('input', { placeholder: 'name', required: true });
@@ -86,5 +86,11 @@ export async function mount(root, ctx) {
     } }, owner, tName, expires, h('button', { class: 'primary', type: 'submit' }, 'Create token'))
       : h('div', { class: 'sub' }, 'Add a service account or user first.'));
 
-  root.append(h('div', { class: 'grid' }, userCard, accountCard, tokenCard));
+  const details = (e) => Object.entries(e).filter(([k]) => !['t', 'action', 'who'].includes(k))
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
+  const auditCard = card('Audit log (last 24 hours)', audit instanceof Error ? h('div', { class: 'panel-msg error' }, audit.message)
+    : audit.length ? table(['Time', 'Action', 'Who', 'Details'], audit.map((e) => h('tr', null,
+      h('td', null, fmtTime(e.t)), h('td', { class: 'mono' }, e.action), h('td', { class: 'mono' }, e.who), h('td', { class: 'sub' }, details(e)))))
+      : h('div', { class: 'sub' }, 'Nothing recorded in the last 24 hours.'));
+  root.append(h('div', { class: 'grid' }, userCard, accountCard, tokenCard, auditCard));
 }

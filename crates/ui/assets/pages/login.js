@@ -4,7 +4,7 @@ import { auth } from '../lib/api.js';
 
 export const title = 'Log in';
 
-export function mount(root, ctx) {
+export async function mount(root, ctx) {
   const user = h('input', { name: 'user', autocomplete: 'username', required: true, autofocus: true });
   const password = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
   const msg = h('div', { class: 'panel-msg error', role: 'alert', hidden: true });
@@ -25,6 +25,13 @@ export function mount(root, ctx) {
   h('label', null, 'User', user),
   h('label', null, 'Password', password),
   h('button', { class: 'primary', type: 'submit' }, 'Log in'));
-  root.append(h('section', { class: 'card card-body login' }, h('h2', null, 'Log in to Telltale'), msg, form,
+  // A failed single sign-on comes back here saying why.
+  if (ctx.params.get('error')) {
+    msg.textContent = 'Single sign-on failed: ' + ctx.params.get('error');
+    msg.hidden = false;
+  }
+  const providers = await auth.providers().catch(() => ({}));
+  const sso = providers.oidc ? h('a', { class: 'btn sso', href: '/api/v1/auth/oidc/login?next=' + encodeURIComponent(next || '/') }, providers.oidc.label) : null;
+  root.append(h('section', { class: 'card card-body login' }, h('h2', null, 'Log in to Telltale'), msg, sso, form,
     h('p', { class: 'sub' }, 'Machines use API tokens instead (docs/security.md).')));
 }
