@@ -87,8 +87,15 @@ struct LoginForm {
 pub(crate) async fn login(State(app): State<AppState>, headers: HeaderMap, bytes: Bytes) -> Result<Response, ApiError> {
     let a = auth(&app)?;
     let f: LoginForm = body(&headers, &bytes)?;
+    let started = std::time::Instant::now();
     let (store, user, now) = (a.store.clone(), f.user.clone(), app.now_ms());
-    let outcome = a.check_password(move || store.check_password(&user, &f.password, now)).await?;
+    let (outcome, typical) =
+        a.check_password(move || (store.check_password(&user, &f.password, now), store.typical_check())).await?;
+    if outcome == Login::Denied {
+        // An unknown user's refusal takes as long as a wrong password's (no user enumeration),
+        // waiting instead of hashing.
+        tokio::time::sleep(typical.saturating_sub(started.elapsed())).await;
+    }
     match outcome {
         Login::Ok(_) => {
             let user = f.user.clone();

@@ -27,8 +27,7 @@ pub fn verify(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
-/// A hash of a password nobody has, verified for unknown user names so that they take as long
-/// as known ones.
+/// A hash of a password nobody has, checked once to learn how long a check takes.
 pub(crate) fn decoy() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| hash(&crate::secret::new_session_secret()).expect("hash a random password"))
