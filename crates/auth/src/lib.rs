@@ -14,7 +14,6 @@
 //! both remember nothing but the outcome.
 #![warn(missing_docs)]
 
-pub mod base64;
 mod error;
 pub mod oidc;
 mod options;
@@ -29,4 +28,5 @@ pub use error::{Error, Result};
 pub use options::{AdminOptions, LockoutOptions, Options, SessionOptions};
 pub use scope::{Principal, Role, Scope, Scopes, Tenants, Who};
 pub use store::{check_name, AuthStore, Login, Owner, Policy, ServiceAccount, SessionInfo, Token, User};
+pub use telltale_model::base64;
 pub use webconfig::{WebConfig, WebConfigFile};

@@ -8,6 +8,7 @@
 //! a memcmp, and the storage engine can persist the encoded form as is.
 #![warn(missing_docs)]
 
+pub mod base64;
 mod batch;
 mod error;
 mod labels;

@@ -305,33 +305,10 @@ impl<'de> Deserialize<'de> for Temporality {
 impl<'de> Deserialize<'de> for Base64 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        decode_base64(&s).map(Base64).ok_or_else(|| de::Error::invalid_value(de::Unexpected::Str(&s), &"base64"))
+        telltale_model::base64::decode(&s)
+            .map(Base64)
+            .ok_or_else(|| de::Error::invalid_value(de::Unexpected::Str(&s), &"base64"))
     }
-}
-
-/// Standard or URL-safe alphabet, padding optional (proto3 JSON parsers accept both).
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    // A single leftover character (6 bits) cannot end a valid encoding.
-    (bits < 6).then_some(out)
 }
 
 // ---- into the prost messages ----
@@ -624,13 +601,13 @@ mod tests {
 
     #[test]
     fn base64_both_alphabets_with_or_without_padding() {
-        assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(decode_base64("aGVsbG8").unwrap(), b"hello");
-        assert_eq!(decode_base64("-_8").unwrap(), [0xfb, 0xff]);
-        assert_eq!(decode_base64("+/8=").unwrap(), [0xfb, 0xff]);
-        assert_eq!(decode_base64("").unwrap(), b"");
-        assert!(decode_base64("a").is_none());
-        assert!(decode_base64("a*b=").is_none());
+        assert_eq!(telltale_model::base64::decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(telltale_model::base64::decode("aGVsbG8").unwrap(), b"hello");
+        assert_eq!(telltale_model::base64::decode("-_8").unwrap(), [0xfb, 0xff]);
+        assert_eq!(telltale_model::base64::decode("+/8=").unwrap(), [0xfb, 0xff]);
+        assert_eq!(telltale_model::base64::decode("").unwrap(), b"");
+        assert!(telltale_model::base64::decode("a").is_none());
+        assert!(telltale_model::base64::decode("a*b=").is_none());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Base64 as credentials and tokens carry it: standard (`Authorization: Basic`) and URL-safe
-//! without padding (JWTs, PKCE). Padding is accepted and ignored on decoding.
+//! Base64 as protocols carry it: standard (`Authorization: Basic`, proto3 JSON bytes) and
+//! URL-safe without padding (JWTs, PKCE). Either alphabet and optional padding on decoding.
 
 const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
