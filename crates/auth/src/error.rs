@@ -33,8 +33,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The auth store's file does not parse.
-    #[error("the auth store {} is damaged: {message}", .path.display())]
+    /// Stored secrets cannot be opened: the key file is missing, damaged or not theirs.
+    #[error("{message}")]
+    Sealed {
+        /// What cannot be read, and what to do.
+        message: String,
+    },
+    /// A stored file (the auth store, the sealed secrets, the key file) does not parse.
+    #[error("{} is damaged: {message}", .path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -58,7 +64,7 @@ impl Error {
             Error::Config { .. } => ErrorKind::InvalidInput,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
-            Error::Io { .. } | Error::Corrupt { .. } => ErrorKind::Internal,
+            Error::Io { .. } | Error::Corrupt { .. } | Error::Sealed { .. } => ErrorKind::Internal,
         }
     }
 }

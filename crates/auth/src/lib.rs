@@ -9,16 +9,19 @@
 //!
 //! The one design decision to know: nothing secret is stored in the clear. Tokens and session
 //! ids are random and kept as SHA-256 digests; passwords as Argon2id; web-config users as the
-//! bcrypt hashes the file holds. Checking a password is slow on purpose, so callers run
+//! bcrypt hashes the file holds. Credentials Telltale must send on (a receiver's webhook URL,
+//! an SMTP password) are sealed with AES-256-GCM under a key file ([`SealedStore`]). Checking a password is slow on purpose, so callers run
 //! [`AuthStore::check_password`] and [`WebConfigFile::verify_basic`] off the async runtime and
 //! both remember nothing but the outcome.
 #![warn(missing_docs)]
 
 mod error;
+mod jsonfile;
 pub mod oidc;
 mod options;
 pub mod password;
 mod scope;
+pub mod sealed;
 pub mod secret;
 mod store;
 pub mod tls;
@@ -27,6 +30,7 @@ pub mod webconfig;
 pub use error::{Error, Result};
 pub use options::{AdminOptions, LockoutOptions, Options, SessionOptions};
 pub use scope::{Principal, Role, Scope, Scopes, Tenants, Who};
+pub use sealed::{Rotation, SealedStore};
 pub use store::{check_name, AuthStore, Login, Owner, Policy, ServiceAccount, SessionInfo, Token, User};
 pub use telltale_model::base64;
 pub use webconfig::{WebConfig, WebConfigFile};

@@ -11,7 +11,6 @@
 //! [`AuthStore::flush_usage`], which the server calls every minute.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -21,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::scope::{Principal, Role, Scopes, Tenants, Who};
-use crate::{password, secret};
+use crate::{jsonfile, password, secret};
 
 /// Sessions and lockout: the `auth.sessions` and `auth.lockout` settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -241,17 +240,11 @@ impl AuthStore {
     }
 
     fn stamp(&self) -> Option<(i128, u64)> {
-        let st = rustix::fs::stat(self.file()).ok()?;
-        Some((i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec), st.st_size as u64))
+        jsonfile::stamp(&self.file())
     }
 
     fn read(&self) -> Result<Data> {
-        let path = self.file();
-        match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt { path, message: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Data { version: VERSION, ..Data::default() }),
-            Err(e) => Err(Error::io("read", &path, e)),
-        }
+        Ok(jsonfile::read(&self.file())?.unwrap_or(Data { version: VERSION, ..Data::default() }))
     }
 
     /// Reads the file again if it changed since it was last read.
@@ -279,37 +272,14 @@ impl AuthStore {
 
     /// Applies `change` to the file under the lock, and returns what it returned.
     fn modify<T>(&self, change: impl FnOnce(&mut Data) -> Result<T>) -> Result<T> {
-        let lock_path = self.dir.join(LOCK);
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io("open", &lock_path, e))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| Error::io("lock", &lock_path, e.into()))?;
+        let _lock = jsonfile::lock(&self.dir, LOCK)?;
         let mut data = self.read()?;
         let out = change(&mut data)?;
         data.version = VERSION;
         let path = self.file();
-        let tmp = self.dir.join(format!("{FILE}.tmp"));
         let bytes = serde_json::to_vec_pretty(&data)
             .map_err(|e| Error::Corrupt { path: path.clone(), message: e.to_string() })?;
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| Error::io("create", &tmp, e))?;
-            f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(|e| Error::io("write", &tmp, e))?;
-        }
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))?;
-        if let Ok(d) = std::fs::File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        jsonfile::replace(&path, &bytes)?;
         *self.data.write() = data;
         *self.seen.lock() = self.stamp().unwrap_or((-1, 0));
         Ok(out)
