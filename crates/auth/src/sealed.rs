@@ -158,7 +158,8 @@ impl SealedStore {
         let s = SealedStore { dir: dir.to_path_buf(), key_file: key_file.to_path_buf() };
         let _lock = jsonfile::lock(&s.dir, LOCK)?;
         let data = s.data()?;
-        if data.records.is_empty() && !key_file.exists() {
+        let has_key_file = key_file.try_exists().map_err(|e| Error::io("look at", key_file, e))?;
+        if data.records.is_empty() && !has_key_file {
             if let Some(parent) = key_file.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
             }
@@ -339,7 +340,7 @@ mod tests {
         std::fs::remove_file(&key).unwrap();
         let e = SealedStore::open(&d.path().join("secrets"), &key).unwrap_err().to_string();
         assert!(e.contains("does not exist") && e.contains("receiver/ops") && e.contains("keys/key"), "{e}");
-        assert!(!key.exists(), "no new key is made while records need the old one");
+        assert!(!key.try_exists().unwrap(), "no new key is made while records need the old one");
 
         // Another key file: its id is unknown.
         let other = tempfile::tempdir().unwrap();
