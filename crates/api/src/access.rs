@@ -80,6 +80,10 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/dashboards/{uid}", READ),
     ("PUT", "/api/v1/dashboards/{uid}", EDIT),
     ("DELETE", "/api/v1/dashboards/{uid}", EDIT),
+    // Receivers entered through the API hold credentials: changing them is an admin's job
+    ("GET", "/api/v1/receivers", READ),
+    ("PUT", "/api/v1/receivers/{name}", ADMIN),
+    ("DELETE", "/api/v1/receivers/{name}", ADMIN),
     // Alertmanager API: a Prometheus posting alerts ingests; silences are edits
     ("GET", "/api/v2/alerts", READ),
     ("POST", "/api/v2/alerts", INGEST),

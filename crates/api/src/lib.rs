@@ -29,6 +29,7 @@ mod params;
 mod query;
 mod ratelimit;
 mod read;
+pub mod receivers;
 mod rules;
 mod selector;
 mod sql;
@@ -84,6 +85,8 @@ fn routes() -> Router<AppState> {
         .route(at("/api/v1/status/tsdb"), get(status::tsdb))
         .route(at("/api/v1/dashboards"), get(dashboards::list).post(dashboards::create))
         .route(at("/api/v1/dashboards/{uid}"), get(dashboards::get).put(dashboards::update).delete(dashboards::delete))
+        .route(at("/api/v1/receivers"), get(receivers::list))
+        .route(at("/api/v1/receivers/{name}"), axum::routing::put(receivers::put).delete(receivers::delete))
         .route(at("/api/v1/targets"), get(status::targets))
         .route(at("/api/v1/rules"), get(rules::rules).post(rules::rules))
         .route(at("/api/v1/alerts"), get(rules::alerts).post(rules::alerts))

@@ -106,6 +106,7 @@ struct Inner {
     rules: telltale_alerting::Rules,
     alertmanager: telltale_alerting::am::Alertmanager,
     auth: OnceLock<Arc<crate::authn::Auth>>,
+    receivers: OnceLock<Arc<crate::receivers::Receivers>>,
     tenants: crate::tenant::Tenants,
 }
 
@@ -143,6 +144,7 @@ impl AppState {
             rules: telltale_alerting::Rules::new(),
             alertmanager: telltale_alerting::am::Alertmanager::new(),
             auth: OnceLock::new(),
+            receivers: OnceLock::new(),
             tenants: Default::default(),
         };
         let state = Self { inner: Arc::new(inner) };
@@ -208,6 +210,17 @@ impl AppState {
     /// Metric family descriptions seen by the write paths.
     pub(crate) fn metadata(&self) -> &MetadataRegistry {
         &self.inner.metadata
+    }
+
+    /// Keeps receivers entered through the API in `receivers` (set once, before the first
+    /// [`AppState::configure_alerting`]).
+    pub fn set_receivers(&self, receivers: Arc<crate::receivers::Receivers>) {
+        let _ = self.inner.receivers.set(receivers);
+    }
+
+    /// The stored receivers, if the binary set them up.
+    pub(crate) fn receivers(&self) -> Option<Arc<crate::receivers::Receivers>> {
+        self.inner.receivers.get().cloned()
     }
 
     /// Replaces the limits (on reload).

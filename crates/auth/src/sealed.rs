@@ -171,6 +171,15 @@ impl SealedStore {
         Ok(s)
     }
 
+    /// The names of the records stored in `dir`, without opening them (names are not
+    /// secret): for checking a config offline against what is stored. Nothing when the store
+    /// cannot be read.
+    pub fn names(dir: &Path, prefix: &str) -> Vec<String> {
+        let data: Option<Data> = jsonfile::read(&dir.join(FILE)).ok().flatten();
+        data.map(|d| d.records.into_keys().filter_map(|n| n.strip_prefix(prefix).map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+
     /// The key file's path.
     pub fn key_file(&self) -> &Path {
         &self.key_file
@@ -321,6 +330,7 @@ mod tests {
         let on_disk = std::fs::read_to_string(d.path().join("secrets/sealed.json")).unwrap();
         assert!(!on_disk.contains("s3cr3t") && !on_disk.contains("smtp-password"), "{on_disk}");
         assert!(s.list("other/").unwrap().is_empty());
+        assert_eq!(SealedStore::names(&d.path().join("secrets"), "receiver/"), ["mail", "ops"]);
         assert!(s.delete("receiver/ops").unwrap());
         assert!(!s.delete("receiver/ops").unwrap());
         assert_eq!(s.list("").unwrap().len(), 1);

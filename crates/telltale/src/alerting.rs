@@ -71,7 +71,8 @@ pub(crate) fn sender(state: &telltale_api::AppState) -> Arc<dyn Fn(Vec<telltale_
     Arc::new(move |alerts| am.receive(alerts, telltale_api::system_now_ms()))
 }
 
-/// Applies the `alerting:` section to the pipeline, and its `templates:` to `sender`.
+/// Applies the `alerting:` section (with the receivers stored through the API) to the
+/// pipeline, and its `templates:` to `sender`.
 pub(crate) fn configure(
     state: &telltale_api::AppState,
     sender: &telltale_notify::Sender,
@@ -82,9 +83,7 @@ pub(crate) fn configure(
     let files = telltale_alerting::manager::expand_globs(&c.alerting.templates, &base_dir(config_path))
         .map_err(|e| format!("alerting.templates: {e}"))?;
     let templates = telltale_notify::load_templates(&files).map_err(|e| format!("alerting.templates: {e}"))?;
-    // `/api/v2/status` shows the config as YAML, secrets as `<secret>`.
-    let original = serde_yaml_ng::to_string(&c.alerting).unwrap_or_default();
-    state.alertmanager().configure(&c.alerting, original, external_url.to_string()).map_err(|e| e.to_string())?;
+    state.configure_alerting(&c.alerting, external_url)?;
     sender.set_templates(templates);
     Ok(())
 }

@@ -57,6 +57,27 @@ pub(crate) struct Config {
     /// Authentication: on or off, the bootstrap admin, sessions, lockout, the default tenant.
     /// Changes need a restart (users and tokens change through the API and CLI at any time).
     pub(crate) auth: telltale_auth::Options,
+    /// Where the key that seals stored credentials is. Changes need a restart.
+    pub(crate) secrets: SecretsConfig,
+}
+
+/// `secrets:`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SecretsConfig {
+    /// The key file that seals credentials entered through the API or UI (receivers' webhook
+    /// URLs, SMTP passwords), relative to this file; made at first start if missing. Default:
+    /// `<data_dir>/secrets/key`. Keep it apart from the data directory (and its backups) so a
+    /// copy of the data alone does not open them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) key_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// The key file in force: `secrets.key_file`, or the default in the data directory.
+    pub(crate) fn key_file(&self) -> PathBuf {
+        self.secrets.key_file.clone().unwrap_or_else(|| self.storage.data_dir.join("secrets").join("key"))
+    }
 }
 
 /// `query:`
@@ -272,8 +293,11 @@ pub(crate) fn load(
             })?;
             c.scrape_configs.extend(more);
             // Files the config names are relative to it (as rule_files are).
-            let named =
-                [c.server.web_config_file.as_mut(), c.auth.admin.as_mut().and_then(|a| a.password_file.as_mut())];
+            let named = [
+                c.server.web_config_file.as_mut(),
+                c.auth.admin.as_mut().and_then(|a| a.password_file.as_mut()),
+                c.secrets.key_file.as_mut(),
+            ];
             for w in named.into_iter().flatten().filter(|w| w.is_relative()) {
                 *w = base.join(&*w);
             }
@@ -303,7 +327,25 @@ pub(crate) fn load(
     config.server.insecure_no_auth |= flags.insecure_no_auth;
     config.rules.evaluation_interval = config.global.evaluation_interval;
     validate(&config, "configuration")?;
+    // Once the data directory is known: routes may name the receivers stored there.
+    let origin = file.map_or_else(|| "configuration".to_string(), |p| p.display().to_string());
+    check_alerting(&config).map_err(|e| invalid(&origin, "alerting", e))?;
     Ok(config)
+}
+
+/// Checks `alerting:`. Routes may name receivers stored through the API (`/api/v1/receivers`),
+/// so the names stored in the data directory count as defined (their contents are checked
+/// when they are stored, and again when the server opens them).
+fn check_alerting(c: &Config) -> Result<(), String> {
+    let mut am = c.alerting.clone();
+    let stored =
+        telltale_auth::SealedStore::names(&c.storage.data_dir.join("secrets"), telltale_api::receivers::PREFIX);
+    for name in stored {
+        if !am.receivers.iter().any(|r| r.name == name) {
+            am.receivers.push(telltale_notify::ReceiverConfig { name, ..Default::default() });
+        }
+    }
+    telltale_alerting::am::Alertmanager::check(&am)
 }
 
 fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
@@ -321,7 +363,6 @@ fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
     if c.global.evaluation_interval.is_zero() {
         return Err(invalid(origin, "global.evaluation_interval", "must be greater than zero"));
     }
-    telltale_alerting::am::Alertmanager::check(&c.alerting).map_err(|e| invalid(origin, "alerting", e))?;
     telltale_alerting::builtin::validate(&c.rules.builtin).map_err(|e| invalid(origin, "rules.builtin.disabled", e))?;
     let url = &c.server.external_url;
     if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
@@ -611,7 +652,10 @@ mod testdata {
             };
             let want = std::fs::read_to_string(dir.join(format!("{name}.bad.err"))).unwrap();
             let text = std::fs::read_to_string(&path).unwrap();
-            let got = parse(&text, "f.yml").map(|_| "parsed".to_string()).unwrap_or_else(|e| e.to_string());
+            let got = parse(&text, "f.yml")
+                .and_then(|c| check_alerting(&c).map_err(|e| invalid("f.yml", "alerting", e)))
+                .map(|_| "parsed".to_string())
+                .unwrap_or_else(|e| e.to_string());
             assert_eq!(got, format!("f.yml: {}", want.trim_end()), "{}", path.display());
             seen += 1;
         }

@@ -14,6 +14,7 @@ mod config;
 mod listener;
 mod logs;
 mod ruletool;
+mod secrets;
 mod serve;
 mod syslog;
 
@@ -81,6 +82,10 @@ enum Command {
     /// API tokens for machines (Grafana, shippers, scripts), in the data directory's auth store.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// The key that seals credentials entered through the API or UI (receivers' webhook URLs,
+    /// SMTP passwords).
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
     /// Collect host metrics and scrape targets, shipping them by remote write to a server
     /// (buffered on disk while it is unreachable); tail the files of logs.files, pushing their
     /// lines to the server's Loki push API (offsets checkpointed once the server took them).
@@ -193,6 +198,18 @@ enum TokenCmd {
 }
 
 #[derive(Debug, Subcommand)]
+enum SecretsCmd {
+    /// Make a new key, re-seal every stored secret's data key with it, and drop the old key
+    /// from the key file (secrets.key_file, default DATA_DIR/secrets/key). Safe while the
+    /// server runs; a rotation cut off halfway loses nothing and finishes when run again.
+    #[command(after_help = "Example:\n  telltale secrets rotate-key --config telltale.yml")]
+    RotateKey {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum TestCmd {
     /// Unit-test rules with promtool's test file format (input_series, alert_rule_test,
     /// promql_expr_test); exits 1 if any test fails.
@@ -264,6 +281,9 @@ fn main() -> ExitCode {
         }
         Command::Token(TokenCmd::Revoke { id, store }) => {
             report(authcli::token_revoke(store.config.as_deref(), store.data_dir, &id))
+        }
+        Command::Secrets(SecretsCmd::RotateKey { store }) => {
+            report(secrets::rotate_key(store.config.as_deref(), store.data_dir))
         }
         Command::Test(TestCmd::Rules { files }) => exit(ruletool::test(&files)),
         Command::Check(Check::Config { file }) => {

@@ -67,6 +67,7 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let addr = config::listen_addr(&config.server.listen).map_err(anyhow::Error::msg)?;
     let auth = open_auth(&config, &source.env, addr)?;
+    let sealed = crate::secrets::open(&config)?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     write_addr_file(&data_dir, bound)?;
@@ -75,6 +76,7 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     let auth_store = auth.store.clone();
     let tls_web = auth.web.clone().filter(|_| auth.tls);
     state.set_auth(Arc::new(auth));
+    state.set_receivers(telltale_api::receivers::Receivers::new(sealed));
     state.set_config_yaml(config::redacted_yaml(&config));
     let dashboards_dir = data_dir.join("dashboards");
     let dashboards =

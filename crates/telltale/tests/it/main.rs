@@ -191,5 +191,6 @@ mod logclients;
 mod logs;
 mod notify;
 mod prometheus;
+mod secrets;
 mod security;
 mod ui;

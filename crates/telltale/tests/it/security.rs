@@ -14,10 +14,10 @@ use telltale_testkit::{eventually, free_port, Peer, TestServer};
 
 use super::BIN;
 
-const ADMIN_PASSWORD: &str = "correct horse battery staple";
+pub(crate) const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
 /// A server with auth on and an `admin` user; its data dir also holds the password file.
-fn secured(extra: &str) -> TestServer {
+pub(crate) fn secured(extra: &str) -> TestServer {
     TestServer::start_with(
         BIN,
         &format!(
@@ -29,7 +29,7 @@ fn secured(extra: &str) -> TestServer {
 
 /// `telltale token create ...` against the server's data dir (the server runs meanwhile); waits
 /// until the server accepts the token.
-fn token(s: &TestServer, args: &[&str]) -> String {
+pub(crate) fn token(s: &TestServer, args: &[&str]) -> String {
     let out = Command::new(BIN)
         .args(["token", "create", "--config"])
         .arg(s.config_path())
@@ -47,7 +47,7 @@ fn token(s: &TestServer, args: &[&str]) -> String {
     t
 }
 
-fn bearer(t: &str) -> String {
+pub(crate) fn bearer(t: &str) -> String {
     format!("Bearer {t}")
 }
 
@@ -638,6 +638,29 @@ fn tenants_keep_series_lines_and_sql_apart_and_bound_tokens_stay_in_theirs() {
     assert!(s.data_dir().join("tenants/acme/metrics").is_dir());
 }
 
+/// The audit log's events, read as an admin, once there are at least `at_least`.
+pub(crate) fn audit_events(s: &TestServer, admin: &str, at_least: usize) -> Vec<serde_json::Value> {
+    eventually("the audit events", Duration::from_millis(100), || {
+        let r = s.request("GET", &AUDIT_QUERY, &[("authorization", admin), ("x-scope-orgid", "_audit")], &[]);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+        let lines: Vec<serde_json::Value> = v["data"]["result"]
+            .as_array()?
+            .iter()
+            .flat_map(|st| {
+                st["values"].as_array().unwrap().iter().map(|x| serde_json::from_str(x[1].as_str().unwrap()).unwrap())
+            })
+            .collect();
+        (lines.len() >= at_least).then_some(lines)
+    })
+}
+
+static AUDIT_QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "/loki/api/v1/query_range?query={}&start=0&end=4000000000&limit=1000",
+        super::logs::enc(r#"{kind="audit"}"#)
+    )
+});
+
 #[test]
 fn the_audit_log_records_logins_changes_and_refusals_for_admins_only() {
     let s = secured("");
@@ -653,22 +676,7 @@ fn the_audit_log_records_logins_changes_and_refusals_for_admins_only() {
     );
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(s.request("POST", "/-/reload", &[("authorization", &viewer)], &[]).status, 403);
-    let q = format!(
-        "/loki/api/v1/query_range?query={}&start=0&end=4000000000&limit=100",
-        super::logs::enc(r#"{kind="audit"}"#)
-    );
-    let events = eventually("the audit events", Duration::from_millis(100), || {
-        let r = s.request("GET", &q, &[("authorization", &admin), ("x-scope-orgid", "_audit")], &[]);
-        let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
-        let lines: Vec<serde_json::Value> = v["data"]["result"]
-            .as_array()?
-            .iter()
-            .flat_map(|st| {
-                st["values"].as_array().unwrap().iter().map(|x| serde_json::from_str(x[1].as_str().unwrap()).unwrap())
-            })
-            .collect();
-        (lines.len() >= 4).then_some(lines)
-    });
+    let events = audit_events(&s, &admin, 4);
     let has = |action: &str, who: &str| {
         events.iter().any(|e| e["action"] == action && e["who"].as_str().unwrap_or("").contains(who))
     };
@@ -689,7 +697,10 @@ fn the_audit_log_records_logins_changes_and_refusals_for_admins_only() {
         br#"{"query":"SELECT count(*) FROM logs"}"#,
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(s.request("GET", &q, &[("authorization", &viewer), ("x-scope-orgid", "_audit")], &[]).status, 403);
+    assert_eq!(
+        s.request("GET", &AUDIT_QUERY, &[("authorization", &viewer), ("x-scope-orgid", "_audit")], &[]).status,
+        403
+    );
     let r = s.request(
         "POST",
         "/loki/api/v1/push",
