@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use telltale_testkit::TestServer;
 
 use super::notify::Hook;
-use super::security::{audit_events, bearer, secured, token};
+use super::security::{audit_events, bearer, secured, token, ADMIN_PASSWORD};
 use super::BIN;
 
 const HOOK_TOKEN: &str = "s3cr3t-hook-token";
@@ -159,4 +159,53 @@ fn receivers_entered_through_the_api_are_sealed_and_deliver_across_key_rotation_
     s.start_again();
     let r = s.request("DELETE", "/api/v1/receivers/pager", &[("authorization", &admin)], &[]);
     assert_eq!(r.status, 409, "{}", r.text());
+}
+
+/// The Admin page in headless Chromium: a receiver typed in is stored, routed to and delivers;
+/// its Edit shows `<secret>` in place of each secret, and saving that keeps them.
+#[test]
+fn the_admin_page_stores_a_receiver_and_edits_it_without_seeing_its_secrets() {
+    use telltale_testkit::browser::Browser;
+    let hook = Hook::start();
+    let s = secured(&config("devnull"));
+    let admin = bearer(&token(&s, &["--service-account", "ops", "--role", "admin"]));
+    let b = Browser::start();
+    b.goto(&format!("{}/login?next=%2Fadmin", s.url()));
+    b.type_into(&b.find("input[name=user]"), "admin");
+    b.type_into(&b.find("input[name=password]"), &format!("{ADMIN_PASSWORD}\n"));
+    b.wait_for(
+        "location.pathname === '/admin' && document.querySelectorAll('.card h2').length === 5",
+        "the admin page",
+    );
+    b.type_into(&b.find("input[placeholder='name, e.g. pager']"), "pager");
+    let yaml = format!(
+        "webhook_configs:\n  - url: {}/alerts?token={HOOK_TOKEN}\n    http_config:\n      authorization:\n        credentials: {BEARER_SECRET}\n",
+        hook.url
+    );
+    b.type_into(&b.find("textarea"), &yaml);
+    b.click_text("button", "Save receiver");
+    b.wait_for(
+        "[...document.querySelectorAll('.tbl tr')].some((tr) => tr.textContent.includes('pager') && tr.textContent.includes('stored sealed'))",
+        "the stored receiver in the table",
+    );
+    assert!(s.reload_with_signal(&config("pager")).contains("config reloaded"), "{}", s.log());
+    fire(&s, &admin, "FromTheUi");
+    delivered(&hook, "FromTheUi");
+
+    b.click_text(".tbl button", "Edit");
+    let text = b.wait_for(
+        "document.querySelector('textarea').value.includes('<secret>') && document.querySelector('textarea').value",
+        "the receiver in the editor",
+    );
+    let text = text.as_str().unwrap();
+    assert!(!text.contains(HOOK_TOKEN) && !text.contains(BEARER_SECRET), "{text}");
+    b.execute("document.getElementById('toast').textContent = ''", serde_json::json!([]));
+    b.click_text("button", "Save receiver");
+    b.wait_for("document.getElementById('toast').textContent === 'receiver pager saved'", "saved again");
+    fire(&s, &admin, "EditedBlind");
+    delivered(&hook, "EditedBlind");
+    let page = b.execute("return document.body.innerHTML", serde_json::json!([]));
+    assert!(!page.as_str().unwrap().contains(HOOK_TOKEN), "no secret reaches the page");
+    let errors: Vec<_> = b.console_errors().into_iter().filter(|e| !e.message.contains("401")).collect();
+    assert!(errors.is_empty(), "{errors:?}");
 }

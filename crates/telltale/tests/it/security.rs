@@ -510,8 +510,8 @@ fn the_ui_logs_in_administers_tokens_and_logs_out() {
     b.wait_for("location.pathname === '/explore'", "back on the page asked for");
     b.wait_for("document.querySelector('#user')?.textContent.includes('admin') && !document.querySelector('.tabs a[data-page=admin]').hidden", "the user and the Admin tab");
     b.goto(&format!("{}/admin", s.url()));
-    b.wait_for("document.querySelectorAll('.card h2').length === 4", "the admin page");
-    let sa = b.find("input[placeholder^='name, e.g.']");
+    b.wait_for("document.querySelectorAll('.card h2').length === 5", "the admin page");
+    let sa = b.find("input[placeholder='name, e.g. grafana']");
     b.type_into(&sa, "grafana\n");
     b.wait_for(
         "[...document.querySelectorAll('.tbl td')].some((td) => td.textContent === 'grafana')",

@@ -123,6 +123,12 @@ export const auth = {
   tokens: () => get('/api/v1/auth/tokens').then((r) => r.tokens),
   createToken: (t) => json('POST', '/api/v1/auth/tokens', t),
   revokeToken: (id) => call(`/api/v1/auth/tokens/${encodeURIComponent(id)}`, { method: 'DELETE' }),
+  // Notification receivers: the config file's and those stored (sealed) through the API.
+  // A receiver is sent as Alertmanager's YAML or JSON; "<secret>" keeps a stored value.
+  receivers: () => get('/api/v1/receivers').then((r) => r.data),
+  saveReceiver: (name, text) => call(`/api/v1/receivers/${encodeURIComponent(name)}`, { method: 'PUT', body: text,
+    headers: { 'content-type': 'application/yaml' } }),
+  deleteReceiver: (name) => call(`/api/v1/receivers/${encodeURIComponent(name)}`, { method: 'DELETE' }),
   // The audit log: the newest `limit` events of the last day, from the reserved tenant _audit.
   audit: (limit = 200) => get('/loki/api/v1/query_range', { query: '{kind="audit"}', start: ns(Date.now() - 86400e3), end: ns(Date.now()), limit, direction: 'backward' },
     undefined, { 'X-Scope-OrgID': '_audit' }).then((r) => r.data.result.flatMap((st) => st.values.map(([t, line]) => ({ t: Number(t) / 1e6, ...JSON.parse(line) })))

@@ -1,4 +1,5 @@
-// Admin (/admin): users, service accounts and API tokens. A new token is shown once.
+// Admin (/admin): users, service accounts, API tokens, notification receivers and the audit
+// log. A new token is shown once; a stored receiver's secrets are never shown, only kept.
 import { h, clear, toast } from '../lib/dom.js';
 import { auth } from '../lib/api.js';
 import { fmtTime, ago } from '../lib/format.js';
@@ -25,7 +26,8 @@ async function act(what, done, f) {
 }
 
 export async function mount(root, ctx) {
-  const [users, accounts, tokens, audit] = await Promise.all([auth.users(), auth.serviceAccounts(), auth.tokens(), auth.audit().catch((e) => e)]);
+  const [users, accounts, tokens, receivers, audit] = await Promise.all([auth.users(), auth.serviceAccounts(), auth.tokens(),
+    auth.receivers().catch((e) => e), auth.audit().catch((e) => e)]);
   const again = () => ctx.reload();
 
   const name = h('input', { placeholder: 'name', required: true });
@@ -86,11 +88,36 @@ export async function mount(root, ctx) {
     } }, owner, tName, expires, h('button', { class: 'primary', type: 'submit' }, 'Create token'))
       : h('div', { class: 'sub' }, 'Add a service account or user first.'));
 
+  const rName = h('input', { placeholder: 'name, e.g. pager', required: true, pattern: '[A-Za-z0-9._@\\-]{1,64}' });
+  const rText = h('textarea', { rows: 8, class: 'mono', required: true,
+    placeholder: 'webhook_configs:\n  - url: https://hooks.example.com/T0/B0/XXXX\n\n(Alertmanager\'s receiver YAML or JSON; <secret> keeps a stored value)' });
+  const edit = (r) => {
+    rName.value = r.name;
+    const { name, ...config } = r.config;
+    rText.value = JSON.stringify(config, null, 2);
+    rText.focus();
+  };
+  const receiverCard = card('Notification receivers',
+    receivers instanceof Error ? h('div', { class: 'panel-msg error' }, receivers.message)
+      : table(['Name', 'Integrations', 'Defined in', ''], receivers.map((r) => h('tr', null,
+        h('td', { class: 'mono' }, r.name), h('td', null, r.integrations.join(', ') || 'none'),
+        h('td', null, r.source === 'api' ? 'here (stored sealed)' : 'config file'),
+        h('td', null, r.source === 'api' ? [
+          h('button', { class: 'small', type: 'button', onclick: () => edit(r) }, 'Edit'), ' ',
+          h('button', { class: 'small danger', type: 'button', onclick: () => {
+            if (confirm(`Delete receiver ${r.name}?`)) act(`receiver ${r.name} deleted`, again, () => auth.deleteReceiver(r.name));
+          } }, 'Delete')] : '')))),
+    h('div', { class: 'sub' }, 'Routes stay in the config file (alerting.route); name a receiver here from a route there.'),
+    h('form', { class: 'stack', onsubmit: (e) => {
+      e.preventDefault();
+      act(`receiver ${rName.value} saved`, again, () => auth.saveReceiver(rName.value, rText.value));
+    } }, rName, rText, h('div', null, h('button', { class: 'primary', type: 'submit' }, 'Save receiver'))));
+
   const details = (e) => Object.entries(e).filter(([k]) => !['t', 'action', 'who'].includes(k))
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
   const auditCard = card('Audit log (last 24 hours)', audit instanceof Error ? h('div', { class: 'panel-msg error' }, audit.message)
     : audit.length ? table(['Time', 'Action', 'Who', 'Details'], audit.map((e) => h('tr', null,
       h('td', null, fmtTime(e.t)), h('td', { class: 'mono' }, e.action), h('td', { class: 'mono' }, e.who), h('td', { class: 'sub' }, details(e)))))
       : h('div', { class: 'sub' }, 'Nothing recorded in the last 24 hours.'));
-  root.append(h('div', { class: 'grid' }, userCard, accountCard, tokenCard, auditCard));
+  root.append(h('div', { class: 'grid' }, userCard, accountCard, tokenCard, receiverCard, auditCard));
 }
