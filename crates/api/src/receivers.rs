@@ -286,3 +286,69 @@ pub(crate) async fn delete(
     app.audit("receiver_deleted", &p.describe(), json!({"receiver": audited}));
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_values_are_kept_from_the_stored_receiver_at_the_same_place() {
+        let old = json!({"webhook_configs": [{"url": "https://h/T0?token=x", "http_config": {"authorization": {"credentials": "c"}}}]});
+        let mut new = json!({"webhook_configs": [{"url": HIDDEN, "max_alerts": 3, "http_config": {"authorization": {"credentials": HIDDEN}}}]});
+        keep_hidden(&mut new, Some(&old), "").unwrap();
+        assert_eq!(new["webhook_configs"][0]["url"], "https://h/T0?token=x");
+        assert_eq!(new["webhook_configs"][0]["http_config"]["authorization"]["credentials"], "c");
+        let mut extra = json!({"webhook_configs": [{"url": HIDDEN}, {"url": HIDDEN}]});
+        let e = keep_hidden(&mut extra, Some(&old), "").unwrap_err();
+        assert!(e.starts_with("webhook_configs[1].url: "), "{e}");
+        assert!(keep_hidden(&mut json!({"webhook_configs": [{"url": HIDDEN}]}), None, "").is_err());
+    }
+
+    #[test]
+    fn files_and_environment_references_are_refused_with_their_key() {
+        let e = parse(&json!({"name": "a", "email_configs": [{"to": "x@y", "auth_password_file": "/etc/shadow"}]}))
+            .unwrap_err();
+        assert!(e.starts_with("email_configs[0].auth_password_file: "), "{e}");
+        let e = parse(&json!({"name": "a", "slack_configs": [{"api_url": "${AWS_SECRET_ACCESS_KEY}"}]})).unwrap_err();
+        assert!(e.starts_with("slack_configs[0].api_url: ") && e.contains("${...}"), "{e}");
+        // An empty *_file (as a UI round trip may send) is no reference.
+        parse(&json!({"name": "a", "webhook_configs": [{"url": "http://h/", "url_file": ""}]})).unwrap();
+        let e = parse(&json!({"name": "a", "webhook_configs": [{"uri": "http://h/"}]})).unwrap_err();
+        assert!(e.contains("uri"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// Whatever JSON arrives, parsing answers (an error or a receiver) and never panics.
+        #[test]
+        fn any_json_gets_an_answer(v in json_values()) {
+            let _ = parse(&v);
+            let _ = keep_hidden(&mut v.clone(), Some(&v), "");
+        }
+    }
+
+    fn json_values() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            prop_oneof![Just(HIDDEN.to_string()), Just("${X}".to_string()), "[a-z:/]{0,12}"].prop_map(Value::String),
+        ];
+        let keys = prop_oneof![
+            Just("name".to_string()),
+            Just("webhook_configs".to_string()),
+            Just("url".to_string()),
+            Just("url_file".to_string()),
+            Just("email_configs".to_string()),
+            Just("http_config".to_string()),
+            "[a-z_]{1,8}",
+        ];
+        leaf.prop_recursive(4, 32, 4, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(keys.clone(), inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}
