@@ -20,6 +20,7 @@ mod jsonfile;
 pub mod oidc;
 mod options;
 pub mod password;
+pub mod san;
 mod scope;
 pub mod sealed;
 pub mod secret;

@@ -114,9 +114,6 @@ fn client_roots(t: &TlsServerConfig) -> Result<Option<RootCertStore>> {
 
 /// Builds the server config; every refusal names its key.
 pub fn server_config(t: &TlsServerConfig) -> Result<Arc<ServerConfig>> {
-    if t.client_allowed_sans.as_ref().is_some_and(|s| !s.is_empty()) {
-        return Err(err("client_allowed_sans", "not supported by Telltale yet; use a client CA per client group"));
-    }
     let (certs, key) = cert_and_key(t)?;
     let mut provider: CryptoProvider = ring::default_provider();
     if let Some(names) = t.cipher_suites.as_ref().filter(|n| !n.is_empty()) {
@@ -201,6 +198,19 @@ pub fn server_config(t: &TlsServerConfig) -> Result<Arc<ServerConfig>> {
     if roots.is_some() && verifier.is_none() {
         return Err(Error::config(KEY, "client CA's have been configured without a Client Auth Policy"));
     }
+    let verifier = match (&t.client_allowed_sans, verifier) {
+        (None, v) => v,
+        (Some(allowed), Some(inner)) if inner.client_auth_mandatory() => {
+            Some(Arc::new(AllowedSans { inner, allowed: allowed.clone() }) as Arc<dyn ClientCertVerifier>)
+        }
+        // As the exporter-toolkit: with a certificate optional, a client could skip the check.
+        (Some(_), _) => {
+            return Err(err(
+                "client_allowed_sans",
+                "requires client_auth_type to be one of RequireAnyClientCert or RequireAndVerifyClientCert",
+            ))
+        }
+    };
     let builder = match verifier {
         Some(v) => builder.with_client_cert_verifier(v),
         None => builder.with_no_client_auth(),
@@ -260,5 +270,65 @@ impl ClientCertVerifier for AnyClientCert {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `client_allowed_sans`: after `inner` accepted the client's certificate, one of its subject
+/// alternative names (DNS, email, IP, URI) must be an allowed value, compared as exact strings.
+#[derive(Debug)]
+struct AllowedSans {
+    inner: Arc<dyn ClientCertVerifier>,
+    allowed: Vec<String>,
+}
+
+impl ClientCertVerifier for AllowedSans {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> std::result::Result<ClientCertVerified, rustls::Error> {
+        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let names = crate::san::subject_alt_names(end_entity)
+            .map_err(|e| rustls::Error::General(format!("cannot read the client certificate's names: {e}")))?;
+        if names.iter().any(|n| self.allowed.contains(n)) {
+            return Ok(verified);
+        }
+        tracing::info!(names = ?names, "TLS client refused: none of its certificate's names is in client_allowed_sans");
+        Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }

@@ -78,6 +78,12 @@ impl Browser {
     }
 
     fn raw(&self, method: &str, url: &str, body: Option<Value>) -> Value {
+        self.try_raw(method, url, body)
+            .unwrap_or_else(|(error, message)| panic!("webdriver {method} {url}: {error} ({message})"))
+    }
+
+    /// Like `raw`, with WebDriver's error (its `error` and `message`) returned.
+    fn try_raw(&self, method: &str, url: &str, body: Option<Value>) -> Result<Value, (Value, Value)> {
         let req = ureq::http::Request::builder()
             .method(method)
             .uri(url)
@@ -90,9 +96,9 @@ impl Browser {
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("webdriver answered non-JSON ({e}): {text}"));
         let value = v.get("value").cloned().unwrap_or(Value::Null);
         if value.get("error").is_some() {
-            panic!("webdriver {method} {url}: {} ({})", value["error"], value["message"]);
+            return Err((value["error"].clone(), value["message"].clone()));
         }
-        value
+        Ok(value)
     }
 
     fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -124,7 +130,19 @@ impl Browser {
                setTimeout(tick, 50); }};
              tick();"
         );
-        let v = self.cmd("POST", "/execute/async", Some(json!({ "script": script, "args": [] })));
+        // A navigation while the script waits (a login redirect) ends the script, and
+        // chromedriver answers "script timeout" at once: wait again in the new page.
+        let url = format!("{}/execute/async", self.base);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let v = loop {
+            match self.try_raw("POST", &url, Some(json!({ "script": script, "args": [] }))) {
+                Ok(v) => break v,
+                Err((e, _)) if e == "script timeout" && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err((e, m)) => panic!("webdriver POST {url} waiting for {what}: {e} ({m})"),
+            }
+        };
         if v.get("timeout").is_some() {
             let text = self.execute("return document.body.innerText.slice(0, 3000)", json!([]));
             panic!("timed out waiting for {what} ({condition})\n--- page text ---\n{}", text.as_str().unwrap_or(""));

@@ -65,6 +65,12 @@ impl Pki {
         self.issue(name, &format!("subjectAltName={}\nextendedKeyUsage=serverAuth", sans.join(",")));
     }
 
+    /// A client certificate `NAME.crt` / `NAME.key` signed by the CA, with subject alternative
+    /// names `sans` (`DNS:alice.test`, `email:a@b.test`, `URI:spiffe://t/a`, `IP:10.0.0.1`).
+    pub fn client(&self, name: &str, sans: &[&str]) {
+        self.issue(name, &format!("subjectAltName={}\nextendedKeyUsage=clientAuth", sans.join(",")));
+    }
+
     fn issue(&self, name: &str, ext: &str) {
         let (key, csr, crt, extfile) =
             (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"), format!("{name}.ext"));

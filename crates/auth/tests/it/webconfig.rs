@@ -90,3 +90,25 @@ fn basic_users_are_checked_with_bcrypt_and_remembered() {
     // An unknown user is checked against the fixed hash, and refused even with its password.
     assert!(!web.verify_basic(&l, "mallory", "fakepassword"));
 }
+
+/// The names `client_allowed_sans` compares, read from certificates openssl made: each kind, as
+/// the exporter-toolkit prints it.
+#[test]
+fn subject_alt_names_of_real_certificates() {
+    let pki = telltale_testkit::pki::Pki::new();
+    pki.client(
+        "many",
+        &["DNS:alice.test", "email:alice@example.test", "IP:10.0.0.7", "IP:2001:db8::1", "URI:spiffe://t/ns/a/sa/b"],
+    );
+    let der = |name: &str| {
+        let pem = std::fs::read_to_string(pki.path(&format!("{name}.crt"))).unwrap();
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        telltale_auth::base64::decode(&b64).unwrap()
+    };
+    assert_eq!(
+        telltale_auth::san::subject_alt_names(&der("many")).unwrap(),
+        ["alice.test", "alice@example.test", "10.0.0.7", "2001:db8::1", "spiffe://t/ns/a/sa/b"]
+    );
+    assert!(telltale_auth::san::subject_alt_names(&der("client")).unwrap().is_empty());
+    assert!(telltale_auth::san::subject_alt_names(&der("ca")).unwrap().is_empty());
+}

@@ -163,7 +163,7 @@ fn promtool_and_telltale_judge_web_configs_alike() {
         );
         compared += 1;
     }
-    assert!(compared >= 27, "{compared} files");
+    assert!(compared >= 28, "{compared} files");
 }
 
 fn amtool(s: &TestServer, token: &str, args: &[&str]) -> std::process::Output {
@@ -359,6 +359,37 @@ fn mutual_tls_requires_a_client_certificate_signed_by_the_ca() {
     let (cert, key) = (pki.path("client.crt"), pki.path("client.key"));
     let out = https(&s, &pki, "/-/healthy", &["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `client_allowed_sans`: of two clients the CA signed, only the one whose certificate names an
+/// allowed value gets in (by DNS name, and by SPIFFE URI).
+#[test]
+fn mutual_tls_with_client_allowed_sans_admits_only_the_named_clients() {
+    let pki = Pki::new();
+    pki.server("server", &["IP:127.0.0.1"]);
+    pki.client("alice", &["DNS:alice.test", "email:alice@example.test"]);
+    pki.client("prometheus", &["URI:spiffe://cluster.test/ns/ops/sa/prometheus"]);
+    pki.client("mallory", &["DNS:mallory.test", "IP:10.0.0.9"]);
+    let d = pki.path("");
+    let s = tls_server(
+        &pki,
+        &format!(
+            "tls_server_config:\n  cert_file: {0}/server.crt\n  key_file: {0}/server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {0}/ca.crt\n  client_allowed_sans: [alice.test, \"spiffe://cluster.test/ns/ops/sa/prometheus\"]\n",
+            d.display()
+        ),
+    );
+    let with = |name: &str| {
+        let (cert, key) = (pki.path(&format!("{name}.crt")), pki.path(&format!("{name}.key")));
+        https(&s, &pki, "/-/healthy", &["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()])
+    };
+    for admitted in ["alice", "prometheus"] {
+        let out = with(admitted);
+        assert!(out.status.success(), "{admitted}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(!with("mallory").status.success(), "a certificate without an allowed name");
+    assert!(!with("client").status.success(), "a certificate without names");
+    assert!(!https(&s, &pki, "/-/healthy", &[]).status.success(), "no certificate");
+    assert!(s.log().contains("none of its certificate's names is in client_allowed_sans"), "{}", s.log());
 }
 
 #[test]
