@@ -133,16 +133,13 @@ impl Browser {
         // A navigation while the script waits (a login redirect) ends the script, and
         // chromedriver answers "script timeout" at once: wait again in the new page.
         let url = format!("{}/execute/async", self.base);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let v = loop {
+        let v = crate::eventually(what, std::time::Duration::from_millis(50), || {
             match self.try_raw("POST", &url, Some(json!({ "script": script, "args": [] }))) {
-                Ok(v) => break v,
-                Err((e, _)) if e == "script timeout" && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
+                Ok(v) => Some(v),
+                Err((e, _)) if e == "script timeout" => None,
                 Err((e, m)) => panic!("webdriver POST {url} waiting for {what}: {e} ({m})"),
             }
-        };
+        });
         if v.get("timeout").is_some() {
             let text = self.execute("return document.body.innerText.slice(0, 3000)", json!([]));
             panic!("timed out waiting for {what} ({condition})\n--- page text ---\n{}", text.as_str().unwrap_or(""));
