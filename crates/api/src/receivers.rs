@@ -235,6 +235,12 @@ pub(crate) async fn put(
     let audited = name.clone();
     let created = blocking(move || {
         let mut last = r.file.lock();
+        if last.0.receivers.iter().any(|c| c.name == name) {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!("receiver {name:?} is defined in the config file: change it there, or store this one under another name"),
+            ));
+        }
         let mut stored = r.stored().map_err(ApiError::internal)?;
         let old = stored.iter().position(|(n, _)| *n == name);
         keep_hidden(&mut v, old.map(|i| &stored[i].1), "").map_err(ApiError::bad_input)?;

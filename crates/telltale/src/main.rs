@@ -113,10 +113,10 @@ enum Command {
     Test(TestCmd),
 }
 
-/// Where the auth store is: the config's data directory, or `--data-dir`.
+/// Which data directory (its auth store, its sealed secrets): the config's, or `--data-dir`.
 #[derive(Debug, clap::Args)]
 struct StoreArgs {
-    /// YAML configuration file (its storage.data_dir and auth sections).
+    /// YAML configuration file (its storage.data_dir, auth and secrets sections).
     #[arg(long, value_name = "FILE", env = "TELLTALE_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory [default: ./telltale-data].
