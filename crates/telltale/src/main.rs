@@ -199,9 +199,12 @@ enum TokenCmd {
 
 #[derive(Debug, Subcommand)]
 enum SecretsCmd {
-    /// Make a new key, re-seal every stored secret's data key with it, and drop the old key
-    /// from the key file (secrets.key_file, default DATA_DIR/secrets/key). Safe while the
-    /// server runs; a rotation cut off halfway loses nothing and finishes when run again.
+    /// Replace the key that seals stored secrets with a new one.
+    ///
+    /// Re-seals every stored secret's data key with a new key, then drops the old key from the
+    /// key file (secrets.key_file, default DATA_DIR/secrets/key). Safe while the server runs; a
+    /// rotation cut off halfway loses nothing and finishes when run again. Back up the new key
+    /// file afterwards: the old one no longer opens anything.
     #[command(after_help = "Example:\n  telltale secrets rotate-key --config telltale.yml")]
     RotateKey {
         #[command(flatten)]
