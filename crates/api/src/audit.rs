@@ -1,6 +1,6 @@
 //! The audit log: who did what, as structured events in Telltale's own log store, in the
 //! reserved tenant `_audit` that only admins read (LogQL: `{kind="audit"}` with
-//! `X-Scope-OrgID: _audit`; SQL the same way; the Admin page shows the newest).
+//! `X-Scope-OrgID: _audit`; SQL the same way; the UI's Audit page shows the newest).
 //!
 //! Recorded: logins (success, failure, lockout), logouts, user, service account and token
 //! changes, config reloads, silence and dashboard changes, admin operations, and every 403.

@@ -13,6 +13,7 @@ const PAGES = [
   [/^\/status$/, 'status', () => import('./pages/status.js')],
   [/^\/login$/, 'login', () => import('./pages/login.js')],
   [/^\/admin$/, 'admin', () => import('./pages/admin.js')],
+  [/^\/audit$/, 'audit', () => import('./pages/audit.js')],
 ];
 
 const root = document.getElementById('app');
@@ -68,7 +69,7 @@ const saved = localStorage.getItem('telltale.theme');
 setTheme(saved || (matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'));
 document.getElementById('theme').addEventListener('click', () => setTheme(document.documentElement.dataset.theme === 'dark' ? 'light' : 'dark'));
 
-// Who is logged in: their name and a logout button, and the Admin tab for admins. Nothing
+// Who is logged in: their name and a logout button, and the Admin and Audit tabs for admins. Nothing
 // when authentication is off.
 async function whoami() {
   const box = document.getElementById('user');
@@ -76,7 +77,7 @@ async function whoami() {
   try {
     const me = await auth.whoami();
     if (!me.auth_required) return;
-    document.querySelector('.tabs a[data-page="admin"]').hidden = !(me.scopes || []).includes('admin');
+    for (const tab of ['admin', 'audit']) document.querySelector(`.tabs a[data-page="${tab}"]`).hidden = !(me.scopes || []).includes('admin');
     clear(box, h('span', { class: 'sub', title: me.kind }, me.name || me.kind), ' ',
       me.kind === 'user' ? h('button', { class: 'small', type: 'button', onclick: async () => {
         await auth.logout().catch(() => {});

@@ -55,6 +55,7 @@ pub const ASSETS: &[Asset] = assets![
     "pages/status.js",
     "pages/login.js",
     "pages/admin.js",
+    "pages/audit.js",
     "dashboards/overview.json",
 ];
 
@@ -77,6 +78,7 @@ pub const PATHS: &[&str] = &[
     "/status",
     "/login",
     "/admin",
+    "/audit",
 ];
 const PAGES: &[&str] = PATHS.split_at(2).1;
 

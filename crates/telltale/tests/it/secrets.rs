@@ -174,7 +174,7 @@ fn the_admin_page_stores_a_receiver_and_edits_it_without_seeing_its_secrets() {
     b.type_into(&b.find("input[name=user]"), "admin");
     b.type_into(&b.find("input[name=password]"), &format!("{ADMIN_PASSWORD}\n"));
     b.wait_for(
-        "location.pathname === '/admin' && document.querySelectorAll('.card h2').length === 5",
+        "location.pathname === '/admin' && document.querySelectorAll('.card h2').length === 4",
         "the admin page",
     );
     b.type_into(&b.find("input[placeholder='name, e.g. pager']"), "pager");

@@ -541,7 +541,7 @@ fn the_ui_logs_in_administers_tokens_and_logs_out() {
     b.wait_for("location.pathname === '/explore'", "back on the page asked for");
     b.wait_for("document.querySelector('#user')?.textContent.includes('admin') && !document.querySelector('.tabs a[data-page=admin]').hidden", "the user and the Admin tab");
     b.goto(&format!("{}/admin", s.url()));
-    b.wait_for("document.querySelectorAll('.card h2').length === 5", "the admin page");
+    b.wait_for("document.querySelectorAll('.card h2').length === 4", "the admin page");
     let sa = b.find("input[placeholder='name, e.g. grafana']");
     b.type_into(&sa, "grafana\n");
     b.wait_for(
@@ -555,6 +555,15 @@ fn the_ui_logs_in_administers_tokens_and_logs_out() {
     assert!(token.starts_with("tt_"), "{token}");
     let r = s.request("GET", "/api/v1/labels", &[("authorization", &bearer(&token))], &[]);
     assert_eq!(r.status, 200, "the token made in the UI works: {}", r.text());
+    // The Audit page (an admin's tab) has the login and the token, and filters by action.
+    b.click_text(".tabs a", "Audit");
+    let rows = "[...document.querySelectorAll('.tbl tbody tr')].map((tr) => tr.textContent)";
+    b.wait_for(
+        &format!("{rows}.some((t) => t.includes('token_created')) && {rows}.some((t) => t.includes('login') && t.includes('user:admin'))"),
+        "the login and the new token in the audit log",
+    );
+    b.goto(&format!("{}/audit?action=token_created", s.url()));
+    b.wait_for(&format!("{rows}.length === 1 && {rows}[0].includes('service_account:grafana')"), "only the token's event");
     let errors: Vec<_> = b.console_errors().into_iter().filter(|e| !e.message.contains("401")).collect();
     assert!(errors.is_empty(), "{errors:?}");
     b.click_text("#user button", "Log out");

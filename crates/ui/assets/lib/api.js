@@ -129,8 +129,8 @@ export const auth = {
   saveReceiver: (name, text) => call(`/api/v1/receivers/${encodeURIComponent(name)}`, { method: 'PUT', body: text,
     headers: { 'content-type': 'application/yaml' } }),
   deleteReceiver: (name) => call(`/api/v1/receivers/${encodeURIComponent(name)}`, { method: 'DELETE' }),
-  // The audit log: the newest `limit` events of the last day, from the reserved tenant _audit.
-  audit: (limit = 200) => get('/loki/api/v1/query_range', { query: '{kind="audit"}', start: ns(Date.now() - 86400e3), end: ns(Date.now()), limit, direction: 'backward' },
+  // The audit log: the newest `limit` events of the last `range` ms, from the reserved tenant _audit.
+  audit: (limit = 200, range = 86400e3) => get('/loki/api/v1/query_range', { query: '{kind="audit"}', start: ns(Date.now() - range), end: ns(Date.now()), limit, direction: 'backward' },
     undefined, { 'X-Scope-OrgID': '_audit' }).then((r) => r.data.result.flatMap((st) => st.values.map(([t, line]) => ({ t: Number(t) / 1e6, ...JSON.parse(line) })))
     .sort((a, b) => b.t - a.t)),
 };

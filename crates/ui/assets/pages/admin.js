@@ -1,5 +1,6 @@
-// Admin (/admin): users, service accounts, API tokens, notification receivers and the audit
-// log. A new token is shown once; a stored receiver's secrets are never shown, only kept.
+// Admin (/admin): users, service accounts, API tokens and notification receivers (the audit
+// log has its own page). A new token is shown once; a stored receiver's secrets are never
+// shown, only kept.
 import { h, clear, toast } from '../lib/dom.js';
 import { auth } from '../lib/api.js';
 import { fmtTime, ago } from '../lib/format.js';
@@ -26,8 +27,8 @@ async function act(what, done, f) {
 }
 
 export async function mount(root, ctx) {
-  const [users, accounts, tokens, receivers, audit] = await Promise.all([auth.users(), auth.serviceAccounts(), auth.tokens(),
-    auth.receivers().catch((e) => e), auth.audit().catch((e) => e)]);
+  const [users, accounts, tokens, receivers] = await Promise.all([auth.users(), auth.serviceAccounts(), auth.tokens(),
+    auth.receivers().catch((e) => e)]);
   const again = () => ctx.reload();
 
   const name = h('input', { placeholder: 'name', required: true });
@@ -113,11 +114,5 @@ export async function mount(root, ctx) {
       act(`receiver ${rName.value} saved`, again, () => auth.saveReceiver(rName.value, rText.value));
     } }, rName, rText, h('div', null, h('button', { class: 'primary', type: 'submit' }, 'Save receiver'))));
 
-  const details = (e) => Object.entries(e).filter(([k]) => !['t', 'action', 'who'].includes(k))
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
-  const auditCard = card('Audit log (last 24 hours)', audit instanceof Error ? h('div', { class: 'panel-msg error' }, audit.message)
-    : audit.length ? table(['Time', 'Action', 'Who', 'Details'], audit.map((e) => h('tr', null,
-      h('td', null, fmtTime(e.t)), h('td', { class: 'mono' }, e.action), h('td', { class: 'mono' }, e.who), h('td', { class: 'sub' }, details(e)))))
-      : h('div', { class: 'sub' }, 'Nothing recorded in the last 24 hours.'));
-  root.append(h('div', { class: 'grid' }, userCard, accountCard, tokenCard, receiverCard, auditCard));
+  root.append(h('div', { class: 'grid' }, userCard, accountCard, tokenCard, receiverCard));
 }
