@@ -563,7 +563,10 @@ fn the_ui_logs_in_administers_tokens_and_logs_out() {
         "the login and the new token in the audit log",
     );
     b.goto(&format!("{}/audit?action=token_created", s.url()));
-    b.wait_for(&format!("{rows}.length === 1 && {rows}[0].includes('service_account:grafana')"), "only the token's event");
+    b.wait_for(
+        &format!("{rows}.length === 1 && {rows}[0].includes('service_account:grafana')"),
+        "only the token's event",
+    );
     let errors: Vec<_> = b.console_errors().into_iter().filter(|e| !e.message.contains("401")).collect();
     assert!(errors.is_empty(), "{errors:?}");
     b.click_text("#user button", "Log out");
