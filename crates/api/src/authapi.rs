@@ -40,6 +40,20 @@ async fn with_store<T: Send + 'static>(
         .map_err(Into::into)
 }
 
+/// Removes what `name` names with `remove`, records `action` with `{key: name}`, answers 204.
+async fn remove_named<T: Send + 'static>(
+    app: &AppState,
+    p: &Principal,
+    name: String,
+    (action, key): (&'static str, &str),
+    remove: fn(&AuthStore, &str) -> telltale_auth::Result<T>,
+) -> Result<StatusCode, ApiError> {
+    let n = name.clone();
+    with_store(app, move |s| remove(s, &n)).await?;
+    app.audit(action, &p.describe(), json!({ key: name }));
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// A JSON or form body.
 fn body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiError> {
     let form = headers
@@ -254,10 +268,7 @@ pub(crate) async fn delete_user(
     Extension(p): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let n = name.clone();
-    with_store(&app, move |s| s.delete_user(&n)).await?;
-    app.audit("user_deleted", &p.describe(), json!({"user": name}));
-    Ok(StatusCode::NO_CONTENT)
+    remove_named(&app, &p, name, ("user_deleted", "user"), AuthStore::delete_user).await
 }
 
 fn service_account_json(s: &telltale_auth::ServiceAccount) -> Value {
@@ -308,10 +319,8 @@ pub(crate) async fn delete_service_account(
     Extension(p): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let n = name.clone();
-    with_store(&app, move |s| s.delete_service_account(&n)).await?;
-    app.audit("service_account_deleted", &p.describe(), json!({"service_account": name}));
-    Ok(StatusCode::NO_CONTENT)
+    remove_named(&app, &p, name, ("service_account_deleted", "service_account"), AuthStore::delete_service_account)
+        .await
 }
 
 fn token_json(t: &telltale_auth::Token) -> Value {
@@ -376,10 +385,7 @@ pub(crate) async fn revoke_token(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let i = id.clone();
-    with_store(&app, move |s| s.revoke_token(&i)).await?;
-    app.audit("token_revoked", &p.describe(), json!({"token": id}));
-    Ok(StatusCode::NO_CONTENT)
+    remove_named(&app, &p, id, ("token_revoked", "token"), AuthStore::revoke_token).await
 }
 
 /// `GET /api/v1/auth/providers`: how one may log in (for the login page).

@@ -167,23 +167,12 @@ fn stored_receivers(app: &Scoped) -> Result<Arc<Receivers>, ApiError> {
     app.receivers().ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "stored receivers are not available"))
 }
 
-/// A receiver as shown: secrets as `<secret>`.
+/// A receiver as shown: secrets as `<secret>`, and the kinds of its integrations.
 fn shown(r: &ReceiverConfig, source: &str) -> Value {
-    let integrations: Vec<&str> = [
-        ("webhook", r.webhook_configs.len()),
-        ("email", r.email_configs.len()),
-        ("slack", r.slack_configs.len()),
-        ("msteams", r.msteams_configs.len()),
-        ("pagerduty", r.pagerduty_configs.len()),
-        ("opsgenie", r.opsgenie_configs.len()),
-        ("telegram", r.telegram_configs.len()),
-        ("discord", r.discord_configs.len()),
-    ]
-    .into_iter()
-    .filter(|(_, n)| *n > 0)
-    .map(|(k, _)| k)
-    .collect();
-    json!({"name": r.name, "source": source, "integrations": integrations, "config": r})
+    let mut kinds: Vec<&str> =
+        telltale_notify::integrations(r, &Default::default()).iter().map(|(_, i)| i.kind()).collect();
+    kinds.dedup();
+    json!({"name": r.name, "source": source, "integrations": kinds, "config": r})
 }
 
 /// Runs `f` on the blocking pool (the sealed store reads and writes files).

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 use telltale_testkit::{eventually, free_port, Peer, TestServer};
 
-use super::{json, start, BIN};
+use super::{json, start};
 
 fn query(s: &TestServer, q: &str) -> Vec<Value> {
     let enc: String = q
@@ -160,19 +160,7 @@ fn agent_buffers_a_60s_outage_and_delivers_every_sample_once() {
         "collectors:\n  interval: 1s\n  instance: agent-host\n  disabled: [processes]\nagent:\n  max_backoff: 1s\n  drain_timeout: 30s\n",
     )
     .unwrap();
-    let url = format!("{}/api/v1/write", s.url());
-    let mut agent = Peer::start(
-        BIN,
-        &[
-            "agent".into(),
-            "--remote-write".into(),
-            url,
-            "--config".into(),
-            cfg.display().to_string(),
-            "--data-dir".into(),
-            dir.path().join("data").display().to_string(),
-        ],
-    );
+    let mut agent = super::start_agent(s.url(), &cfg, &dir.path().join("data"));
     let count = |s: &TestServer| -> usize {
         let r = query(s, "count_over_time(node_load1{instance=\"agent-host\"}[10m])");
         r.first().and_then(|x| x["value"][1].as_str()?.parse().ok()).unwrap_or(0)
@@ -298,18 +286,7 @@ fn agent_remote_writes_over_tls_with_a_client_certificate() {
         ),
     )
     .unwrap();
-    let mut agent = Peer::start(
-        BIN,
-        &[
-            "agent".into(),
-            "--remote-write".into(),
-            format!("{base}/api/v1/write"),
-            "--config".into(),
-            cfg.display().to_string(),
-            "--data-dir".into(),
-            dir.path().join("agent").display().to_string(),
-        ],
-    );
+    let mut agent = super::start_agent(&base, &cfg, &dir.path().join("agent"));
     let query = |q: &str| -> Vec<Value> {
         let mut r =
             client.get(format!("{base}/api/v1/query")).header("Authorization", basic).query("query", q).call().unwrap();

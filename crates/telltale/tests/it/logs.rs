@@ -365,15 +365,6 @@ fn agent_tails_files_through_outages_and_restarts_delivering_every_line_once() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let args: Vec<String> = vec![
-        "agent".into(),
-        "--remote-write".into(),
-        format!("{}/api/v1/write", s.url()),
-        "--config".into(),
-        cfg.display().to_string(),
-        "--data-dir".into(),
-        data.display().to_string(),
-    ];
     let lines = |s: &TestServer| logql(s, r#"{job="agent-tail"}"#).into_iter().map(|(_, _, l)| l).collect::<Vec<_>>();
     let arrived = |s: &TestServer, want: &[&str], agent: &Peer| {
         eventually(&format!("{} tailed lines", want.len()), Duration::from_millis(100), || {
@@ -387,7 +378,7 @@ fn agent_tails_files_through_outages_and_restarts_delivering_every_line_once() {
     };
 
     append(&log, "a1\na2\n");
-    let mut agent = Peer::start(super::BIN, &args);
+    let mut agent = super::start_agent(s.url(), &cfg, &data);
     arrived(&s, &["a1", "a2"], &agent);
     append(&log, "a3\n");
     arrived(&s, &["a1", "a2", "a3"], &agent);
@@ -425,7 +416,7 @@ fn agent_tails_files_through_outages_and_restarts_delivering_every_line_once() {
     assert!(stopped.contains("dropped_rejected_log_lines=0"), "{stopped}");
     assert!(!stopped.contains("log_push_retries=0"), "the outage caused retries: {stopped}");
     append(&log, "r1\n");
-    let agent = Peer::start(super::BIN, &args);
+    let agent = super::start_agent(s.url(), &cfg, &data);
     want.push("r1");
     arrived(&s, &want, &agent);
 
@@ -441,7 +432,7 @@ fn agent_tails_files_through_outages_and_restarts_delivering_every_line_once() {
     append(&log, "k1\n");
     std::fs::rename(&log, logs.join("app.log.2")).unwrap();
     append(&log, "k2\n");
-    let mut agent = Peer::start(super::BIN, &args);
+    let mut agent = super::start_agent(s.url(), &cfg, &data);
     want.extend(["k1", "k2"]);
     arrived(&s, &want, &agent);
 

@@ -9,6 +9,21 @@ mod write;
 
 const BIN: &str = env!("CARGO_BIN_EXE_telltale");
 
+/// Starts `telltale agent` remote-writing to `base` (a server's URL) with `config` and its
+/// queue in `data`.
+fn start_agent(base: &str, config: &std::path::Path, data: &std::path::Path) -> telltale_testkit::Peer {
+    let args = [
+        "agent".to_string(),
+        "--remote-write".into(),
+        format!("{base}/api/v1/write"),
+        "--config".into(),
+        config.display().to_string(),
+        "--data-dir".into(),
+        data.display().to_string(),
+    ];
+    telltale_testkit::Peer::start(BIN, &args)
+}
+
 fn start(config: &str) -> TestServer {
     TestServer::start(BIN, config)
 }

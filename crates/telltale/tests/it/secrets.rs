@@ -3,12 +3,12 @@
 //! rotation (run by the CLI while the server runs) and restarts; without its key, or with
 //! another key, the server refuses to start and names what it cannot read.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use telltale_testkit::TestServer;
 
 use super::notify::Hook;
-use super::security::{audit_events, bearer, secured, token, ADMIN_PASSWORD};
+use super::security::{audit_events, bearer, secured, serve_directly, token, ADMIN_PASSWORD};
 use super::BIN;
 
 const HOOK_TOKEN: &str = "s3cr3t-hook-token";
@@ -56,16 +56,9 @@ fn delivered(hook: &Hook, alertname: &str) {
 
 /// `telltale serve` on `s`'s config and data dir, expected to fail: its stderr.
 fn refused_start(s: &TestServer) -> String {
-    let out = Command::new(BIN)
-        .arg("serve")
-        .arg("--config")
-        .arg(s.config_path())
-        .arg("--data-dir")
-        .arg(s.data_dir())
-        .args(["--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let config = s.config_path();
+    let args = ["--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"];
+    let out = serve_directly(&args, &s.data_dir()).wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "the server started without its key: {err}");
     err

@@ -480,7 +480,7 @@ fn sessions_need_csrf_tokens_and_repeated_failures_lock_out() {
     assert_eq!(login(&s, "nobody", "whatever").text(), login(&s, "alsonobody", "whatever").text());
 }
 
-fn serve_directly(args: &[&str], dir: &Path) -> std::process::Child {
+pub(crate) fn serve_directly(args: &[&str], dir: &Path) -> std::process::Child {
     Command::new(BIN)
         .arg("serve")
         .args(["--data-dir", dir.to_str().unwrap()])
@@ -778,18 +778,7 @@ fn the_agent_ships_metrics_and_logs_with_a_token() {
         ),
     )
     .unwrap();
-    let _agent = Peer::start(
-        BIN,
-        &[
-            "agent".into(),
-            "--remote-write".into(),
-            format!("{}/api/v1/write", s.url()),
-            "--config".into(),
-            cfg.display().to_string(),
-            "--data-dir".into(),
-            dir.path().join("data").display().to_string(),
-        ],
-    );
+    let _agent = super::start_agent(s.url(), &cfg, &dir.path().join("data"));
     eventually("the agent's host series", Duration::from_millis(200), || {
         let v = query(&s, &admin, "node_load1{instance=\"agent-host\"}");
         (!v["data"]["result"].as_array()?.is_empty()).then_some(())
