@@ -1,6 +1,6 @@
 //! Telltale's vocabulary, shared by every other crate: [`Labels`], [`Matcher`], [`Sample`],
 //! [`WriteBatch`], [`TimeRange`] and [`ErrorKind`]; for logs [`LogEntry`], [`LogBatch`] and
-//! [`LineFilter`].
+//! [`LineFilter`]; for traces [`Span`] and [`SpanBatch`].
 //!
 //! No I/O lives here. The one design decision to know: a [`Labels`] set is a single
 //! immutable byte buffer (sorted, length-prefixed names and values, like Prometheus's
@@ -15,6 +15,7 @@ mod labels;
 mod logs;
 mod matcher;
 mod memo;
+mod spans;
 mod time;
 pub mod units;
 
@@ -24,6 +25,10 @@ pub use labels::{Labels, LabelsBuilder, LabelsError, METRIC_NAME};
 pub use logs::{FilterOp, LineFilter, LogBatch, LogEntry, Nanos};
 pub use matcher::{anchored_regex, MatchOp, Matcher};
 pub use memo::Memo;
+pub use spans::{
+    attr, AttrValue, KeyValue, ResourceSpans, Scope, ScopeSpans, Span, SpanBatch, SpanEvent, SpanId, SpanKind, SpanLink,
+    StatusCode, TraceId, UNKNOWN_SERVICE,
+};
 pub use time::{civil_from_days, TimeRange, Timestamp};
 
 /// True when `v` is Prometheus's staleness marker (a NaN with a specific bit pattern).

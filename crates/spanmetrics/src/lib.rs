@@ -1,0 +1,1 @@
+//! RED metrics and the service graph from spans.

@@ -1,0 +1,1 @@
+//! TraceQL: parser, evaluation over traces, TraceQL metrics.
