@@ -241,7 +241,7 @@ impl LogDb {
             head.since_ms = Some(now_ms());
             info!(lines = head.lines, bytes = head.bytes, "log wal replayed");
         }
-        let w = Wal::create(&wal_dir, last + 1, opts.wal.segment_size, opts.wal.fsync_each_write())?;
+        let w = Wal::create(&wal_dir, wal::MAGIC, last + 1, opts.wal.segment_size, opts.wal.fsync_each_write())?;
         let db = LogDb {
             dir: dir.to_path_buf(),
             opts: opts.clone(),
@@ -275,7 +275,7 @@ impl LogDb {
 
     /// fsyncs the current WAL segment (the periodic fsync policy calls this).
     pub fn sync_wal(&self) -> Result<()> {
-        lock(&self.writer).wal.sync()
+        Ok(lock(&self.writer).wal.sync()?)
     }
 
     /// Writes the head out as a segment now, and any earlier head whose write failed.
@@ -785,11 +785,11 @@ impl LogWriter for LogDb {
             };
             let mut new = encode(&mut w, &mut buf);
             if w.wal.would_overflow(buf.len()) {
-                w.wal.rotate().map_err(telltale_storage::Error::from)?;
+                w.wal.rotate().map_err(Error::from)?;
                 w.defined.clear();
                 new = encode(&mut w, &mut buf);
             }
-            w.wal.append(&buf).map_err(telltale_storage::Error::from)?;
+            w.wal.append(&buf).map_err(Error::from)?;
             w.defined.extend(new);
             let mut h = write(&self.head);
             if h.since_ms.is_none() {

@@ -59,12 +59,15 @@ impl Error {
 
 /// Maps an `io::Error` on `path`, recognising a full disk or quota.
 pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |e| {
-        // ENOSPC 28, EDQUOT 122.
-        if matches!(e.raw_os_error(), Some(28) | Some(122)) || e.kind() == io::ErrorKind::StorageFull {
-            Error::DiskFull { op, path: path.to_path_buf() }
-        } else {
-            Error::Io { op, path: path.to_path_buf(), source: e }
+    move |e| telltale_walfile::io_err(op, path)(e).into()
+}
+
+impl From<telltale_walfile::Error> for Error {
+    fn from(e: telltale_walfile::Error) -> Self {
+        match e {
+            telltale_walfile::Error::DiskFull { op, path } => Error::DiskFull { op, path },
+            telltale_walfile::Error::Io { op, path, source } => Error::Io { op, path, source },
+            other => Error::Io { op: "use wal", path: PathBuf::new(), source: io::Error::other(other.to_string()) },
         }
     }
 }

@@ -2,6 +2,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use telltale_walfile::WalOptions;
+
 use crate::error::{Error, Result};
 
 /// How the log store keeps logs (`storage.logs` in the config).
@@ -62,18 +64,6 @@ pub struct StreamRetention {
     pub period: Duration,
 }
 
-/// WAL settings of the log store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WalOptions {
-    /// A segment file is closed and a new one started past this size.
-    #[serde(with = "telltale_model::units::size")]
-    pub segment_size: u64,
-    /// `"always"` (fsync every write), `"never"`, or an interval (`"1s"`, the default: at most
-    /// that much acknowledged data lost on power failure, none on a process crash).
-    pub fsync: String,
-}
-
 impl Default for Options {
     fn default() -> Self {
         Self {
@@ -88,27 +78,6 @@ impl Default for Options {
             compaction_target: 128 << 20,
             plain_lines: false,
             wal: WalOptions::default(),
-        }
-    }
-}
-
-impl Default for WalOptions {
-    fn default() -> Self {
-        Self { segment_size: 64 << 20, fsync: "1s".into() }
-    }
-}
-
-impl WalOptions {
-    /// Whether every write is fsynced.
-    pub fn fsync_each_write(&self) -> bool {
-        self.fsync == "always"
-    }
-
-    /// The periodic fsync interval, if the policy is one.
-    pub fn fsync_interval(&self) -> Option<Duration> {
-        match self.fsync.as_str() {
-            "always" | "never" => None,
-            s => telltale_model::units::parse_duration(s).ok(),
         }
     }
 }
@@ -129,13 +98,7 @@ impl Options {
         if self.head_max_bytes < 1 << 16 {
             return Err(Error::InvalidOptions("head_max_bytes must be at least 64KiB".into()));
         }
-        if self.wal.segment_size < 64 << 10 {
-            return Err(Error::InvalidOptions("wal.segment_size must be at least 64KiB".into()));
-        }
-        let f = self.wal.fsync.as_str();
-        if f != "always" && f != "never" && telltale_model::units::parse_duration(f).is_err() {
-            return Err(Error::InvalidOptions(format!("wal.fsync {f:?}: want always, never or an interval like 1s")));
-        }
+        self.wal.validate().map_err(Error::InvalidOptions)?;
         for r in &self.retention_streams {
             crate::selector::parse(&r.selector)
                 .map_err(|e| Error::InvalidOptions(format!("retention_streams selector {:?}: {e}", r.selector)))?;

@@ -603,7 +603,7 @@ impl SegmentWriter {
             idx.finish(&table)?;
             fs::rename(&itmp, &ipath).map_err(io_err("rename segment index", &ipath))?;
             fs::rename(&self.tmp, &ppath).map_err(io_err("rename segment", &ppath))?;
-            crate::wal::sync_dir(&dir)
+            Ok(crate::wal::sync_dir(&dir)?)
         })();
         if let Err(e) = res {
             let _ = fs::remove_file(&itmp);
