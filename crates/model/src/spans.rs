@@ -37,7 +37,7 @@ fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     for (i, c) in s.iter().enumerate() {
         let v = (*c as char).to_digit(16)? as u8;
         let pos = pad + i;
-        out[pos / 2] |= if pos % 2 == 0 { v << 4 } else { v };
+        out[pos / 2] |= if pos.is_multiple_of(2) { v << 4 } else { v };
     }
     Some(out)
 }

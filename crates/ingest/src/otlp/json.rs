@@ -44,6 +44,7 @@ struct ResourceMetrics {
 #[serde(default, rename_all = "camelCase")]
 struct Resource {
     attributes: Option<Vec<KeyValue>>,
+    dropped_attributes_count: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -60,6 +61,7 @@ struct Scope {
     name: Option<String>,
     version: Option<String>,
     attributes: Option<Vec<KeyValue>>,
+    dropped_attributes_count: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -334,11 +336,30 @@ impl From<Request> for ExportMetricsServiceRequest {
 impl From<ResourceMetrics> for pm::ResourceMetrics {
     fn from(r: ResourceMetrics) -> Self {
         pm::ResourceMetrics {
-            resource: r
-                .resource
-                .map(|r| pr::Resource { attributes: list(r.attributes, Into::into), ..Default::default() }),
+            resource: r.resource.map(Into::into),
             scope_metrics: list(r.scope_metrics, Into::into),
             schema_url: r.schema_url.unwrap_or_default(),
+        }
+    }
+}
+
+impl From<Resource> for pr::Resource {
+    fn from(r: Resource) -> Self {
+        pr::Resource {
+            attributes: list(r.attributes, Into::into),
+            dropped_attributes_count: r.dropped_attributes_count.unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+}
+
+impl From<Scope> for pc::InstrumentationScope {
+    fn from(s: Scope) -> Self {
+        pc::InstrumentationScope {
+            name: s.name.unwrap_or_default(),
+            version: s.version.unwrap_or_default(),
+            attributes: list(s.attributes, Into::into),
+            dropped_attributes_count: s.dropped_attributes_count.unwrap_or_default(),
         }
     }
 }
@@ -346,12 +367,7 @@ impl From<ResourceMetrics> for pm::ResourceMetrics {
 impl From<ScopeMetrics> for pm::ScopeMetrics {
     fn from(s: ScopeMetrics) -> Self {
         pm::ScopeMetrics {
-            scope: s.scope.map(|s| pc::InstrumentationScope {
-                name: s.name.unwrap_or_default(),
-                version: s.version.unwrap_or_default(),
-                attributes: list(s.attributes, Into::into),
-                ..Default::default()
-            }),
+            scope: s.scope.map(Into::into),
             metrics: list(s.metrics, Into::into),
             schema_url: s.schema_url.unwrap_or_default(),
         }
@@ -497,14 +513,9 @@ pub(super) fn parse_logs(
     let req: LogsRequest = serde_json::from_slice(body)?;
     use opentelemetry_proto::tonic::logs::v1 as pl;
     let resource_logs = list(req.resource_logs, |r: ResourceLogs| pl::ResourceLogs {
-        resource: r.resource.map(|r| pr::Resource { attributes: list(r.attributes, Into::into), ..Default::default() }),
+        resource: r.resource.map(Into::into),
         scope_logs: list(r.scope_logs, |s: ScopeLogs| pl::ScopeLogs {
-            scope: s.scope.map(|sc| pc::InstrumentationScope {
-                name: sc.name.unwrap_or_default(),
-                version: sc.version.unwrap_or_default(),
-                attributes: list(sc.attributes, Into::into),
-                ..Default::default()
-            }),
+            scope: s.scope.map(Into::into),
             log_records: list(s.log_records, |l: LogRecord| pl::LogRecord {
                 time_unix_nano: l.time_unix_nano.map_or(0, |v| v.0),
                 observed_time_unix_nano: l.observed_time_unix_nano.map_or(0, |v| v.0),
