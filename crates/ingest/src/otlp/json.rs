@@ -10,9 +10,11 @@
 //! may be strings or numbers, enums integers or names, and unknown keys are ignored.
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1 as pc;
 use opentelemetry_proto::tonic::metrics::v1 as pm;
 use opentelemetry_proto::tonic::resource::v1 as pr;
+use opentelemetry_proto::tonic::trace::v1 as pt;
 use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 use serde::Deserialize;
 
@@ -602,6 +604,184 @@ impl<'de> Deserialize<'de> for Severity {
                 .map(|x| Severity(x as i32))
                 .ok_or_else(|| de::Error::custom(format!("invalid severityNumber {s:?}"))),
             _ => Err(de::Error::custom("invalid severityNumber")),
+        }
+    }
+}
+
+// ---- traces ----
+
+/// OTLP/JSON traces into the prost `ExportTraceServiceRequest`, with the same value rules as
+/// metrics and logs. Trace and span ids are hex strings, as the OTLP/JSON mapping says (not
+/// base64, the generic protobuf JSON rule for `bytes`); a base64 id is a malformed value.
+pub(super) fn parse_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, serde_json::Error> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'[') {
+        return Err(de::Error::custom("expected a JSON object, found an array"));
+    }
+    let req: TracesRequest = serde_json::from_slice(body)?;
+    Ok(ExportTraceServiceRequest { resource_spans: list(req.resource_spans, Into::into) })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct TracesRequest {
+    resource_spans: Option<Vec<ResourceSpans>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ResourceSpans {
+    resource: Option<Resource>,
+    scope_spans: Option<Vec<ScopeSpans>>,
+    schema_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ScopeSpans {
+    scope: Option<Scope>,
+    spans: Option<Vec<Span>>,
+    schema_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Span {
+    trace_id: Option<Hex>,
+    span_id: Option<Hex>,
+    trace_state: Option<String>,
+    parent_span_id: Option<Hex>,
+    flags: Option<u32>,
+    name: Option<String>,
+    kind: Option<Kind>,
+    start_time_unix_nano: Option<U64>,
+    end_time_unix_nano: Option<U64>,
+    attributes: Option<Vec<KeyValue>>,
+    dropped_attributes_count: Option<u32>,
+    events: Option<Vec<Event>>,
+    dropped_events_count: Option<u32>,
+    links: Option<Vec<Link>>,
+    dropped_links_count: Option<u32>,
+    status: Option<Status>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Event {
+    time_unix_nano: Option<U64>,
+    name: Option<String>,
+    attributes: Option<Vec<KeyValue>>,
+    dropped_attributes_count: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Link {
+    trace_id: Option<Hex>,
+    span_id: Option<Hex>,
+    trace_state: Option<String>,
+    attributes: Option<Vec<KeyValue>>,
+    dropped_attributes_count: Option<u32>,
+    flags: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Status {
+    message: Option<String>,
+    code: Option<Code>,
+}
+
+/// `Span.SpanKind`: an integer or the enum value's name (`SPAN_KIND_SERVER`).
+struct Kind(i32);
+/// `Status.StatusCode`: an integer or the enum value's name (`STATUS_CODE_ERROR`).
+struct Code(i32);
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        proto_enum(d, "span kind", |s| pt::span::SpanKind::from_str_name(s).map(|k| k as i32)).map(Kind)
+    }
+}
+
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        proto_enum(d, "status code", |s| pt::status::StatusCode::from_str_name(s).map(|k| k as i32)).map(Code)
+    }
+}
+
+/// A protobuf enum in JSON: its number (any `int32`: unknown values are kept, as proto3 does)
+/// or its value's name.
+fn proto_enum<'de, D: Deserializer<'de>>(
+    d: D,
+    what: &'static str,
+    by_name: fn(&str) -> Option<i32>,
+) -> Result<i32, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .ok_or_else(|| de::Error::custom(format!("invalid {what} {n}"))),
+        serde_json::Value::String(s) => by_name(&s).ok_or_else(|| de::Error::custom(format!("invalid {what} {s:?}"))),
+        other => Err(de::Error::custom(format!("invalid {what} {other}"))),
+    }
+}
+
+fn hex_bytes(h: Option<Hex>) -> Vec<u8> {
+    h.map_or_else(Vec::new, |h| h.0)
+}
+
+impl From<ResourceSpans> for pt::ResourceSpans {
+    fn from(r: ResourceSpans) -> Self {
+        pt::ResourceSpans {
+            resource: r.resource.map(Into::into),
+            scope_spans: list(r.scope_spans, Into::into),
+            schema_url: r.schema_url.unwrap_or_default(),
+        }
+    }
+}
+
+impl From<ScopeSpans> for pt::ScopeSpans {
+    fn from(s: ScopeSpans) -> Self {
+        pt::ScopeSpans {
+            scope: s.scope.map(Into::into),
+            spans: list(s.spans, Into::into),
+            schema_url: s.schema_url.unwrap_or_default(),
+        }
+    }
+}
+
+impl From<Span> for pt::Span {
+    fn from(s: Span) -> Self {
+        pt::Span {
+            trace_id: hex_bytes(s.trace_id),
+            span_id: hex_bytes(s.span_id),
+            trace_state: s.trace_state.unwrap_or_default(),
+            parent_span_id: hex_bytes(s.parent_span_id),
+            flags: s.flags.unwrap_or_default(),
+            name: s.name.unwrap_or_default(),
+            kind: s.kind.map_or(0, |k| k.0),
+            start_time_unix_nano: u64v(s.start_time_unix_nano),
+            end_time_unix_nano: u64v(s.end_time_unix_nano),
+            attributes: list(s.attributes, Into::into),
+            dropped_attributes_count: s.dropped_attributes_count.unwrap_or_default(),
+            events: list(s.events, |e| pt::span::Event {
+                time_unix_nano: u64v(e.time_unix_nano),
+                name: e.name.unwrap_or_default(),
+                attributes: list(e.attributes, Into::into),
+                dropped_attributes_count: e.dropped_attributes_count.unwrap_or_default(),
+            }),
+            dropped_events_count: s.dropped_events_count.unwrap_or_default(),
+            links: list(s.links, |l| pt::span::Link {
+                trace_id: hex_bytes(l.trace_id),
+                span_id: hex_bytes(l.span_id),
+                trace_state: l.trace_state.unwrap_or_default(),
+                attributes: list(l.attributes, Into::into),
+                dropped_attributes_count: l.dropped_attributes_count.unwrap_or_default(),
+                flags: l.flags.unwrap_or_default(),
+            }),
+            dropped_links_count: s.dropped_links_count.unwrap_or_default(),
+            status: s
+                .status
+                .map(|st| pt::Status { message: st.message.unwrap_or_default(), code: st.code.map_or(0, |c| c.0) }),
         }
     }
 }

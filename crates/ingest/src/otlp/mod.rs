@@ -1,6 +1,9 @@
 //! OTLP/HTTP metrics (`POST /v1/metrics`): an `ExportMetricsServiceRequest` as protobuf
 //! (`application/x-protobuf`) or OTLP/JSON (`application/json`) to a [`WriteBatch`] of
-//! Prometheus-style series.
+//! Prometheus-style series. Logs (`POST /v1/logs`, [`decode_logs_proto`]) become a
+//! `LogBatch`, and traces (`POST /v1/traces`, [`decode_traces_proto`], [`decode_traces_json`])
+//! a `SpanBatch` with [`DecodedSpans`] counting what was refused or cut to [`TraceLimits`];
+//! [`encode_traces_proto`] and [`resource_spans_json`] render spans back for the read APIs.
 //!
 //! Specs: the OTLP protocol <https://opentelemetry.io/docs/specs/otlp/> (JSON encoding:
 //! <https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding>) and the mapping
@@ -40,6 +43,7 @@ mod json;
 mod logs;
 mod names;
 mod options;
+mod traces;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
@@ -48,6 +52,10 @@ use telltale_model::WriteBatch;
 pub use error::{Error, Result};
 pub use logs::{decode_logs_json, decode_logs_proto};
 pub use options::{DeltaTemporality, OtlpLimits, OtlpOptions, TranslationStrategy};
+pub use traces::{
+    convert_traces, decode_traces_json, decode_traces_proto, encode_traces_proto, resource_spans_json, traces_response,
+    DecodedSpans, TraceLimits,
+};
 
 /// A decoded request: the series to write, and what could not be turned into series.
 #[derive(Debug, Clone, Default)]
