@@ -16,6 +16,20 @@ pub(crate) struct Row {
     pub(crate) span: Span,
 }
 
+/// A span to encode, by reference, with its resource and scope indexes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowRef<'a> {
+    pub(crate) res: u32,
+    pub(crate) scope: u32,
+    pub(crate) span: &'a Span,
+}
+
+impl Row {
+    pub(crate) fn as_ref(&self) -> RowRef<'_> {
+        RowRef { res: self.res, scope: self.scope, span: &self.span }
+    }
+}
+
 /// A resource without its spans: attributes, dropped count, schema URL.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Resource {
@@ -240,14 +254,14 @@ struct Columns {
 }
 
 /// Encodes rows (in the order given) as one block.
-pub(crate) fn encode_rows<'a>(rows: impl ExactSizeIterator<Item = &'a Row>) -> Vec<u8> {
+pub(crate) fn encode_rows<'a>(rows: impl ExactSizeIterator<Item = RowRef<'a>>) -> Vec<u8> {
     let mut dict = Dict::default();
     let mut c = Columns::default();
     let n = rows.len();
     let mut run: Option<(TraceId, u64)> = None;
     let mut prev_start = 0i64;
     for r in rows {
-        let s = &r.span;
+        let s = r.span;
         match &mut run {
             Some((t, k)) if *t == s.trace_id => *k += 1,
             _ => {
@@ -487,14 +501,14 @@ pub(crate) mod tests {
         fn rows_round_trip(spans in proptest::collection::vec(span(), 0..20)) {
             let rows: Vec<Row> = spans.into_iter().enumerate()
                 .map(|(i, span)| Row { res: i as u32 % 3, scope: i as u32 % 2, span }).collect();
-            let enc = encode_rows(rows.iter());
+            let enc = encode_rows(rows.iter().map(Row::as_ref));
             prop_assert_eq!(decode_rows(&enc), Some(rows));
         }
 
         #[test]
         fn damaged_blocks_decode_to_none_or_rows(spans in proptest::collection::vec(span(), 1..5), at in any::<proptest::sample::Index>()) {
             let rows: Vec<Row> = spans.into_iter().map(|span| Row { res: 0, scope: 0, span }).collect();
-            let enc = encode_rows(rows.iter());
+            let enc = encode_rows(rows.iter().map(Row::as_ref));
             let _ = decode_rows(&enc[..at.index(enc.len())]);
         }
 

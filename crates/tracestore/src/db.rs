@@ -11,7 +11,7 @@ use telltale_model::{Nanos, ResourceSpans, ScopeSpans, Span, SpanBatch, SpanKind
 use telltale_walfile::{frame, put_bytes, put_uvarint, Cursor, Wal};
 use tracing::{info, warn};
 
-use crate::codec::{self, get_resource, get_scope, put_resource, put_scope, Resource, Row, ScopeInfo};
+use crate::codec::{self, get_resource, get_scope, put_resource, put_scope, Resource, Row, RowRef, ScopeInfo};
 use crate::error::{io_err, Error, Result};
 use crate::options::Options;
 use crate::segment::{self, Catalogue, Segment, TagScope};
@@ -74,118 +74,173 @@ pub struct Stats {
     pub corrupt_blocks: u64,
 }
 
-/// Resource and scope tables with the rows that point into them.
+/// Deduplicated resource and scope tables, and where each input index went.
 #[derive(Debug, Default)]
-struct Head {
+struct Tables {
     resources: Vec<Resource>,
     res_ids: HashMap<Vec<u8>, u32>,
     scopes: Vec<ScopeInfo>,
     scope_ids: HashMap<Vec<u8>, u32>,
-    rows: Vec<Row>,
+}
+
+impl Tables {
+    fn resource_id(&mut self, r: &Resource) -> u32 {
+        let mut key = Vec::new();
+        put_resource(&mut key, r);
+        if let Some(id) = self.res_ids.get(&key) {
+            return *id;
+        }
+        let id = self.resources.len() as u32;
+        self.resources.push(r.clone());
+        self.res_ids.insert(key, id);
+        id
+    }
+
+    fn scope_id(&mut self, s: &ScopeInfo) -> u32 {
+        let mut key = Vec::new();
+        put_scope(&mut key, s);
+        if let Some(id) = self.scope_ids.get(&key) {
+            return *id;
+        }
+        let id = self.scopes.len() as u32;
+        self.scopes.push(s.clone());
+        self.scope_ids.insert(key, id);
+        id
+    }
+
+    /// Adds another source's tables; returns where its indexes went.
+    fn absorb(&mut self, resources: &[Resource], scopes: &[ScopeInfo]) -> (Vec<u32>, Vec<u32>) {
+        (resources.iter().map(|r| self.resource_id(r)).collect(), scopes.iter().map(|s| self.scope_id(s)).collect())
+    }
+}
+
+/// One write's spans as the WAL holds them: the batch's resource and scope tables and its
+/// rows encoded (uncompressed columns). The head keeps writes in this form, so its memory is
+/// about its encoded size rather than the several times more of decoded spans.
+#[derive(Debug)]
+struct Chunk {
+    resources: Vec<Resource>,
+    scopes: Vec<ScopeInfo>,
+    rows: Vec<u8>,
+}
+
+impl Chunk {
+    fn from_batch(batch: &SpanBatch) -> Chunk {
+        let (mut resources, mut scopes, mut refs) = (Vec::new(), Vec::new(), Vec::new());
+        for rs in &batch.resources {
+            let res = resources.len() as u32;
+            resources.push(Resource {
+                attributes: rs.resource.clone(),
+                dropped_attributes_count: rs.dropped_attributes_count,
+                schema_url: rs.schema_url.clone(),
+            });
+            for ss in &rs.scopes {
+                let scope = scopes.len() as u32;
+                scopes.push(ScopeInfo { scope: ss.scope.clone(), schema_url: ss.schema_url.clone() });
+                refs.extend(ss.spans.iter().map(|span| RowRef { res, scope, span }));
+            }
+        }
+        Chunk { resources, scopes, rows: codec::encode_rows(refs.into_iter()) }
+    }
+
+    /// The rows; a chunk is only made by [`Chunk::from_batch`] or from a checked WAL record,
+    /// so they decode.
+    fn decode(&self) -> Vec<Row> {
+        codec::decode_rows(&self.rows).unwrap_or_default()
+    }
+
+    fn encode_wal(&self, buf: &mut Vec<u8>) {
+        frame(buf, TYPE_SPANS, |b| {
+            put_uvarint(b, self.resources.len() as u64);
+            for r in &self.resources {
+                put_resource(b, r);
+            }
+            put_uvarint(b, self.scopes.len() as u64);
+            for s in &self.scopes {
+                put_scope(b, s);
+            }
+            put_bytes(b, &self.rows);
+        });
+    }
+
+    /// A chunk from a WAL record, with its decoded rows (to index them).
+    fn decode_wal(typ: u8, payload: &[u8]) -> Option<(Chunk, Vec<Row>)> {
+        if typ != TYPE_SPANS {
+            return None;
+        }
+        let mut c = Cursor::new(payload);
+        let mut resources = Vec::new();
+        for _ in 0..c.usize()? {
+            resources.push(get_resource(&mut c)?);
+        }
+        let mut scopes = Vec::new();
+        for _ in 0..c.usize()? {
+            scopes.push(get_scope(&mut c)?);
+        }
+        let data = c.bytes()?;
+        let rows = codec::decode_rows(data)?;
+        let ok = c.b.is_empty()
+            && rows.iter().all(|r| (r.res as usize) < resources.len() && (r.scope as usize) < scopes.len());
+        ok.then(|| (Chunk { resources, scopes, rows: data.to_vec() }, rows))
+    }
+}
+
+/// The spans not yet in a segment: chunks, indexed by trace id.
+#[derive(Debug, Default)]
+struct Head {
+    chunks: Vec<Chunk>,
+    /// Chunks holding spans of each trace, ascending.
     by_trace: HashMap<TraceId, Vec<u32>>,
+    spans: u64,
     bytes: u64,
     first_ms: Option<i64>,
     catalogue: Catalogue,
 }
 
 impl Head {
-    /// Adds rows whose indexes point into `resources`/`scopes`.
-    fn add(&mut self, resources: Vec<Resource>, scopes: Vec<ScopeInfo>, rows: Vec<Row>, bytes: u64, now_ms: i64) {
-        let rmap: Vec<u32> = resources.into_iter().map(|r| self.resource_id(r)).collect();
-        let smap: Vec<u32> = scopes.into_iter().map(|s| self.scope_id(s)).collect();
-        for mut row in rows {
-            row.res = rmap.get(row.res as usize).copied().unwrap_or(0);
-            row.scope = smap.get(row.scope as usize).copied().unwrap_or(0);
-            if let Some(res) = self.resources.get(row.res as usize) {
-                self.catalogue.add(res, &row.span);
-            }
-            self.by_trace.entry(row.span.trace_id).or_default().push(self.rows.len() as u32);
-            self.rows.push(row);
+    fn add<'a>(&mut self, chunk: Chunk, spans: impl Iterator<Item = (u32, &'a Span)>, now_ms: i64) {
+        let ix = self.chunks.len() as u32;
+        for r in &chunk.resources {
+            self.catalogue.add_attrs(TagScope::Resource, &r.attributes);
         }
-        self.bytes += bytes;
+        for (res, span) in spans {
+            let list = self.by_trace.entry(span.trace_id).or_default();
+            if list.last() != Some(&ix) {
+                list.push(ix);
+            }
+            if let Some(r) = chunk.resources.get(res as usize) {
+                self.catalogue.add(r, span);
+            }
+            self.spans += 1;
+        }
+        self.bytes += chunk.rows.len() as u64 + 64 * (chunk.resources.len() + chunk.scopes.len()) as u64;
+        self.chunks.push(chunk);
         self.first_ms.get_or_insert(now_ms);
     }
 
-    fn resource_id(&mut self, r: Resource) -> u32 {
-        let mut key = Vec::new();
-        put_resource(&mut key, &r);
-        if let Some(id) = self.res_ids.get(&key) {
-            return *id;
-        }
-        let id = self.resources.len() as u32;
-        self.catalogue.add_attrs(TagScope::Resource, &r.attributes);
-        self.resources.push(r);
-        self.res_ids.insert(key, id);
-        id
-    }
-
-    fn scope_id(&mut self, s: ScopeInfo) -> u32 {
-        let mut key = Vec::new();
-        put_scope(&mut key, &s);
-        if let Some(id) = self.scope_ids.get(&key) {
-            return *id;
-        }
-        let id = self.scopes.len() as u32;
-        self.scopes.push(s);
-        self.scope_ids.insert(key, id);
-        id
-    }
-
-    fn trace_rows(&self, id: &TraceId) -> Vec<Row> {
-        self.by_trace.get(id).map(|ix| ix.iter().map(|i| self.rows[*i as usize].clone()).collect()).unwrap_or_default()
-    }
-}
-
-/// Splits a batch into tables and rows (indexes local to the batch).
-fn split(batch: SpanBatch) -> (Vec<Resource>, Vec<ScopeInfo>, Vec<Row>) {
-    let (mut resources, mut scopes, mut rows) = (Vec::new(), Vec::new(), Vec::new());
-    for rs in batch.resources {
-        let res = resources.len() as u32;
-        resources.push(Resource {
-            attributes: rs.resource,
-            dropped_attributes_count: rs.dropped_attributes_count,
-            schema_url: rs.schema_url,
-        });
-        for ss in rs.scopes {
-            let scope = scopes.len() as u32;
-            scopes.push(ScopeInfo { scope: ss.scope, schema_url: ss.schema_url });
-            rows.extend(ss.spans.into_iter().map(|span| Row { res, scope, span }));
+    /// The spans of trace `id`, from each chunk holding some.
+    fn trace_into(&self, id: &TraceId, asm: &mut Assembler) {
+        for ci in self.by_trace.get(id).into_iter().flatten() {
+            let c = &self.chunks[*ci as usize];
+            let rows = c.decode().into_iter().filter(|r| r.span.trace_id == *id).collect();
+            asm.add(&c.resources, &c.scopes, rows);
         }
     }
-    (resources, scopes, rows)
-}
 
-fn encode_wal(buf: &mut Vec<u8>, resources: &[Resource], scopes: &[ScopeInfo], rows: &[Row]) {
-    frame(buf, TYPE_SPANS, |b| {
-        put_uvarint(b, resources.len() as u64);
-        for r in resources {
-            put_resource(b, r);
+    /// Every row with tables merged, for a flush.
+    fn merged(&self) -> (Tables, Vec<Row>) {
+        let mut t = Tables::default();
+        let mut rows = Vec::with_capacity(self.spans as usize);
+        for c in &self.chunks {
+            let (rmap, smap) = t.absorb(&c.resources, &c.scopes);
+            rows.extend(c.decode().into_iter().map(|mut r| {
+                r.res = rmap[r.res as usize];
+                r.scope = smap[r.scope as usize];
+                r
+            }));
         }
-        put_uvarint(b, scopes.len() as u64);
-        for s in scopes {
-            put_scope(b, s);
-        }
-        put_bytes(b, &codec::encode_rows(rows.iter()));
-    });
-}
-
-type Decoded = (Vec<Resource>, Vec<ScopeInfo>, Vec<Row>);
-
-fn decode_wal(typ: u8, payload: &[u8]) -> Option<Decoded> {
-    if typ != TYPE_SPANS {
-        return None;
+        (t, rows)
     }
-    let mut c = Cursor::new(payload);
-    let mut resources = Vec::new();
-    for _ in 0..c.usize()? {
-        resources.push(get_resource(&mut c)?);
-    }
-    let mut scopes = Vec::new();
-    for _ in 0..c.usize()? {
-        scopes.push(get_scope(&mut c)?);
-    }
-    let rows = codec::decode_rows(c.bytes()?)?;
-    c.b.is_empty().then_some((resources, scopes, rows))
 }
 
 struct Writer {
@@ -249,15 +304,16 @@ impl TraceDb {
                 continue;
             }
             let data = fs::read(&path).map_err(io_err("read wal segment", &path))?;
-            let damage =
-                telltale_walfile::read_records(&data, &WAL_MAGIC, |typ, payload| match decode_wal(typ, payload) {
-                    Some((r, s, rows)) => {
+            let damage = telltale_walfile::read_records(&data, &WAL_MAGIC, |typ, payload| {
+                match Chunk::decode_wal(typ, payload) {
+                    Some((chunk, rows)) => {
                         replayed += rows.len() as u64;
-                        head.add(r, s, rows, payload.len() as u64, 0);
+                        head.add(chunk, rows.iter().map(|r| (r.res, &r.span)), 0);
                         true
                     }
                     None => false,
-                });
+                }
+            });
             if let Some(d) = damage {
                 warn!(path = %path.display(), reason = %d.reason, "trace wal segment damaged; keeping its readable part");
                 let f = fs::OpenOptions::new().write(true).open(&path).map_err(io_err("open wal segment", &path))?;
@@ -285,15 +341,20 @@ impl TraceDb {
 
     /// Stores `batch`: once this returns `Ok` the spans are in the WAL (they survive `kill -9`)
     /// and visible to reads. `now_ms` dates the head for [`Options::head_max_age`].
-    pub fn write(&self, batch: SpanBatch, now_ms: i64) -> Result<WriteStats> {
+    pub fn write(&self, batch: &SpanBatch, now_ms: i64) -> Result<WriteStats> {
         let spans = batch.span_count() as u64;
         if spans == 0 {
             return Ok(WriteStats::default());
         }
-        let (resources, scopes, rows) = split(batch);
+        let chunk = Chunk::from_batch(batch);
         let mut buf = Vec::new();
-        encode_wal(&mut buf, &resources, &scopes, &rows);
+        chunk.encode_wal(&mut buf);
         let bytes = buf.len() as u64;
+        let refs = batch
+            .resources
+            .iter()
+            .enumerate()
+            .flat_map(|(i, rs)| rs.scopes.iter().flat_map(move |ss| ss.spans.iter().map(move |sp| (i as u32, sp))));
         let full = {
             let mut w = self.writer.lock();
             if w.wal.would_overflow(buf.len()) {
@@ -302,7 +363,7 @@ impl TraceDb {
             w.wal.append(&buf)?;
             let head = self.head.read().clone();
             let mut h = head.write();
-            h.add(resources, scopes, rows, bytes, now_ms);
+            h.add(chunk, refs, now_ms);
             h.bytes >= self.opts.head_max_bytes
         };
         if full {
@@ -326,7 +387,7 @@ impl TraceDb {
         let (old, closed, seq) = {
             let mut w = self.writer.lock();
             let head = self.head.read().clone();
-            if head.read().rows.is_empty() {
+            if head.read().chunks.is_empty() {
                 return Ok(());
             }
             let closed = w.wal.rotate()?;
@@ -336,17 +397,17 @@ impl TraceDb {
             *self.head.write() = Arc::new(RwLock::new(Head::default()));
             (head, closed, seq)
         };
-        let h = old.read();
+        let (tables, rows) = old.read().merged();
         let written = segment::write(
             &self.dir.join("segments"),
             seq,
-            &h.resources,
-            &h.scopes,
-            h.rows.iter().collect(),
+            &tables.resources,
+            &tables.scopes,
+            rows.iter().collect(),
             closed,
             &self.opts,
         );
-        drop(h);
+        drop(rows);
         let seg = match written {
             Ok(s) => s,
             Err(e) => {
@@ -369,8 +430,10 @@ impl TraceDb {
         let _w = self.writer.lock();
         let cur = std::mem::take(&mut *self.head.read().write());
         let mut merged = Arc::try_unwrap(old).map(RwLock::into_inner).unwrap_or_default();
-        let Head { resources, scopes, rows, bytes, .. } = cur;
-        merged.add(resources, scopes, rows, bytes, 0);
+        for chunk in cur.chunks {
+            let rows = chunk.decode();
+            merged.add(chunk, rows.iter().map(|r| (r.res, &r.span)), cur.first_ms.unwrap_or(0));
+        }
         *self.head.write() = Arc::new(RwLock::new(merged));
         *self.flushing.write() = None;
     }
@@ -411,8 +474,7 @@ impl TraceDb {
     pub fn trace(&self, id: &TraceId) -> Result<TraceRead> {
         let mut asm = Assembler::default();
         for h in self.heads() {
-            let h = h.read();
-            asm.add(&h.resources, &h.scopes, h.trace_rows(id));
+            h.read().trace_into(id, &mut asm);
         }
         for seg in self.segments() {
             for i in seg.blocks_of(id) {
@@ -433,12 +495,23 @@ impl TraceDb {
             let pieces: Vec<(TraceId, SpanBatch)> = {
                 let h = h.read();
                 let mut out = Vec::new();
-                for (tid, ix) in &h.by_trace {
-                    let rows: Vec<&Row> = ix.iter().map(|i| &h.rows[*i as usize]).collect();
-                    if piece_may_match(q, &h.resources, &rows) {
+                for (ci, c) in h.chunks.iter().enumerate() {
+                    let mut firsts: Vec<TraceId> = Vec::new();
+                    for r in c.decode() {
+                        let first = h.by_trace.get(&r.span.trace_id).and_then(|v| v.first());
+                        if first == Some(&(ci as u32)) && firsts.last() != Some(&r.span.trace_id) {
+                            firsts.push(r.span.trace_id);
+                        }
+                    }
+                    firsts.sort();
+                    firsts.dedup();
+                    for tid in firsts {
                         let mut asm = Assembler::default();
-                        asm.add(&h.resources, &h.scopes, rows.into_iter().cloned().collect());
-                        out.push((*tid, asm.finish(usize::MAX).batch));
+                        h.trace_into(&tid, &mut asm);
+                        let batch = asm.finish(usize::MAX).batch;
+                        if batch_may_match(q, &batch) {
+                            out.push((tid, batch));
+                        }
                     }
                 }
                 out
@@ -461,13 +534,11 @@ impl TraceDb {
                 while start < rows.len() {
                     let tid = rows[start].span.trace_id;
                     let end = start + rows[start..].iter().take_while(|r| r.span.trace_id == tid).count();
-                    let part: Vec<&Row> = rows[start..end].iter().collect();
-                    if piece_may_match(q, &seg.footer.resources, &part) {
-                        let mut asm = Assembler::default();
-                        asm.add(&seg.footer.resources, &seg.footer.scopes, rows[start..end].to_vec());
-                        if !f(tid, asm.finish(usize::MAX).batch) {
-                            return Ok(());
-                        }
+                    let mut asm = Assembler::default();
+                    asm.add(&seg.footer.resources, &seg.footer.scopes, rows[start..end].to_vec());
+                    let batch = asm.finish(usize::MAX).batch;
+                    if batch_may_match(q, &batch) && !f(tid, batch) {
+                        return Ok(());
                     }
                     start = end;
                 }
@@ -525,7 +596,7 @@ impl TraceDb {
         let aged = {
             let h = self.head.read().clone();
             let h = h.read();
-            h.first_ms.is_some_and(|t| now_ms - t >= self.opts.head_max_age.as_millis() as i64) && !h.rows.is_empty()
+            h.first_ms.is_some_and(|t| now_ms - t >= self.opts.head_max_age.as_millis() as i64) && !h.chunks.is_empty()
         };
         if aged {
             self.flush()?;
@@ -598,7 +669,7 @@ impl TraceDb {
     pub fn stats(&self) -> Stats {
         let segs = self.segments();
         Stats {
-            head_spans: self.heads().iter().map(|h| h.read().rows.len() as u64).sum(),
+            head_spans: self.heads().iter().map(|h| h.read().spans).sum(),
             segments: segs.len() as u64,
             segment_spans: segs.iter().map(|s| s.footer.spans()).sum(),
             segment_bytes: segs.iter().map(|s| s.size).sum(),
@@ -644,16 +715,9 @@ fn pick_run(segs: &[Arc<Segment>], target: u64) -> Vec<Arc<Segment>> {
 type TableMaps = Vec<(Vec<u32>, Vec<u32>)>;
 
 fn merge_tables(run: &[Arc<Segment>]) -> (Vec<Resource>, Vec<ScopeInfo>, TableMaps) {
-    let mut head = Head::default();
-    let maps = run
-        .iter()
-        .map(|s| {
-            let r = s.footer.resources.iter().map(|r| head.resource_id(r.clone())).collect();
-            let sc = s.footer.scopes.iter().map(|x| head.scope_id(x.clone())).collect();
-            (r, sc)
-        })
-        .collect();
-    (head.resources, head.scopes, maps)
+    let mut t = Tables::default();
+    let maps = run.iter().map(|s| t.absorb(&s.footer.resources, &s.footer.scopes)).collect();
+    (t.resources, t.scopes, maps)
 }
 
 /// One input of a merge: a segment read a block at a time.
@@ -739,23 +803,20 @@ fn block_may_match(q: &Search, b: &segment::BlockMeta) -> bool {
     q.attrs.iter().all(|(k, v)| b.bloom.may_contain(k, v))
 }
 
-fn piece_may_match(q: &Search, resources: &[Resource], rows: &[&Row]) -> bool {
-    let in_range = |s: &Span| s.end >= q.start && (q.end == 0 || s.start < q.end);
-    let service = |r: &Row| resources.get(r.res as usize).map(Resource::service).unwrap_or_default().to_owned();
-    rows.iter().any(|r| in_range(&r.span))
-        && (q.services.is_empty() || rows.iter().any(|r| q.services.contains(&service(r))))
-        && (q.names.is_empty() || rows.iter().any(|r| q.names.contains(&r.span.name)))
-        && rows.iter().any(|r| r.span.duration() >= q.min_duration)
-        && (!q.error_only || rows.iter().any(|r| r.span.status == StatusCode::Error))
-        && q.attrs.iter().all(|(k, v)| {
-            rows.iter().any(|r| {
-                let res = resources.get(r.res as usize);
-                telltale_model::attr(&r.span.attributes, k)
-                    .or_else(|| res.and_then(|res| telltale_model::attr(&res.attributes, k)))
-                    .and_then(|x| x.as_str())
-                    == Some(v.as_str())
-            })
-        })
+fn batch_may_match(q: &Search, batch: &SpanBatch) -> bool {
+    let spans = || batch.spans();
+    let attr_is = |rs: &ResourceSpans, sp: &Span, k: &str, v: &str| {
+        telltale_model::attr(&sp.attributes, k)
+            .or_else(|| telltale_model::attr(&rs.resource, k))
+            .and_then(|x| x.as_str())
+            == Some(v)
+    };
+    spans().any(|(_, _, s)| s.end >= q.start && (q.end == 0 || s.start < q.end))
+        && (q.services.is_empty() || batch.resources.iter().any(|r| q.services.iter().any(|s| s == r.service_name())))
+        && (q.names.is_empty() || spans().any(|(_, _, s)| q.names.contains(&s.name)))
+        && spans().any(|(_, _, s)| s.duration() >= q.min_duration)
+        && (!q.error_only || spans().any(|(_, _, s)| s.status == StatusCode::Error))
+        && q.attrs.iter().all(|(k, v)| spans().any(|(r, _, s)| attr_is(r, s, k, v)))
 }
 
 /// Builds one [`SpanBatch`] from rows of several sources, grouping by equal resource and

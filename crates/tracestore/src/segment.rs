@@ -435,7 +435,7 @@ impl SegmentWriter {
         if rows.is_empty() {
             return Ok(());
         }
-        let raw = codec::encode_rows(rows.iter().copied());
+        let raw = codec::encode_rows(rows.iter().map(|r| r.as_ref()));
         let packed = zstd::bulk::compress(&raw, self.level).map_err(io_err("compress block", &self.tmp))?;
         let meta = block_meta(rows, &self.footer.resources, self.offset, &packed, &mut self.footer.catalogue);
         self.footer.blocks.push(meta);

@@ -63,7 +63,7 @@ fn a_trace_reads_back_equal_from_the_head_from_segments_and_after_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let db = TraceDb::open(dir.path(), &small()).unwrap();
     for n in 0..2000 {
-        db.write(trace(n, if n % 2 == 0 { "api" } else { "web" }), 0).unwrap();
+        db.write(&trace(n, if n % 2 == 0 { "api" } else { "web" }), 0).unwrap();
     }
     let stats = db.stats();
     assert!(stats.segments >= 2, "{stats:?}");
@@ -92,11 +92,11 @@ fn spans_of_one_trace_written_apart_come_back_together_and_once() {
     first.resources[0].scopes[0].spans.truncate(1);
     let mut rest = whole.clone();
     rest.resources[0].scopes[0].spans.remove(0);
-    db.write(first.clone(), 0).unwrap();
+    db.write(&first, 0).unwrap();
     db.flush_now().unwrap();
-    db.write(rest, 0).unwrap();
+    db.write(&rest, 0).unwrap();
     // A retried request repeats spans; a read returns each once.
-    db.write(first, 0).unwrap();
+    db.write(&first, 0).unwrap();
     assert_eq!(db.trace(&tid(7)).unwrap().batch, whole);
 }
 
@@ -110,7 +110,7 @@ fn a_huge_trace_is_stored_and_its_read_is_marked_partial() {
         for (i, s) in b.resources[0].scopes[0].spans.iter_mut().enumerate() {
             s.span_id = SpanId((1000 + k * 3 + i as u64).to_be_bytes());
         }
-        db.write(b, 0).unwrap();
+        db.write(&b, 0).unwrap();
     }
     db.flush_now().unwrap();
     let got = db.trace(&tid(1)).unwrap();
@@ -123,7 +123,7 @@ fn search_prunes_by_service_name_duration_error_and_attribute() {
     let dir = tempfile::tempdir().unwrap();
     let db = TraceDb::open(dir.path(), &small()).unwrap();
     for n in 0..600 {
-        db.write(trace(n, ["api", "web", "db"][n as usize % 3]), 0).unwrap();
+        db.write(&trace(n, ["api", "web", "db"][n as usize % 3]), 0).unwrap();
     }
     let ids = |q: Search| {
         let mut v = Vec::new();
@@ -167,7 +167,7 @@ fn the_catalogue_lists_services_operations_and_attribute_values() {
     let dir = tempfile::tempdir().unwrap();
     let db = TraceDb::open(dir.path(), &small()).unwrap();
     for n in 0..300 {
-        db.write(trace(n, ["api", "web"][n as usize % 2]), 0).unwrap();
+        db.write(&trace(n, ["api", "web"][n as usize % 2]), 0).unwrap();
     }
     assert_eq!(db.services(), ["api", "web"]);
     let ops = db.operations(Some("api"));
@@ -185,7 +185,7 @@ fn a_torn_wal_keeps_its_good_prefix_and_a_corrupt_segment_is_quarantined() {
     {
         let db = TraceDb::open(dir.path(), &small()).unwrap();
         for n in 0..300 {
-            db.write(trace(n, "api"), 0).unwrap();
+            db.write(&trace(n, "api"), 0).unwrap();
         }
         assert!(db.stats().segments >= 1);
     }
@@ -210,7 +210,7 @@ fn a_torn_wal_keeps_its_good_prefix_and_a_corrupt_segment_is_quarantined() {
     // Traces of the torn record are gone, the rest readable; writing goes on.
     assert_eq!(db.trace(&tid(299)).unwrap().batch.span_count(), 0);
     assert_eq!(db.trace(&tid(298)).unwrap().batch.span_count(), 3);
-    db.write(trace(299, "api"), 0).unwrap();
+    db.write(&trace(299, "api"), 0).unwrap();
     assert_eq!(db.trace(&tid(299)).unwrap().batch.span_count(), 3);
 }
 
@@ -220,7 +220,7 @@ fn retention_deletes_old_segments_and_compaction_joins_small_ones() {
     let opts = Options { compaction_target: 64 << 20, ..small() };
     let db = TraceDb::open(dir.path(), &opts).unwrap();
     for n in 0..1000 {
-        db.write(trace(n, "api"), 0).unwrap();
+        db.write(&trace(n, "api"), 0).unwrap();
     }
     db.flush_now().unwrap();
     let before = db.stats();
