@@ -32,6 +32,7 @@ pub mod otlp;
 pub mod prom_remote_write;
 mod prom_remote_write_encode;
 pub mod syslog;
+pub mod zipkin;
 
 pub use error::{Error, Result};
 pub use limits::Limits;

@@ -13,6 +13,15 @@ pub enum Error {
     /// The body is not a valid OTLP/JSON `ExportMetricsServiceRequest`.
     #[error("invalid otlp json body: {0}")]
     Json(#[source] serde_json::Error),
+    /// A Zipkin v2 body (`format` is `json` or `protobuf`) does not decode: the span decoders
+    /// share this error type so the API handles every trace intake alike.
+    #[error("invalid zipkin {format} body: {reason}")]
+    Zipkin {
+        /// `json` or `protobuf`.
+        format: &'static str,
+        /// What was wrong, one line.
+        reason: String,
+    },
     /// The options contradict each other (see [`super::OtlpOptions::validate`]).
     #[error("invalid otlp options: {0}")]
     InvalidOptions(&'static str),
@@ -38,7 +47,9 @@ impl Error {
     /// The category, for the API layer to pick a status code.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Protobuf(_) | Error::Json(_) | Error::InvalidOptions(_) => ErrorKind::InvalidInput,
+            Error::Protobuf(_) | Error::Json(_) | Error::Zipkin { .. } | Error::InvalidOptions(_) => {
+                ErrorKind::InvalidInput
+            }
             Error::LimitExceeded { .. } => ErrorKind::LimitExceeded,
         }
     }

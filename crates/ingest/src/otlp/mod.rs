@@ -56,6 +56,7 @@ pub use traces::{
     convert_traces, decode_traces_json, decode_traces_proto, encode_traces_proto, resource_spans_json, traces_response,
     DecodedSpans, TraceLimits,
 };
+pub(crate) use traces::{finish, Refusal, Refused};
 
 /// A decoded request: the series to write, and what could not be turned into series.
 #[derive(Debug, Clone, Default)]
