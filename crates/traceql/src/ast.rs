@@ -575,7 +575,7 @@ impl fmt::Display for Attribute {
         f.write_str(self.scope.prefix())?;
         let plain = !self.name.is_empty()
             && !self.name.chars().any(|c| ends_attribute(c) || c == '"' || c == '\\' || c.is_control())
-            && !(self.scope == Scope::None && self.name.starts_with(|c: char| c.is_ascii_digit()));
+            && (self.scope != Scope::None || !self.name.starts_with(|c: char| c.is_ascii_digit()));
         if plain {
             f.write_str(&self.name)
         } else {
@@ -609,8 +609,14 @@ impl fmt::Display for FieldRef {
 
 /// Prints a duration in the largest unit that keeps it exact (`1500ms`, `2s`, `7ns`).
 pub(crate) fn fmt_duration(ns: i64) -> String {
-    const UNITS: [(i64, &str); 6] =
-        [(3_600_000_000_000, "h"), (60_000_000_000, "m"), (1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us"), (1, "ns")];
+    const UNITS: [(i64, &str); 6] = [
+        (3_600_000_000_000, "h"),
+        (60_000_000_000, "m"),
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+        (1_000, "us"),
+        (1, "ns"),
+    ];
     if ns == 0 {
         return "0s".into();
     }

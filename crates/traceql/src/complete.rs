@@ -197,11 +197,14 @@ fn value_of(toks: &[Token], prefix: &str) -> Vec<Completion> {
 }
 
 fn context(toks: &[Token]) -> Vec<Completion> {
-    let depth: i64 = toks.iter().map(|t| match t.tok {
-        Tok::LBrace => 1,
-        Tok::RBrace => -1,
-        _ => 0,
-    }).sum();
+    let depth: i64 = toks
+        .iter()
+        .map(|t| match t.tok {
+            Tok::LBrace => 1,
+            Tok::RBrace => -1,
+            _ => 0,
+        })
+        .sum();
     let prev = toks.last().map(|t| &t.tok);
     let prev2 = toks.len().checked_sub(2).map(|i| &toks[i].tok);
     if depth > 0 {
@@ -217,10 +220,12 @@ fn context(toks: &[Token]) -> Vec<Completion> {
                 Some((_, Some(Intrinsic::Status))) => {
                     ["error", "ok", "unset"].iter().map(|s| text(s, CompletionKind::Value)).collect()
                 }
-                Some((_, Some(Intrinsic::Kind))) => ["server", "client", "internal", "producer", "consumer", "unspecified"]
-                    .iter()
-                    .map(|s| text(s, CompletionKind::Value))
-                    .collect(),
+                Some((_, Some(Intrinsic::Kind))) => {
+                    ["server", "client", "internal", "producer", "consumer", "unspecified"]
+                        .iter()
+                        .map(|s| text(s, CompletionKind::Value))
+                        .collect()
+                }
                 Some((_, Some(Intrinsic::Duration | Intrinsic::TraceDuration | Intrinsic::EventTimeSinceStart))) => {
                     ["100ms", "1s", "10s"].iter().map(|s| text(s, CompletionKind::Value)).collect()
                 }
@@ -251,8 +256,21 @@ fn context(toks: &[Token]) -> Vec<Completion> {
             v
         }
         Some(t) if is_comparison(t) => Vec::new(),
-        Some(Tok::And | Tok::Or | Tok::Gt | Tok::Lt | Tok::Desc | Tok::Ance | Tok::Sibl | Tok::NotChild
-            | Tok::NotParent | Tok::NotDesc | Tok::NotAnce | Tok::Nre | Tok::LParen) => {
+        Some(
+            Tok::And
+            | Tok::Or
+            | Tok::Gt
+            | Tok::Lt
+            | Tok::Desc
+            | Tok::Ance
+            | Tok::Sibl
+            | Tok::NotChild
+            | Tok::NotParent
+            | Tok::NotDesc
+            | Tok::NotAnce
+            | Tok::Nre
+            | Tok::LParen,
+        ) => {
             vec![text("{", CompletionKind::Keyword), text("(", CompletionKind::Keyword)]
         }
         _ => Vec::new(),

@@ -179,7 +179,9 @@ impl Evaluator<'_, '_> {
     pub(crate) fn matches(&self, e: &FieldExpr, i: usize) -> bool {
         let s = self.trace.spans[i].span;
         let events: Vec<Option<usize>> =
-            if uses_scope(e, Scope::Event, &[Intrinsic::EventName, Intrinsic::EventTimeSinceStart]) && !s.events.is_empty() {
+            if uses_scope(e, Scope::Event, &[Intrinsic::EventName, Intrinsic::EventTimeSinceStart])
+                && !s.events.is_empty()
+            {
                 (0..s.events.len()).map(Some).collect()
             } else {
                 vec![None]
@@ -190,7 +192,9 @@ impl Evaluator<'_, '_> {
             } else {
                 vec![None]
             };
-        events.iter().any(|&event| links.iter().any(|&link| self.field(e, Ctx { span: i, event, link }) == Value::Bool(true)))
+        events
+            .iter()
+            .any(|&event| links.iter().any(|&link| self.field(e, Ctx { span: i, event, link }) == Value::Bool(true)))
     }
 
     fn attribute(&self, a: &Attribute, ctx: Ctx) -> Value {
@@ -224,12 +228,18 @@ impl Evaluator<'_, '_> {
             Intrinsic::TraceDuration => Value::Duration(self.trace.duration),
             Intrinsic::RootName => root.map_or(Value::Nil, |r| Value::Str(r.span.name.clone())),
             Intrinsic::RootService => root.map_or(Value::Nil, |r| Value::Str(r.res.service_name().to_string())),
-            Intrinsic::EventName => ctx.event.and_then(|i| s.events.get(i)).map_or(Value::Nil, |ev| Value::Str(ev.name.clone())),
+            Intrinsic::EventName => {
+                ctx.event.and_then(|i| s.events.get(i)).map_or(Value::Nil, |ev| Value::Str(ev.name.clone()))
+            }
             Intrinsic::EventTimeSinceStart => {
                 ctx.event.and_then(|i| s.events.get(i)).map_or(Value::Nil, |ev| Value::Duration(ev.time - s.start))
             }
-            Intrinsic::LinkTraceId => ctx.link.and_then(|i| s.links.get(i)).map_or(Value::Nil, |l| Value::Str(hex(&l.trace_id.0))),
-            Intrinsic::LinkSpanId => ctx.link.and_then(|i| s.links.get(i)).map_or(Value::Nil, |l| Value::Str(hex(&l.span_id.0))),
+            Intrinsic::LinkTraceId => {
+                ctx.link.and_then(|i| s.links.get(i)).map_or(Value::Nil, |l| Value::Str(hex(&l.trace_id.0)))
+            }
+            Intrinsic::LinkSpanId => {
+                ctx.link.and_then(|i| s.links.get(i)).map_or(Value::Nil, |l| Value::Str(hex(&l.span_id.0)))
+            }
             Intrinsic::InstrumentationName => Value::Str(e.scope.scope.name.clone()),
             Intrinsic::InstrumentationVersion => Value::Str(e.scope.scope.version.clone()),
         }
@@ -308,7 +318,8 @@ impl Evaluator<'_, '_> {
 
     fn aggregate(&self, op: AggregateOp, expr: Option<&FieldExpr>, s: &Set) -> Option<Value> {
         let Some(expr) = expr else { return Some(Value::Int(s.spans.len() as i64)) };
-        let vals: Vec<Value> = s.spans.iter().map(|&i| self.value_of(expr, i)).filter(|v| v.as_f64().is_some()).collect();
+        let vals: Vec<Value> =
+            s.spans.iter().map(|&i| self.value_of(expr, i)).filter(|v| v.as_f64().is_some()).collect();
         let first = vals.first()?.clone();
         match op {
             AggregateOp::Count => Some(Value::Int(s.spans.len() as i64)),
@@ -398,10 +409,10 @@ impl Evaluator<'_, '_> {
         };
         let is_child_of = |i: usize, set: &[bool]| parent(i).is_some_and(|p| set[p]);
         let is_desc_of = |i: usize, set: &[bool]| self.trace.ancestors(i).any(|a| set[a]);
-        let is_sibling_of = |i: usize, set: &[usize]| {
-            parent(i).is_some_and(|p| set.iter().any(|&j| j != i && parent(j) == Some(p)))
-        };
-        let pick = |from: &[usize], f: &dyn Fn(usize) -> bool| from.iter().copied().filter(|&i| f(i)).collect::<Vec<_>>();
+        let is_sibling_of =
+            |i: usize, set: &[usize]| parent(i).is_some_and(|p| set.iter().any(|&j| j != i && parent(j) == Some(p)));
+        let pick =
+            |from: &[usize], f: &dyn Fn(usize) -> bool| from.iter().copied().filter(|&i| f(i)).collect::<Vec<_>>();
         match op {
             And if !l.is_empty() && !r.is_empty() => union(l, r),
             And => vec![],

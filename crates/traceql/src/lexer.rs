@@ -299,9 +299,12 @@ impl Lexer<'_> {
                     }
                     let name = &self.src[name_start..self.pos];
                     if name.is_empty() {
-                        return Err((name_start, format!("syntax error: unexpected {}, expecting intrinsic", {
-                            self.peek().map_or("$end".to_string(), String::from)
-                        })));
+                        return Err((
+                            name_start,
+                            format!("syntax error: unexpected {}, expecting intrinsic", {
+                                self.peek().map_or("$end".to_string(), String::from)
+                            }),
+                        ));
                     }
                     return Ok(Tok::Scoped(word, name.to_string()));
                 }

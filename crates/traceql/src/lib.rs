@@ -183,7 +183,9 @@ fn walk_spanset(e: &SpansetExpr, on_field: &mut dyn FnMut(&FieldExpr), selects: 
 fn collect_regexes(e: &FieldExpr, out: &mut HashMap<String, Regex>) {
     match e {
         FieldExpr::Binary { op, lhs, rhs } => {
-            if let (ast::BinaryOp::Regex | ast::BinaryOp::NotRegex, FieldExpr::Static(ast::Static::Str(p))) = (op, &**rhs) {
+            if let (ast::BinaryOp::Regex | ast::BinaryOp::NotRegex, FieldExpr::Static(ast::Static::Str(p))) =
+                (op, &**rhs)
+            {
                 if let Ok(re) = telltale_model::anchored_regex(p) {
                     out.insert(p.clone(), re);
                 }

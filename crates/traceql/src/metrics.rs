@@ -105,7 +105,8 @@ impl<'q> MetricsEvaluator<'q> {
                 range.start, range.end, range.step
             )));
         }
-        let steps = (range.end - range.start).div_euclid(range.step) + i64::from((range.end - range.start) % range.step != 0);
+        let steps =
+            (range.end - range.start).div_euclid(range.step) + i64::from((range.end - range.start) % range.step != 0);
         if steps > MAX_STEPS {
             return Err(Error::Execution(format!("too many steps: {steps} (at most {MAX_STEPS}); raise the step")));
         }
@@ -117,7 +118,8 @@ impl<'q> MetricsEvaluator<'q> {
         let trace = Trace::new(batch);
         let ev = Evaluator { trace: &trace, regexes: &self.query.regexes };
         let all = Set { spans: (0..trace.spans.len()).collect(), ..Set::default() };
-        let mut spans: Vec<usize> = ev.pipeline(&self.query.root.pipeline, vec![all]).into_iter().flat_map(|s| s.spans).collect();
+        let mut spans: Vec<usize> =
+            ev.pipeline(&self.query.root.pipeline, vec![all]).into_iter().flat_map(|s| s.spans).collect();
         spans.sort_unstable();
         spans.dedup();
         for i in spans {
@@ -189,20 +191,30 @@ impl<'q> MetricsEvaluator<'q> {
                 accs.iter().enumerate().filter(|(_, a)| keep_empty || a.seen).map(|(i, a)| (ts(i), f(a))).collect()
             };
             match &self.metrics.op {
-                MetricsOp::Rate => out.push(MetricSeries { labels: labels.clone(), samples: simple(&|a| a.count / step_secs, true) }),
-                MetricsOp::CountOverTime => out.push(MetricSeries { labels: labels.clone(), samples: simple(&|a| a.count, true) }),
-                MetricsOp::MinOverTime(_) => out.push(MetricSeries { labels: labels.clone(), samples: simple(&|a| a.min, false) }),
-                MetricsOp::MaxOverTime(_) => out.push(MetricSeries { labels: labels.clone(), samples: simple(&|a| a.max, false) }),
-                MetricsOp::SumOverTime(_) => out.push(MetricSeries { labels: labels.clone(), samples: simple(&|a| a.sum, false) }),
+                MetricsOp::Rate => {
+                    out.push(MetricSeries { labels: labels.clone(), samples: simple(&|a| a.count / step_secs, true) })
+                }
+                MetricsOp::CountOverTime => {
+                    out.push(MetricSeries { labels: labels.clone(), samples: simple(&|a| a.count, true) })
+                }
+                MetricsOp::MinOverTime(_) => {
+                    out.push(MetricSeries { labels: labels.clone(), samples: simple(&|a| a.min, false) })
+                }
+                MetricsOp::MaxOverTime(_) => {
+                    out.push(MetricSeries { labels: labels.clone(), samples: simple(&|a| a.max, false) })
+                }
+                MetricsOp::SumOverTime(_) => {
+                    out.push(MetricSeries { labels: labels.clone(), samples: simple(&|a| a.sum, false) })
+                }
                 MetricsOp::AvgOverTime(_) => {
                     out.push(MetricSeries { labels: labels.clone(), samples: simple(&|a| a.sum / a.count, false) })
                 }
                 MetricsOp::QuantileOverTime(f, qs) => {
-                    let scale = bucket_scale(Some(f));
                     for q in qs {
                         let samples = simple(
                             &|a| {
-                                let b: Vec<(f64, f64)> = a.buckets.iter().map(|(k, c)| (*k as f64 * scale, *c)).collect();
+                                let b: Vec<(f64, f64)> =
+                                    a.buckets.iter().map(|(k, c)| (bucket_value(Some(f), *k), *c)).collect();
                                 log2_quantile(*q, &b)
                             },
                             false,
@@ -211,13 +223,15 @@ impl<'q> MetricsEvaluator<'q> {
                     }
                 }
                 MetricsOp::HistogramOverTime(f) => {
-                    let scale = bucket_scale(Some(f));
                     let mut all: Vec<u64> = accs.iter().flat_map(|a| a.buckets.keys().copied()).collect();
                     all.sort_unstable();
                     all.dedup();
                     for b in all {
                         let samples = simple(&|a| a.buckets.get(&b).copied().unwrap_or(0.0), true);
-                        out.push(MetricSeries { labels: with(("__bucket", format!("{}", b as f64 * scale))), samples });
+                        out.push(MetricSeries {
+                            labels: with(("__bucket", format!("{}", bucket_value(Some(f), b)))),
+                            samples,
+                        });
                     }
                 }
             }
@@ -231,17 +245,20 @@ fn is_duration(f: Option<&FieldRef>) -> bool {
     matches!(
         f,
         Some(FieldRef::Intrinsic(
-            crate::ast::Intrinsic::Duration | crate::ast::Intrinsic::TraceDuration | crate::ast::Intrinsic::EventTimeSinceStart
+            crate::ast::Intrinsic::Duration
+                | crate::ast::Intrinsic::TraceDuration
+                | crate::ast::Intrinsic::EventTimeSinceStart
         ))
     )
 }
 
-/// Durations are observed in seconds (as Tempo reports them) and bucketed in nanoseconds.
-fn bucket_scale(f: Option<&FieldRef>) -> f64 {
+/// A bucket's upper bound as reported: durations are bucketed in nanoseconds and reported in
+/// seconds, as Tempo does.
+fn bucket_value(f: Option<&FieldRef>, bucket: u64) -> f64 {
     if is_duration(f) {
-        1e-9
+        bucket as f64 / 1e9
     } else {
-        1.0
+        bucket as f64
     }
 }
 

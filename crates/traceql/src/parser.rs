@@ -615,7 +615,10 @@ impl Parser<'_> {
 }
 
 fn is_scalar_continuation(t: &Tok) -> bool {
-    matches!(t, Tok::Eq | Tok::Neq | Tok::Lte | Tok::Gte | Tok::Add | Tok::Sub | Tok::Mul | Tok::Div | Tok::Mod | Tok::Pow)
+    matches!(
+        t,
+        Tok::Eq | Tok::Neq | Tok::Lte | Tok::Gte | Tok::Add | Tok::Sub | Tok::Mul | Tok::Div | Tok::Mod | Tok::Pow
+    )
 }
 
 fn has_aggregate(e: &ScalarExpr) -> bool {
@@ -708,7 +711,12 @@ fn field_ty(e: &FieldExpr) -> PResult<Ty> {
         }
         FieldExpr::Binary { op, lhs, rhs } => {
             let (l, r) = (field_ty(lhs)?, field_ty(rhs)?);
-            let matching = l == Ty::Attr || r == Ty::Attr || l == r || (l.numeric() && r.numeric()) || l == Ty::Nil || r == Ty::Nil;
+            let matching = l == Ty::Attr
+                || r == Ty::Attr
+                || l == r
+                || (l.numeric() && r.numeric())
+                || l == Ty::Nil
+                || r == Ty::Nil;
             if !matching {
                 return Err((0, format!("binary operations must operate on the same type: {e}")));
             }
@@ -814,12 +822,9 @@ fn validate_root(r: &mut RootExpr) -> PResult<()> {
                 return Err((0, format!("quantile must be between 0 and 1: {q}")));
             }
         }
-        if let Some(f) = m.op.field() {
-            if let FieldRef::Intrinsic(i) = f {
-                let t = intrinsic_ty(*i);
-                if !t.numeric() {
-                    return Err((0, format!("{}() needs a number, {i} is not one", m.op.name())));
-                }
+        if let Some(FieldRef::Intrinsic(i)) = m.op.field() {
+            if !intrinsic_ty(*i).numeric() {
+                return Err((0, format!("{}() needs a number, {i} is not one", m.op.name())));
             }
         }
     }

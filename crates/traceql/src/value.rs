@@ -93,9 +93,9 @@ impl Value {
             AttrValue::Bool(b) => Value::Bool(*b),
             AttrValue::Int(i) => Value::Int(*i),
             AttrValue::Double(d) => Value::Float(*d),
-            AttrValue::Array(a) => {
-                Value::Array(a.iter().map(Value::from_attr).filter(|v| !matches!(v, Value::Nil | Value::Array(_))).collect())
-            }
+            AttrValue::Array(a) => Value::Array(
+                a.iter().map(Value::from_attr).filter(|v| !matches!(v, Value::Nil | Value::Array(_))).collect(),
+            ),
             AttrValue::Bytes(_) | AttrValue::Map(_) | AttrValue::Empty => Value::Nil,
         }
     }
