@@ -633,6 +633,8 @@ impl fmt::Display for Static {
         match self {
             Static::Nil => f.write_str("nil"),
             Static::Bool(b) => write!(f, "{b}"),
+            // The one integer without a literal (its negation overflows).
+            Static::Int(i64::MIN) => f.write_str("minInt"),
             Static::Int(i) => write!(f, "{i}"),
             Static::Float(x) => write!(f, "{x:?}"),
             Static::Str(s) => write_quoted(f, s),

@@ -400,7 +400,10 @@ impl Lexer<'_> {
             }
         }
         if float {
-            number.parse::<f64>().map(Tok::Float).map_err(|e| (start, format!("invalid number {number:?}: {e}")))
+            match number.parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(Tok::Float(f)),
+                _ => Err((start, format!("value out of range: {number}"))),
+            }
         } else {
             number.parse::<i64>().map(Tok::Int).map_err(|_| (start, format!("value out of range: {number}")))
         }
