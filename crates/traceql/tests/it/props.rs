@@ -145,6 +145,8 @@ proptest! {
     fn no_input_panics(text in "\\PC{0,40}", cursor in 0usize..50) {
         let traces = crate::data::traces();
         if let Ok(q) = parse(&text) {
+            let again = parse(&q.to_string());
+            prop_assert_eq!(again.as_ref().map(|a| a.ast()).ok(), Some(q.ast()), "{}", q);
             for t in &traces {
                 let _ = q.eval(t);
             }
@@ -164,6 +166,8 @@ proptest! {
         let text = parts.join(" ");
         let traces = crate::data::traces();
         if let Ok(q) = parse(&text) {
+            let again = parse(&q.to_string());
+            prop_assert_eq!(again.as_ref().map(|a| a.ast()).ok(), Some(q.ast()), "{}", q);
             for t in &traces {
                 let _ = q.eval(t);
             }
