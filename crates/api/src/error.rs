@@ -186,6 +186,8 @@ pub enum Shape {
     JsonString,
     /// Elasticsearch: `{"error":{"root_cause":[...],"type":"...","reason":"..."},"status":400}`.
     Elasticsearch,
+    /// Jaeger's query API: `{"data":null,"total":0,"limit":0,"offset":0,"errors":[{"code":400,"msg":"..."}]}`.
+    Jaeger,
 }
 
 impl Shape {
@@ -217,6 +219,11 @@ impl Shape {
                     _ => "internal error",
                 };
                 (json, serde_json::json!({"code": code, "message": e.message}).to_string())
+            }
+            Shape::Jaeger => {
+                let err = serde_json::json!({"code": e.status().as_u16(), "msg": e.message});
+                let body = serde_json::json!({"data": null, "total": 0, "limit": 0, "offset": 0, "errors": [err]});
+                (json, body.to_string())
             }
             Shape::Elasticsearch => {
                 let t = match (e.special, e.kind) {

@@ -37,6 +37,7 @@ mod state;
 mod status;
 mod tail;
 mod tenant;
+mod traces;
 mod write;
 
 use std::time::Instant;
@@ -57,6 +58,7 @@ pub use selector::parse_selector;
 pub use sql::{SqlResult, SqlService};
 pub use state::{system_now_ms, AppState, Clock, Limits, Reloader, RuntimeInfo};
 pub use tenant::{check_tenant, Scoped, TenantOpener, TenantStores, AUDIT_TENANT, MAX_TENANTS};
+pub use traces::TraceService;
 
 /// Every endpoint, wired to `state`.
 pub fn router(state: AppState) -> Router {
@@ -158,6 +160,7 @@ fn routes() -> Router<AppState> {
         .merge(influx_v1)
         .merge(influx_v2)
         .merge(otlp)
+        .merge(traces::router())
         .merge(loki)
         .merge(elasticsearch)
         .merge(prom_read)

@@ -57,6 +57,8 @@ pub struct Metrics {
     log_lines: Mutex<BTreeMap<&'static str, (u64, u64)>>,
     /// reason → log lines refused or shortened (`truncated`, `duplicate`, `rate_limited`, ...).
     log_rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// protocol → (spans stored, spans refused).
+    spans: Mutex<BTreeMap<&'static str, (u64, u64)>>,
     /// Audit events that could not be written.
     audit_write_failures: std::sync::atomic::AtomicU64,
 }
@@ -103,6 +105,16 @@ impl Metrics {
             let e = m.entry(protocol).or_default();
             e.0 += lines as u64;
             e.1 += bytes as u64;
+        }
+    }
+
+    /// Counts spans stored and refused through `protocol` (`otlp`, `zipkin`).
+    pub fn add_spans(&self, protocol: &'static str, stored: u64, refused: u64) {
+        if stored + refused > 0 {
+            let mut m = lock(&self.spans);
+            let e = m.entry(protocol).or_default();
+            e.0 += stored;
+            e.1 += refused;
         }
     }
 
@@ -171,6 +183,13 @@ impl Metrics {
             "Log lines refused (rate_limited, too_old, limits) or changed (truncated, duplicate dropped), by reason.",
             rejected,
         ));
+
+        let spans = lock(&self.spans);
+        let stored = spans.iter().map(|(p, n)| (vec![("protocol", p.to_string())], n.0 as f64)).collect();
+        let refused = spans.iter().map(|(p, n)| (vec![("protocol", p.to_string())], n.1 as f64)).collect();
+        drop(spans);
+        out.push(counter("telltale_spans_ingested_total", "Spans stored, by write protocol.", stored));
+        out.push(counter("telltale_spans_rejected_total", "Spans refused (invalid ids), by write protocol.", refused));
 
         out.push(counter(
             "telltale_audit_write_failures_total",

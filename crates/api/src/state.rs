@@ -37,6 +37,8 @@ pub struct Limits {
     pub log_rates: crate::ratelimit::LogRates,
     /// LogQL's limits (`logs.query`).
     pub logql: telltale_logql::EngineOptions,
+    /// Per-span limits of the trace write paths (`traces.limits`).
+    pub traces: telltale_ingest::otlp::TraceLimits,
 }
 
 impl Limits {
@@ -57,6 +59,7 @@ impl Limits {
             logs: Default::default(),
             log_rates: Default::default(),
             logql: Default::default(),
+            traces: Default::default(),
         }
     }
 
@@ -76,6 +79,13 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// These limits with the trace limits replaced.
+    pub fn with_traces(self, traces: telltale_ingest::otlp::TraceLimits) -> Self {
+        Self { traces, ..self }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self::new(64 << 20, Default::default(), Default::default())
@@ -91,6 +101,7 @@ pub struct AppState {
 struct Inner {
     store: OnceLock<Arc<dyn MetricStore>>,
     logs: OnceLock<Arc<dyn LogStore>>,
+    traces: OnceLock<Arc<crate::TraceService>>,
     rates: crate::ratelimit::RateLimiter,
     sql: OnceLock<Arc<dyn crate::sql::SqlService>>,
     tail: crate::tail::TailHub,
@@ -129,6 +140,7 @@ impl AppState {
         let inner = Inner {
             store: OnceLock::new(),
             logs: OnceLock::new(),
+            traces: OnceLock::new(),
             rates: Default::default(),
             sql: OnceLock::new(),
             tail: Default::default(),
@@ -367,6 +379,20 @@ impl AppState {
     /// secrets) in the audit log, for what happens outside HTTP handlers (a SIGHUP reload).
     pub fn audit(&self, action: &'static str, who: &str, details: serde_json::Value) {
         crate::audit::record(self, crate::audit::Event { action, who, details });
+    }
+
+    /// Sets the default tenant's trace service (once).
+    pub fn set_traces(&self, traces: Arc<crate::TraceService>) {
+        let _ = self.inner.traces.set(traces);
+    }
+
+    /// The default tenant's trace service; 503 until the store is open.
+    pub fn default_traces(&self) -> Result<Arc<crate::TraceService>, ApiError> {
+        self.inner
+            .traces
+            .get()
+            .cloned()
+            .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "the trace store is still opening"))
     }
 
     /// Writes `batch` and counts the stored and refused samples under `protocol`.

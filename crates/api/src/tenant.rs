@@ -40,6 +40,8 @@ pub struct TenantStores {
     pub sql: Option<Arc<dyn SqlService>>,
     /// Dashboards.
     pub dashboards: Option<Arc<telltale_dashboards::Store>>,
+    /// Its traces, when the server keeps traces per tenant.
+    pub traces: Option<Arc<crate::TraceService>>,
 }
 
 /// Opens a tenant's stores (the binary: under `DATA_DIR/tenants/<id>/`, with their upkeep).
@@ -177,6 +179,14 @@ impl Scoped {
         match self.other()? {
             Some(s) => Ok(s.logs),
             None => self.app.default_log_store(),
+        }
+    }
+
+    /// Another tenant's trace service (blocking); `None` for the default tenant.
+    pub(crate) fn tenant_traces(&self) -> Result<Option<Arc<crate::TraceService>>, ApiError> {
+        match self.other()? {
+            Some(s) => s.traces.map(Some).ok_or_else(|| ApiError::internal("this tenant has no trace store")),
+            None => Ok(None),
         }
     }
 

@@ -54,6 +54,8 @@ pub(crate) struct Config {
     /// Log intake and LogQL: limits, rates, query limits (reloadable), syslog listeners and
     /// tailed files (restart).
     pub(crate) logs: crate::logs::LogsConfig,
+    /// Trace intake limits, the RED metrics made from spans, the OTLP/gRPC listener.
+    pub(crate) traces: crate::traces::TracesConfig,
     /// Authentication: on or off, the bootstrap admin, sessions, lockout, the default tenant.
     /// Changes need a restart (users and tokens change through the API and CLI at any time).
     pub(crate) auth: telltale_auth::Options,
@@ -173,6 +175,9 @@ pub(crate) struct StorageConfig {
     /// The log store: retention (time, size, per stream), head size, blocks, compression,
     /// compaction, WAL (kept in `DATA_DIR/logs`). Changes need a restart.
     pub(crate) logs: telltale_logstore::Options,
+    /// The trace store: retention (time, size), head size, blocks, compression, compaction,
+    /// WAL (kept in `DATA_DIR/traces`). Changes need a restart.
+    pub(crate) traces: telltale_tracestore::Options,
 }
 
 impl Default for StorageConfig {
@@ -182,6 +187,7 @@ impl Default for StorageConfig {
             tsdb: telltale_tsdb::Options::default(),
             maintenance_interval: Duration::from_secs(60),
             logs: telltale_logstore::Options::default(),
+            traces: telltale_tracestore::Options::default(),
         }
     }
 }
@@ -380,6 +386,8 @@ fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
     c.agent.validate().map_err(collect_err)?;
     c.storage.logs.validate().map_err(|e| invalid(origin, "storage.logs", e.to_string()))?;
     c.logs.validate().map_err(|(key, e)| invalid(origin, &key, e))?;
+    c.storage.traces.validate().map_err(|e| invalid(origin, "storage.traces", e.to_string()))?;
+    c.traces.validate().map_err(|(key, e)| invalid(origin, &key, e))?;
     c.auth.validate().map_err(|e| match e {
         telltale_auth::Error::Config { key, message } => invalid(origin, &key, message),
         e => invalid(origin, "auth", e.to_string()),

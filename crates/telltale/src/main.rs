@@ -17,6 +17,7 @@ mod ruletool;
 mod secrets;
 mod serve;
 mod syslog;
+mod traces;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -141,6 +141,15 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         warn!(problem = %problem, "log storage problem found on open");
     }
     state.set_log_store(logdb.clone());
+    let (traces_dir, cfg) = (data_dir.join("traces"), config.clone());
+    let traces = tokio::select! {
+        s = tokio::task::spawn_blocking(move || crate::traces::open(&traces_dir, &cfg)) => {
+            s.context("trace store open task failed")?.map_err(anyhow::Error::msg)?
+        }
+        _ = term.recv() => return stop_early(stop_tx, server).await,
+        _ = int.recv() => return stop_early(stop_tx, server).await,
+    };
+    state.set_traces(traces.clone());
     state.set_sql(Arc::new(crate::logs::Sql {
         engine: telltale_sql::SqlEngine::new(logdb.clone(), config.logs.sql.options()),
         runtime: tokio::runtime::Handle::current(),
@@ -176,6 +185,7 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     state.set_targets(manager.targets());
     let _ = scraper.set(manager.clone());
     tasks.extend(upkeep(&config, &tsdb, &logdb, &stop_rx));
+    tasks.extend(crate::traces::upkeep(&config, Some(&state), &traces, &store, &stop_rx));
     tasks.push(tokio::spawn(periodic(Duration::from_secs(60), stop_rx.clone(), "auth usage", {
         let store = auth_store.clone();
         move || store.flush_usage(system_now_ms())
@@ -236,6 +246,10 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         warn!(error = %e, "cannot write the tokens' last use at shutdown");
     }
     tokio::task::spawn_blocking(move || close_store(tsdb)).await.context("store close task failed")??;
+    tokio::task::spawn_blocking(move || traces.db().sync_wal())
+        .await
+        .context("trace store close task failed")?
+        .context("cannot sync the trace WAL at shutdown")?;
     tokio::task::spawn_blocking(move || logdb.sync_wal())
         .await
         .context("log store close task failed")?
@@ -288,7 +302,7 @@ fn upkeep(
 }
 
 /// A tenant's metrics and log stores, kept to sync their WALs at shutdown.
-type TenantDbs = (Arc<Tsdb>, Arc<LogDb>);
+type TenantDbs = (Arc<Tsdb>, Arc<LogDb>, Arc<telltale_api::TraceService>);
 
 /// The stores of tenants other than the default one, opened under `DATA_DIR/tenants/<id>/` the
 /// first time a request names the tenant, with the same upkeep; closed at shutdown.
@@ -326,17 +340,22 @@ impl Tenants {
                 engine: telltale_sql::SqlEngine::new(logdb.clone(), config.logs.sql.options()),
                 runtime: runtime.clone(),
             };
+            let traces = crate::traces::open(&dir.join("traces"), &config)?;
             let tasks = {
                 let _in_runtime = runtime.enter();
-                upkeep(&config, &tsdb, &logdb, &stop)
+                let metrics: Arc<dyn MetricStore> = tsdb.clone();
+                let mut t = upkeep(&config, &tsdb, &logdb, &stop);
+                t.extend(crate::traces::upkeep(&config, None, &traces, &metrics, &stop));
+                t
             };
             me.upkeep.lock().unwrap_or_else(|p| p.into_inner()).extend(tasks);
-            me.open.lock().unwrap_or_else(|p| p.into_inner()).push((tsdb.clone(), logdb.clone()));
+            me.open.lock().unwrap_or_else(|p| p.into_inner()).push((tsdb.clone(), logdb.clone(), traces.clone()));
             Ok(telltale_api::TenantStores {
                 metrics: tsdb,
                 logs: logdb,
                 sql: Some(Arc::new(sql)),
                 dashboards: Some(Arc::new(dashboards)),
+                traces: Some(traces),
             })
         })
     }
@@ -349,7 +368,10 @@ impl Tenants {
         }
         let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|p| p.into_inner()));
         let synced = tokio::task::spawn_blocking(move || {
-            for (tsdb, logdb) in open {
+            for (tsdb, logdb, traces) in open {
+                if let Err(e) = traces.db().sync_wal() {
+                    warn!(error = %e, "cannot sync a tenant's trace WAL at shutdown");
+                }
                 if let Err(e) = tsdb.sync_wal() {
                     warn!(error = %e, "cannot sync a tenant's metrics WAL at shutdown");
                 }
@@ -439,7 +461,7 @@ fn close_store(tsdb: Arc<Tsdb>) -> anyhow::Result<()> {
 }
 
 /// Runs `job` on the blocking pool every `every` until shutdown, logging failures.
-async fn periodic<E: std::fmt::Display + Send + 'static>(
+pub(crate) async fn periodic<E: std::fmt::Display + Send + 'static>(
     every: Duration,
     mut stop: watch::Receiver<bool>,
     name: &'static str,
