@@ -60,6 +60,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/services", READ),
     ("GET", "/api/services/{service}/operations", READ),
     ("GET", "/api/operations", READ),
+    ("GET", "/api/v1/services/latency", READ),
     // Prometheus read API
     ("GET", "/api/v1/series", READ),
     ("POST", "/api/v1/series", READ),

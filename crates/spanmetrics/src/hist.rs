@@ -104,7 +104,8 @@ pub struct NativeHistogram {
 }
 
 impl NativeHistogram {
-    pub(crate) fn new() -> NativeHistogram {
+    /// An empty histogram at [`SCHEMA`].
+    pub fn new() -> NativeHistogram {
         NativeHistogram { schema: SCHEMA, zero_threshold: ZERO_THRESHOLD, ..NativeHistogram::default() }
     }
 
@@ -124,7 +125,7 @@ impl NativeHistogram {
     }
 
     /// Adds every bucket of `other` (same schema) into this one.
-    pub(crate) fn merge(&mut self, other: &NativeHistogram) {
+    pub fn merge(&mut self, other: &NativeHistogram) {
         debug_assert_eq!(self.schema, other.schema);
         self.count += other.count;
         self.sum += other.sum;

@@ -15,6 +15,7 @@
 mod intake;
 mod jaeger;
 mod render;
+mod services;
 mod tempo;
 
 use std::sync::Arc;
@@ -133,5 +134,6 @@ pub(crate) fn router() -> Router<AppState> {
         .route(at("/api/services/{service}/operations"), get(jaeger::service_operations))
         .route(at("/api/operations"), get(jaeger::operations))
         .layer(axum::middleware::map_response(|r| async move { crate::error::reshape(crate::Shape::Jaeger, r) }));
-    intake.merge(tempo).merge(jaeger)
+    let own = Router::new().route(at("/api/v1/services/latency"), get(services::latency));
+    intake.merge(tempo).merge(jaeger).merge(own)
 }
