@@ -59,6 +59,17 @@ if ! { [ -x "$venv/bin/python" ] && "$venv/bin/python" -m pip --version >/dev/nu
   echo "$want" >"$stamp"
 fi
 
+# Node clients the trace tests run (crates/telltale/tests/clients/node), at the exact versions of
+# its package-lock.json; installed again only when the lock file changed.
+node_dir=crates/telltale/tests/clients/node
+node_stamp="$node_dir/node_modules/.package-lock.sha256"
+node_want=$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ]; then
+  echo "== node test clients (npm ci in $node_dir)"
+  npm ci --prefix "$node_dir" --no-audit --no-fund --loglevel=error
+  echo "$node_want" >"$node_stamp"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
