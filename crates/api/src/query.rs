@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::Value as Json;
 use telltale_model::{is_stale_nan, units, TimeRange, Timestamp, METRIC_NAME};
 use telltale_promql::{Engine, EngineOptions, QueryOutput};
 
@@ -24,9 +23,7 @@ use crate::{ApiError, AppState};
 pub(crate) async fn instant(app: Scoped, p: Params) -> Result<Response, ApiError> {
     let query = required(&p, "query")?;
     let at = p.get("time").map(|s| parse_time("time", s)).transpose()?.unwrap_or_else(|| app.now_ms());
-    let engine = engine(&app, &p)?;
-    let out = app.blocking(move |s| Ok(engine.instant_query(s, &query, at)?)).await?;
-    Ok(answer(out))
+    Ok(answer(eval_instant(&app, &p, query, at).await?))
 }
 
 /// `GET|POST /api/v1/query_range`: `query`, `start`, `end`, `step`, optional `timeout`.
@@ -43,9 +40,33 @@ pub(crate) async fn range(app: Scoped, p: Params) -> Result<Response, ApiError> 
             "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
-    let engine = engine(&app, &p)?;
-    let out = app.blocking(move |s| Ok(engine.range_query(s, &query, start, end, step)?)).await?;
-    Ok(answer(out))
+    Ok(answer(eval_range(&app, &p, query, start, end, step).await?))
+}
+
+/// Evaluates `query` at `at` (ms) against the tenant's metric store with the request's engine:
+/// what `/api/v1/query` runs, shared with the APIs that answer from PromQL (Jaeger's
+/// dependencies and Monitor tab, Zipkin's dependencies).
+pub(crate) async fn eval_instant(
+    app: &Scoped,
+    p: &Params,
+    query: String,
+    at: Timestamp,
+) -> Result<QueryOutput, ApiError> {
+    let engine = engine(app, p)?;
+    app.blocking(move |s| Ok(engine.instant_query(s, &query, at)?)).await
+}
+
+/// Evaluates `query` from `start` to `end` every `step` (ms): what `/api/v1/query_range` runs.
+pub(crate) async fn eval_range(
+    app: &Scoped,
+    p: &Params,
+    query: String,
+    start: Timestamp,
+    end: Timestamp,
+    step: i64,
+) -> Result<QueryOutput, ApiError> {
+    let engine = engine(app, p)?;
+    app.blocking(move |s| Ok(engine.range_query(s, &query, start, end, step)?)).await
 }
 
 /// `GET|POST /api/v1/format_query`: the query pretty-printed, as `promtool` and Prometheus's UI show it.
@@ -55,14 +76,14 @@ pub(crate) async fn format(p: Params) -> Result<Response, ApiError> {
     Ok(success(expr.prettify()))
 }
 
-/// `GET|POST /api/v1/query_exemplars`: Telltale stores no exemplars yet, so every query
-/// has none; the parameters are still checked so a bad request is told so. Grafana calls
-/// this for every graph.
-pub(crate) async fn exemplars(p: Params) -> Result<Response, ApiError> {
+/// `GET|POST /api/v1/query_exemplars`: the TSDB stores no exemplars, so the answer is the
+/// span-metrics generator's (each latency bucket's last span) for the query's selectors.
+/// Grafana calls this for every graph.
+pub(crate) async fn exemplars(app: Scoped, p: Params) -> Result<Response, ApiError> {
     let query = required(&p, "query")?;
     telltale_promql::parse(&query)?;
-    p.range()?;
-    Ok(success(Vec::<Json>::new()))
+    let range = p.range()?;
+    Ok(success(crate::traces::exemplars::of_query(&app, query, range).await?))
 }
 
 /// `GET /federate?match[]=...`: the latest sample (within the lookback) of every selected

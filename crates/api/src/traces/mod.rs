@@ -12,11 +12,17 @@
 //! Grafana's Tempo data source sends), and Jaeger's JSON otherwise; Tempo's JSON is at
 //! `/api/v2/traces/{id}`, which Grafana uses for Tempo 2.x.
 
+mod deps;
+pub(crate) mod exemplars;
 mod intake;
 mod jaeger;
+mod jaeger_metrics;
+mod jaeger_v3;
 mod render;
 mod services;
 mod tempo;
+mod tempo_metrics;
+mod zipkin;
 
 use std::sync::Arc;
 
@@ -135,5 +141,31 @@ pub(crate) fn router() -> Router<AppState> {
         .route(at("/api/operations"), get(jaeger::operations))
         .layer(axum::middleware::map_response(|r| async move { crate::error::reshape(crate::Shape::Jaeger, r) }));
     let own = Router::new().route(at("/api/v1/services/latency"), get(services::latency));
-    intake.merge(tempo).merge(jaeger).merge(own)
+    let tempo_metrics = Router::new()
+        .route(at("/api/metrics/query_range"), get(tempo_metrics::query_range))
+        .route(at("/api/metrics/query"), get(tempo_metrics::query_instant))
+        .layer(axum::middleware::map_response(|r| async move { crate::error::reshape(crate::Shape::Text, r) }));
+    let jaeger_more = Router::new()
+        .route(at("/api/dependencies"), get(deps::jaeger))
+        .route(at("/api/metrics/latencies"), get(jaeger_metrics::latencies))
+        .route(at("/api/metrics/calls"), get(jaeger_metrics::calls))
+        .route(at("/api/metrics/errors"), get(jaeger_metrics::errors))
+        .route(at("/api/metrics/minstep"), get(jaeger_metrics::minstep))
+        .layer(axum::middleware::map_response(|r| async move { crate::error::reshape(crate::Shape::Jaeger, r) }));
+    let jaeger_v3 = Router::new()
+        .route(at("/api/v3/services"), get(jaeger_v3::services))
+        .route(at("/api/v3/operations"), get(jaeger_v3::operations))
+        .route(at("/api/v3/traces"), get(jaeger_v3::search))
+        .route(at("/api/v3/traces/{id}"), get(jaeger_v3::trace))
+        .layer(axum::middleware::map_response(|r| async move { jaeger_v3::reshape(r) }));
+    // GET /api/v2/spans joins the intake's POST on the same path (axum merges the methods).
+    let zipkin = Router::new()
+        .route(at("/api/v2/services"), get(zipkin::services))
+        .route(at("/api/v2/spans"), get(zipkin::span_names))
+        .route(at("/api/v2/remoteServices"), get(zipkin::remote_services))
+        .route(at("/api/v2/traces"), get(zipkin::traces))
+        .route(at("/api/v2/trace/{id}"), get(zipkin::trace))
+        .route(at("/api/v2/dependencies"), get(deps::zipkin))
+        .layer(axum::middleware::map_response(|r| async move { crate::error::reshape(crate::Shape::Text, r) }));
+    intake.merge(tempo).merge(jaeger).merge(own).merge(tempo_metrics).merge(jaeger_more).merge(jaeger_v3).merge(zipkin)
 }
