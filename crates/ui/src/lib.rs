@@ -56,6 +56,8 @@ pub const ASSETS: &[Asset] = assets![
     "pages/login.js",
     "pages/admin.js",
     "pages/audit.js",
+    "pages/traces.js",
+    "pages/services.js",
     "dashboards/overview.json",
 ];
 
@@ -74,6 +76,9 @@ pub const PATHS: &[&str] = &[
     "/dashboards",
     "/dashboards/{*rest}",
     "/logs",
+    "/traces",
+    "/traces/{id}",
+    "/services",
     "/alerts",
     "/status",
     "/login",

@@ -315,7 +315,16 @@ pub(crate) async fn search(app: Scoped, p: Params) -> Result<Response, ApiError>
         .map(|f| {
             let s = summary(&f.batch);
             let sets: Vec<J> = f.sets.iter().map(|set| spanset_json(&f.batch, set, spss)).collect();
+            let mut stats = serde_json::Map::new();
+            for (r, _, sp) in f.batch.spans() {
+                let e = stats.entry(r.service_name().to_owned()).or_insert_with(|| json!({"spanCount": 0, "errorCount": 0}));
+                e["spanCount"] = json!(e["spanCount"].as_u64().unwrap_or(0) + 1);
+                if sp.status == telltale_model::StatusCode::Error {
+                    e["errorCount"] = json!(e["errorCount"].as_u64().unwrap_or(0) + 1);
+                }
+            }
             json!({
+                "serviceStats": stats,
                 "traceID": f.id.to_string(),
                 "rootServiceName": s.root_service,
                 "rootTraceName": s.root_name,

@@ -98,5 +98,30 @@ const done = arguments[arguments.length - 1];
   const m = chart.fromMatrix([{ metric: { a: '1' }, values: [[1, '2.5'], [2, 'NaN']] }], (x) => x.a);
   eq([Array.from(m[0].ts), Number.isNaN(m[0].vs[1]), m[0].name], [[1000, 2000], true, '1'], 'matrix to series');
 
+  // traces and services
+  const tr = await import('/ui/pages/traces.js');
+  const sv = await import('/ui/pages/services.js');
+  eq(tr.fmtNs(1500), '1.50 µs', 'ns as µs');
+  eq(tr.fmtNs(25e6), '25.0 ms', 'ns as ms');
+  eq(tr.buildQuery({ service: 'api', operation: 'GET /', minDuration: '100ms', errors: true }),
+    '{ resource.service.name = "api" && name = "GET /" && duration >= 100ms && status = error }', 'form to TraceQL');
+  eq(tr.buildQuery({}), '{}', 'empty form');
+  eq(tr.completeAt('{ resource.se', 13, [{ name: 'resource', tags: ['service.name', 'host.name'] }]),
+    { kind: 'name', items: ['service.name'], prefix: 'se' }, 'attribute name completion');
+  eq(tr.completeAt('{ .http.route = "/a', 19, []), { kind: 'value', attr: '.http.route', prefix: '/a' }, 'value completion');
+  eq(tr.completeAt('{ st', 4, []).items, ['status', 'statusMessage'], 'intrinsic completion');
+  const spans = [
+    { id: 'a', parent: '', start: 0n, end: 100n }, { id: 'b', parent: 'a', start: 10n, end: 40n },
+    { id: 'c', parent: 'a', start: 20n, end: 90n }, { id: 'd', parent: 'c', start: 30n, end: 80n }, { id: 'e', parent: 'zz', start: 5n, end: 6n },
+  ];
+  const t = tr.treeOrder(spans);
+  eq(t.order.map((r) => `${r.span.id}${r.depth}`), ['a0', 'b1', 'c1', 'd2', 'e0'], 'tree order, orphans as roots');
+  eq([...tr.criticalPath(spans, t.kids)].sort(), ['a', 'c', 'd', 'e'], 'critical path follows the child that ends last');
+  eq(tr.anyValue({ arrayValue: { values: [{ intValue: '3' }, { boolValue: true }] } }), '[3, true]', 'OTLP any value');
+  const rows = sv.mergeRows('service', new Map([['a', 2]]), new Map([['a', 0.5]]), [{ service: 'a', p99: 0.2, count: 9 }, { service: 'b', p50: 0.1 }], new Map());
+  eq(rows.map((r) => [r.key, r.rate, r.errPct, r.p99 ?? null]), [['a', 2, 25, 0.2], ['b', 0, 0, null]], 'service rows');
+  const lay = sv.layout([{ client: 'web', server: 'api' }, { client: 'api', server: 'db' }]);
+  eq(['web', 'api', 'db'].map((n) => lay.pos.get(n).x), [20, 220, 420], 'service map columns by call depth');
+
   done({ passed, failures });
 })().catch((e) => done({ passed: 0, failures: ['threw: ' + e.stack] }));

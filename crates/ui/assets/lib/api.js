@@ -98,6 +98,17 @@ export const loki = {
   },
 };
 
+// Traces: Tempo's search and trace by id, Jaeger's service list, Telltale's latency percentiles.
+export const traces = {
+  services: () => get('/api/services').then((r) => r.data || []),
+  operations: (service) => get('/api/operations', { service }).then((r) => r.data || []),
+  search: (q, start, end, limit, signal) => get('/api/search', { q, start: Math.floor(start / 1000), end: Math.ceil(end / 1000), limit }, signal),
+  trace: (id) => get(`/api/v2/traces/${encodeURIComponent(id)}`),
+  tagValues: (tag) => get(`/api/v2/search/tag/${encodeURIComponent(tag)}/values`).then((r) => (r.tagValues || []).map((v) => v.value)),
+  tags: () => get('/api/v2/search/tags').then((r) => r.scopes || []),
+  latency: (group, service) => get('/api/v1/services/latency', { group, service }).then((r) => r.data),
+};
+
 export const dashboards = {
   list: () => get('/api/v1/dashboards').then((r) => r.data),
   get: (uid) => get(`/api/v1/dashboards/${encodeURIComponent(uid)}`).then((r) => r.data),

@@ -28,6 +28,13 @@ const levelOf = (labels, line) => {
   return m ? m[1].toLowerCase().replace(/^err$/, 'error') : '';
 };
 
+// The trace a line belongs to: its trace_id (or traceId) label, metadata or field.
+export function traceOf(l, fields) {
+  const all = { ...l.labels, ...(l.parsed || {}), ...Object.fromEntries(fields) };
+  const id = all.trace_id || all.traceId || all.traceID || '';
+  return /^[0-9a-fA-F]{16,32}$/.test(id) ? id.toLowerCase() : '';
+}
+
 const isMetricQuery = (q) => !/^\s*\{/.test(q);
 const selectorOf = (labels) => '{' + Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ') + '}';
 
@@ -71,6 +78,7 @@ export async function mount(root, ctx) {
       row.append(h('div', { class: 'detail' }, h('div', null, h('h3', null, 'Labels'), labelChips(l.labels)),
         fields.length ? h('div', null, h('h3', null, 'Parsed fields'), h('dl', { class: 'kv' }, fields.map(([k, v]) => [h('dt', null, k), h('dd', null, v)]))) : null,
         h('div', { class: 'toolbar' }, h('button', { type: 'button', class: 'small', onclick: (e) => { e.stopPropagation(); context(l, row); } }, 'Show context'),
+          traceOf(l, fields) ? h('a', { class: 'small', href: `/traces/${traceOf(l, fields)}`, 'data-nav': '', onclick: (e) => e.stopPropagation() }, 'View trace') : null,
           h('button', { type: 'button', class: 'small', onclick: (e) => { e.stopPropagation(); navigator.clipboard && navigator.clipboard.writeText(l.line).then(() => toast('Copied')); } }, 'Copy line'))));
     } }, h('span', { class: 'lvl ' + levelOf({ ...l.labels, ...(l.parsed || {}) }, l.line) }), h('span', { class: 'ts' }, fmtTime(l.ms)), h('span', { class: 'msg' }, l.line));
     row.append(head);
