@@ -22,6 +22,8 @@ mod render;
 mod services;
 mod tempo;
 mod tempo_metrics;
+#[cfg(test)]
+mod read_tests;
 mod zipkin;
 
 use std::sync::Arc;
