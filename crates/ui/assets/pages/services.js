@@ -1,7 +1,8 @@
 // Services (/services): per service its request rate, error share and p50/p95/p99, with a
 // sparkline of the rate; per endpoint and per instance of one service (/services?service=x);
 // sortable; a warning for services whose span names overflowed the series cap; and the service
-// map drawn from the service-graph metrics. Rates and errors come from PromQL over
+// map drawn from the service-graph metrics (exact call counts since each edge appeared:
+// increase() over a short history extrapolates, which reads as wrong counts on a map). Rates and errors come from PromQL over
 // traces_spanmetrics_calls_total, percentiles from /api/v1/services/latency.
 import { h, clear, svg } from '../lib/dom.js';
 import { prom, traces } from '../lib/api.js';
@@ -84,8 +85,8 @@ export function layout(edges) {
 
 async function serviceMap() {
   const [calls, failed] = await Promise.all([
-    prom.query('sum by (client, server) (increase(traces_service_graph_request_total[1h]))'),
-    prom.query('sum by (client, server) (increase(traces_service_graph_request_failed_total[1h]))'),
+    prom.query('sum by (client, server) (traces_service_graph_request_total)'),
+    prom.query('sum by (client, server) (traces_service_graph_request_failed_total)'),
   ]);
   const fails = new Map((failed.result || []).map((r) => [`${r.metric.client}→${r.metric.server}`, Number(r.value[1])]));
   const edges = (calls.result || []).map((r) => ({ client: r.metric.client, server: r.metric.server, n: Number(r.value[1]), failed: fails.get(`${r.metric.client}→${r.metric.server}`) || 0 }));
@@ -93,12 +94,12 @@ async function serviceMap() {
   const { nodes, pos } = layout(edges);
   const W = Math.max(...[...pos.values()].map((p) => p.x)) + 180, H = Math.max(...[...pos.values()].map((p) => p.y)) + 50;
   return svg('svg', { class: 'svcmap', width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'service map' },
-    edges.map((e) => {
+    ...edges.map((e) => {
       const a = pos.get(e.client), b = pos.get(e.server);
       return svg('g', null, svg('path', { class: 'edge' + (e.failed > 0 ? ' err' : ''), d: `M${a.x + 140},${a.y + 15} C${a.x + 170},${a.y + 15} ${b.x - 30},${b.y + 15} ${b.x},${b.y + 15}`, 'stroke-width': 1.5 }),
         svg('text', { x: (a.x + 140 + b.x) / 2, y: (a.y + b.y) / 2 + 10 }, `${Math.round(e.n)}${e.failed ? ` (${Math.round(e.failed)} failed)` : ''}`));
     }),
-    nodes.map((n) => {
+    ...nodes.map((n) => {
       const p = pos.get(n);
       return svg('g', null, svg('rect', { class: 'node', x: p.x, y: p.y, width: 140, height: 30, rx: 6 }), svg('text', { x: p.x + 8, y: p.y + 19 }, n.length > 20 ? n.slice(0, 19) + '…' : n));
     }));
@@ -113,7 +114,7 @@ export async function mount(root, ctx) {
     service ? h('a', { href: '/services', 'data-nav': '' }, '← All services') : null, h('span', { class: 'spacer' }),
     h('a', { href: service ? `/traces?${new URLSearchParams({ q: `{ resource.service.name = ${JSON.stringify(service)} }` })}` : '/traces', 'data-nav': '' }, 'Traces →')),
   warn, h('div', { class: 'card card-body' }, body),
-  service ? null : h('div', { class: 'card card-body', style: { marginTop: '12px' } }, h('h2', null, 'Service map (last hour)'), map));
+  service ? null : h('div', { class: 'card card-body', style: { marginTop: '12px' } }, h('h2', null, 'Service map'), h('div', { class: 'sub' }, 'Calls between services since each edge was first seen (failed calls in red).'), map));
   try {
     if (!service) {
       const t = await table('service', '', 'service', '');

@@ -140,7 +140,7 @@ async function searchPage(root, ctx) {
         const errs = stats.reduce((a, s) => a + (s.errorCount || 0), 0);
         const spans = stats.reduce((a, s) => a + (s.spanCount || 0), 0);
         return h('tr', null,
-          h('td', { class: 'mono' }, h('a', { href: `/traces/${t.traceID}`, 'data-nav': '' }, t.traceID.slice(0, 16))),
+          h('td', { class: 'mono' }, h('a', { href: `/traces/${t.traceID}`, 'data-nav': '' }, t.traceID)),
           h('td', null, h('b', null, t.rootServiceName), ' ', t.rootTraceName, errs ? h('span', { class: 'badge err', title: `${errs} spans with errors` }, `${errs} errors`) : null),
           h('td', null, fmtTime(Number(BigInt(t.startTimeUnixNano) / 1000000n))),
           h('td', { class: 'num' }, fmtNs((t.durationMs || 0) * 1e6)),
