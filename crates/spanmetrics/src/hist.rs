@@ -86,7 +86,7 @@ pub const ZERO_THRESHOLD: f64 = 2.938735877055719e-39;
 /// A sparse exponential histogram in Prometheus's native-histogram layout (positive
 /// buckets only: durations are never negative). Bucket `i` holds values in
 /// `(2^((i-1)/32), 2^(i/32)]` seconds.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NativeHistogram {
     /// The schema: always [`SCHEMA`].
     pub schema: i8,
@@ -103,10 +103,16 @@ pub struct NativeHistogram {
     pub positive: Vec<(i32, u64)>,
 }
 
+impl Default for NativeHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl NativeHistogram {
     /// An empty histogram at [`SCHEMA`].
     pub fn new() -> NativeHistogram {
-        NativeHistogram { schema: SCHEMA, zero_threshold: ZERO_THRESHOLD, ..NativeHistogram::default() }
+        NativeHistogram { schema: SCHEMA, zero_threshold: ZERO_THRESHOLD, zero_count: 0, count: 0, sum: 0.0, positive: Vec::new() }
     }
 
     /// Adds one observation (seconds, not negative).

@@ -39,10 +39,9 @@ pub(crate) fn summary(batch: &SpanBatch) -> Summary {
 /// A trace id as Jaeger prints it: 16 hex digits when the high half is zero, else 32.
 pub(crate) fn jaeger_id(t: &TraceId) -> String {
     let hex = t.to_string();
-    if hex.starts_with("0000000000000000") {
-        hex[16..].to_owned()
-    } else {
-        hex
+    match hex.strip_prefix("0000000000000000") {
+        Some(low) => low.to_owned(),
+        None => hex,
     }
 }
 

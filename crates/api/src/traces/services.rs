@@ -49,7 +49,7 @@ fn grouped(series: Vec<(Labels, NativeHistogram)>, by: &str) -> BTreeMap<String,
     let mut out: BTreeMap<String, NativeHistogram> = BTreeMap::new();
     for (labels, h) in series {
         let key = labels.get(by).unwrap_or("").to_string();
-        out.entry(key).or_insert_with(NativeHistogram::new).merge(&h);
+        out.entry(key).or_default().merge(&h);
     }
     out
 }

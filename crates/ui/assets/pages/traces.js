@@ -36,7 +36,7 @@ const SCOPES = ['span.', 'resource.', '.'];
 // attribute names after a scope; values after `name =`.
 export function completeAt(text, pos, tags) {
   const before = text.slice(0, pos);
-  const val = /(\b(?:span|resource)?\.[\w.]+|\bname|\bstatus|\bkind)\s*(=|!=)\s*"?([^"]*)$/.exec(before);
+  const val = /((?:\b(?:span|resource))?\.[\w.]+|\bname|\bstatus|\bkind)\s*(=|!=)\s*"?([^"]*)$/.exec(before);
   if (val) return { kind: 'value', attr: val[1], prefix: val[3] };
   const attr = /(\b(?:span|resource)|)\.([\w.]*)$/.exec(before);
   if (attr) {
