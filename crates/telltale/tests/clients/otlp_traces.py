@@ -154,11 +154,17 @@ def canonical(message):
 
 
 def by_span_id(request):
-    """{span_id: (resource bytes, resource schema_url, scope bytes, scope schema_url, span bytes)}"""
+    """{span_id: (resource bytes, resource schema_url, scope bytes, scope schema_url, span bytes, span)}
+
+    The one normalization: the SDK writes an empty `status {}` for an unset status, which a
+    store that keeps the status as a value (not as "a message was present") reads back as no
+    status field. Both mean the default status, so an empty status is cleared on both sides."""
     out = {}
     for rs in request.resource_spans:
         for ss in rs.scope_spans:
             for span in ss.spans:
+                if span.HasField("status") and span.status.ByteSize() == 0:
+                    span.ClearField("status")
                 out[span.span_id.hex()] = (
                     canonical(rs.resource),
                     rs.schema_url,
