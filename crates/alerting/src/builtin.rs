@@ -1,7 +1,9 @@
-//! The built-in rule pack for the host collectors (`rules/node.yml`, node_exporter metric
+//! The built-in rule packs. For the host collectors (`rules/node.yml`, node_exporter metric
 //! names): host down, filesystem over 90 % or predicted full within 24 h, memory under
 //! 10 %, disk I/O over 90 % for 10 minutes, load over cores for 15 minutes, interface
-//! errors, clock skew. On by default; each rule can be turned off.
+//! errors, clock skew; on by default. For services that send traces (`rules/traces.yml`, the
+//! RED metrics made from spans): error rate, error-budget and latency-budget burn; off by
+//! default. Each rule can be turned off.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +13,21 @@ use crate::rulefile::{self, GroupSpec};
 pub const FILE: &str = "builtin:node.yml";
 
 const TEXT: &str = include_str!("../rules/node.yml");
+
+/// The file name the trace pack's groups carry in the APIs.
+pub const TRACES_FILE: &str = "builtin:traces.yml";
+
+const TRACES_TEXT: &str = include_str!("../rules/traces.yml");
+
+/// `rules.traces:`: the RED-metrics rule pack.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracesPackOptions {
+    /// Load the pack (off by default: it alerts on services, which not every server has).
+    pub enabled: bool,
+    /// Names of its alerts to leave out (`ServiceHighErrorRate`, ...).
+    pub disabled: Vec<String>,
+}
 
 /// `rules.builtin:`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,22 +49,51 @@ impl Default for BuiltinOptions {
 
 /// Names of every built-in alert.
 pub fn names() -> Vec<String> {
-    all().iter().flat_map(|g| g.rules.iter().map(|r| r.name().to_string())).collect()
+    names_of(&all())
+}
+
+fn names_of(groups: &[GroupSpec]) -> Vec<String> {
+    groups.iter().flat_map(|g| g.rules.iter().map(|r| r.name().to_string())).collect()
 }
 
 fn all() -> Vec<GroupSpec> {
     rulefile::parse(TEXT, FILE).map(|f| f.groups).unwrap_or_default()
 }
 
-/// Checks the options: every disabled name must be a built-in alert.
-pub fn validate(opts: &BuiltinOptions) -> Result<(), String> {
-    let known = names();
-    for d in &opts.disabled {
+fn all_traces() -> Vec<GroupSpec> {
+    rulefile::parse(TRACES_TEXT, TRACES_FILE).map(|f| f.groups).unwrap_or_default()
+}
+
+fn check_disabled(disabled: &[String], known: &[String]) -> Result<(), String> {
+    for d in disabled {
         if !known.contains(d) {
             return Err(format!("unknown built-in rule {d:?}; the built-in rules are {}", known.join(", ")));
         }
     }
     Ok(())
+}
+
+/// Checks the options: every disabled name must be a built-in alert.
+pub fn validate(opts: &BuiltinOptions) -> Result<(), String> {
+    check_disabled(&opts.disabled, &names())
+}
+
+/// Checks the trace pack's options: every disabled name must be one of its alerts.
+pub fn validate_traces(opts: &TracesPackOptions) -> Result<(), String> {
+    check_disabled(&opts.disabled, &names_of(&all_traces()))
+}
+
+/// The trace pack's groups in force under `opts`.
+pub fn trace_groups(opts: &TracesPackOptions) -> Vec<GroupSpec> {
+    if !opts.enabled {
+        return Vec::new();
+    }
+    let mut groups = all_traces();
+    for g in &mut groups {
+        g.rules.retain(|r| !opts.disabled.iter().any(|d| d == r.name()));
+    }
+    groups.retain(|g| !g.rules.is_empty());
+    groups
 }
 
 /// The groups in force under `opts`.
@@ -86,5 +132,16 @@ mod tests {
         assert!(validate(&BuiltinOptions { disabled: vec!["Nope".into()], ..Default::default() })
             .unwrap_err()
             .contains("unknown built-in rule \"Nope\""));
+    }
+
+    #[test]
+    fn the_trace_pack_is_valid_off_by_default_and_rules_can_be_turned_off() {
+        let errs = rulefile::parse(TRACES_TEXT, TRACES_FILE).err();
+        assert!(errs.is_none(), "{errs:?}");
+        assert!(trace_groups(&TracesPackOptions::default()).is_empty());
+        let on = TracesPackOptions { enabled: true, disabled: vec!["ServiceHighErrorRate".into()] };
+        let names = names_of(&trace_groups(&on));
+        assert_eq!(names, ["ServiceErrorBudgetBurn", "ServiceLatencyBudgetBurn"]);
+        assert!(validate_traces(&TracesPackOptions { enabled: true, disabled: vec!["HostDown".into()] }).is_err());
     }
 }

@@ -29,6 +29,9 @@ pub struct RulesOptions {
     pub resend_delay: Duration,
     /// The built-in rules for the host collectors' node_exporter metrics.
     pub builtin: builtin::BuiltinOptions,
+    /// The opt-in rules over the RED metrics made from spans (error rate, error and latency
+    /// budget burn).
+    pub traces: builtin::TracesPackOptions,
 }
 
 impl Default for RulesOptions {
@@ -37,6 +40,7 @@ impl Default for RulesOptions {
             evaluation_interval: Duration::from_secs(60),
             resend_delay: Duration::from_secs(60),
             builtin: builtin::BuiltinOptions::default(),
+            traces: builtin::TracesPackOptions::default(),
         }
     }
 }
@@ -62,6 +66,9 @@ pub fn load_groups(patterns: &[String], base: &Path, opts: &RulesOptions) -> Res
     }
     for g in builtin::groups(&opts.builtin) {
         groups.push(Group::new(&g, builtin::FILE, opts.evaluation_interval));
+    }
+    for g in builtin::trace_groups(&opts.traces) {
+        groups.push(Group::new(&g, builtin::TRACES_FILE, opts.evaluation_interval));
     }
     Ok(groups)
 }
