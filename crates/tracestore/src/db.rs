@@ -72,6 +72,8 @@ pub struct Stats {
     pub segment_bytes: u64,
     /// Corrupt blocks met by reads since start.
     pub corrupt_blocks: u64,
+    /// Spans tail sampling left out of segments since start.
+    pub sampled_out_spans: u64,
 }
 
 /// Deduplicated resource and scope tables, and where each input index went.
@@ -260,6 +262,8 @@ pub struct TraceDb {
     segments: RwLock<Vec<Arc<Segment>>>,
     quarantined: Mutex<Vec<String>>,
     corrupt_blocks: std::sync::atomic::AtomicU64,
+    sampler: Mutex<Sampler>,
+    sampled_out: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for TraceDb {
@@ -336,6 +340,8 @@ impl TraceDb {
             segments: RwLock::new(segments),
             quarantined: Mutex::new(quarantined),
             corrupt_blocks: Default::default(),
+            sampler: Mutex::new(Sampler::default()),
+            sampled_out: Default::default(),
         })
     }
 
@@ -397,7 +403,13 @@ impl TraceDb {
             *self.head.write() = Arc::new(RwLock::new(Head::default()));
             (head, closed, seq)
         };
-        let (tables, rows) = old.read().merged();
+        let (tables, mut rows) = old.read().merged();
+        if self.opts.sampling.enabled {
+            let before = rows.len();
+            let keep = self.sampler.lock().decide(&self.opts.sampling, &rows);
+            rows.retain(|r| keep.contains(&r.span.trace_id));
+            self.sampled_out.fetch_add((before - rows.len()) as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         let written = segment::write(
             &self.dir.join("segments"),
             seq,
@@ -674,6 +686,7 @@ impl TraceDb {
             segment_spans: segs.iter().map(|s| s.footer.spans()).sum(),
             segment_bytes: segs.iter().map(|s| s.size).sum(),
             corrupt_blocks: self.corrupt_blocks.load(std::sync::atomic::Ordering::Relaxed),
+            sampled_out_spans: self.sampled_out.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -681,6 +694,55 @@ impl TraceDb {
     pub fn quarantined(&self) -> Vec<String> {
         self.quarantined.lock().clone()
     }
+}
+
+/// Tail-sampling decisions. Traces kept for an error or their duration are remembered (the
+/// last 100,000), so their spans written out by a later flush are kept too.
+#[derive(Debug, Default)]
+struct Sampler {
+    kept: hashbrown::HashSet<TraceId>,
+}
+
+impl Sampler {
+    const REMEMBER: usize = 100_000;
+
+    fn decide(&mut self, opts: &crate::Sampling, rows: &[Row]) -> hashbrown::HashSet<TraceId> {
+        let mut traces: HashMap<TraceId, (bool, Nanos, Nanos)> = HashMap::new();
+        for r in rows {
+            let e = traces.entry(r.span.trace_id).or_insert((false, i64::MAX, i64::MIN));
+            e.0 |= r.span.status == StatusCode::Error;
+            e.1 = e.1.min(r.span.start);
+            e.2 = e.2.max(r.span.end);
+        }
+        let slow = opts.keep_slower_than.as_nanos() as i64;
+        let mut keep = hashbrown::HashSet::new();
+        for (id, (error, start, end)) in traces {
+            let notable = (opts.keep_errors && error) || (slow > 0 && end - start >= slow);
+            if notable {
+                if self.kept.len() >= Self::REMEMBER {
+                    self.kept.clear();
+                }
+                self.kept.insert(id);
+            }
+            if notable || self.kept.contains(&id) || by_id_percent(&id) < opts.keep_percent {
+                keep.insert(id);
+            }
+        }
+        keep
+    }
+}
+
+/// Where a trace id falls in 0..100: a hash of the id (FNV-1a, then a final mix), so ids that
+/// are not random (sequential test ids, 64-bit ids padded with zeros) still spread evenly.
+fn by_id_percent(id: &TraceId) -> f64 {
+    let mut h = 0xcbf29ce484222325u64;
+    for b in id.0 {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    (h as f64 / u64::MAX as f64) * 100.0
 }
 
 /// Segments in the order reads want them: by their newest span.

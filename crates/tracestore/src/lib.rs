@@ -24,5 +24,5 @@ mod segment;
 
 pub use db::{Search, Stats, TraceDb, TraceRead, WriteStats};
 pub use error::{Error, Result};
-pub use options::{Options, WalOptions};
+pub use options::{Options, Sampling, WalOptions};
 pub use segment::TagScope;

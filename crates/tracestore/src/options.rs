@@ -34,8 +34,36 @@ pub struct Options {
     /// traces that crossed a head flush; 0 turns compaction off.
     #[serde(with = "telltale_model::units::size")]
     pub compaction_target: u64,
+    /// Tail sampling of what is kept (off by default: everything is kept).
+    pub sampling: Sampling,
     /// WAL settings.
     pub wal: WalOptions,
+}
+
+/// Tail sampling, decided per trace when the head is written out as a segment (a trace's spans
+/// that arrived within one head window, `head_max_age` and up, are decided together). It
+/// applies to storage only: reads of the head see every span, and the RED metrics count every
+/// span before sampling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sampling {
+    /// Sample at all.
+    pub enabled: bool,
+    /// Keep every trace with a span whose status is error.
+    pub keep_errors: bool,
+    /// Keep every trace at least this long, first start to last end (`"1s"`; `"0s"`: none by
+    /// duration).
+    #[serde(with = "telltale_model::units::duration")]
+    pub keep_slower_than: Duration,
+    /// Keep this percentage of the other traces, chosen by trace id (so every part of a trace,
+    /// and every server sampling the same way, makes the same choice).
+    pub keep_percent: f64,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self { enabled: false, keep_errors: true, keep_slower_than: Duration::from_secs(1), keep_percent: 10.0 }
+    }
 }
 
 impl Default for Options {
@@ -49,6 +77,7 @@ impl Default for Options {
             compression_level: 3,
             max_spans_per_trace: 100_000,
             compaction_target: 256 << 20,
+            sampling: Sampling::default(),
             wal: WalOptions::default(),
         }
     }
@@ -68,6 +97,9 @@ impl Options {
         }
         if self.max_spans_per_trace == 0 {
             return Err(Error::InvalidOptions("max_spans_per_trace must be at least 1".into()));
+        }
+        if !(0.0..=100.0).contains(&self.sampling.keep_percent) {
+            return Err(Error::InvalidOptions("sampling.keep_percent must be between 0 and 100".into()));
         }
         self.wal.validate().map_err(Error::InvalidOptions)
     }

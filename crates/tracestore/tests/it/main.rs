@@ -249,3 +249,29 @@ fn bad_options_are_refused_with_the_key() {
     let err = TraceDb::open(dir.path(), &Options { block_spans: 1, ..Options::default() }).unwrap_err();
     assert_eq!(err.to_string(), "invalid trace store options: block_spans must be at least 16");
 }
+
+#[test]
+fn tail_sampling_keeps_errors_slow_traces_and_a_share_of_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let sampling = telltale_tracestore::Sampling {
+        enabled: true,
+        keep_errors: true,
+        keep_slower_than: Duration::from_nanos(5_000_950),
+        keep_percent: 20.0,
+    };
+    let db = TraceDb::open(dir.path(), &Options { sampling, head_max_bytes: 4 << 20, ..small() }).unwrap();
+    for n in 0..2000 {
+        db.write(&trace(n, "api"), 0).unwrap();
+    }
+    // Before the head is written out, every span is readable.
+    db.flush_now().unwrap();
+    let kept: Vec<u64> = (0..2000).filter(|n| db.trace(&tid(*n)).unwrap().batch.span_count() == 3).collect();
+    // Every error trace (n % 5 == 0) and every slow one (the server span lasts 5 ms + n ns, so
+    // n >= 950) is kept; about a fifth of the others.
+    assert!((0..2000).filter(|n| n % 5 == 0 || *n >= 950).all(|n| kept.contains(&n)));
+    let others = kept.iter().filter(|n| *n % 5 != 0 && **n < 950).count();
+    assert!((120..=220).contains(&others), "{others} of 760 other traces kept");
+    assert_eq!(db.stats().sampled_out_spans as usize, 3 * (2000 - kept.len()));
+    // No trace is kept in part.
+    assert!((0..2000).all(|n| [0, 3].contains(&db.trace(&tid(n)).unwrap().batch.span_count())));
+}
