@@ -13,6 +13,7 @@ mod authcli;
 mod config;
 mod listener;
 mod logs;
+mod otlpgrpc;
 mod ruletool;
 mod secrets;
 mod serve;

@@ -216,6 +216,7 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         async move { rules.run(ctx, Arc::new(system_now_ms), send, stop).await }
     }));
     tasks.extend(crate::syslog::start(&config.logs.syslog, state.clone(), stop_rx.clone()).await?);
+    tasks.extend(crate::otlpgrpc::start(&config, state.clone(), stop_rx.clone()).await?);
     tasks.extend(crate::logs::start_files(&config.logs, &config.storage.data_dir, state.clone(), stop_rx.clone())?);
     info!("ready");
 
