@@ -907,7 +907,7 @@ fn grafana_tempo_data_source_requests() {
     // A bad query is a 400 with the parser's reason, not a 500.
     let r = s.get(&format!("/api/search?q={}", enc("{ .a = }")));
     assert_eq!(r.status, 400, "{}", r.text());
-    one_line("bad traceql", &r.text().trim_end_matches('\n').to_string());
+    one_line("bad traceql", r.text().trim_end_matches('\n'));
 }
 
 #[test]
