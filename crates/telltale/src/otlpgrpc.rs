@@ -102,10 +102,12 @@ pub(crate) async fn start(
     };
     let bound = listener.local_addr()?;
     let http = telltale_api::router(state.clone());
+    let (in_flight, calls) = watch::channel(0usize);
+    let in_flight = Arc::new(in_flight);
     let server = tonic::transport::Server::builder()
-        .add_service(Otlp::<Traces>::new(http.clone(), state.clone()))
-        .add_service(Otlp::<Metrics>::new(http.clone(), state.clone()))
-        .add_service(Otlp::<Logs>::new(http, state));
+        .add_service(Otlp::<Traces>::new(http.clone(), state.clone(), in_flight.clone()))
+        .add_service(Otlp::<Metrics>::new(http.clone(), state.clone(), in_flight.clone()))
+        .add_service(Otlp::<Logs>::new(http, state, in_flight));
     let mut stopped = stop.clone();
     let signal = async move {
         let _ = stopped.wait_for(|s| *s).await;
@@ -120,7 +122,7 @@ pub(crate) async fn start(
             Box::pin(server.serve_with_incoming_shutdown(tcp_incoming(listener), signal))
         }
     };
-    Ok(vec![tokio::spawn(run(serve, stop))])
+    Ok(vec![tokio::spawn(run(serve, stop, calls))])
 }
 
 /// Whether `listen` is the built-in default of `traces.grpc_listen`.
@@ -128,8 +130,17 @@ fn is_default(listen: &str) -> bool {
     listen == crate::traces::TracesConfig::default().grpc_listen
 }
 
-/// Serves until shutdown, then waits at most [`DRAIN_TIMEOUT`] for calls in flight.
-async fn run(serve: BoxFuture<Result<(), tonic::transport::Error>>, mut stop: watch::Receiver<bool>) {
+/// How long shutdown lets idle connections take their leave (HTTP/2 `GOAWAY`) once no call is in
+/// flight; a client that does not answer is not waited for.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Serves until shutdown, then waits at most [`DRAIN_TIMEOUT`] for the calls in flight (counted
+/// in `calls`), so the stores close only after their answers.
+async fn run(
+    serve: BoxFuture<Result<(), tonic::transport::Error>>,
+    mut stop: watch::Receiver<bool>,
+    mut calls: watch::Receiver<usize>,
+) {
     let mut serve = serve;
     let outcome = tokio::select! {
         r = &mut serve => Some(r),
@@ -137,17 +148,35 @@ async fn run(serve: BoxFuture<Result<(), tonic::transport::Error>>, mut stop: wa
     };
     let outcome = match outcome {
         Some(r) => r,
-        None => match tokio::time::timeout(DRAIN_TIMEOUT, serve).await {
-            Ok(r) => r,
-            Err(_) => {
+        None => {
+            if tokio::time::timeout(DRAIN_TIMEOUT, calls.wait_for(|n| *n == 0)).await.is_err() {
                 warn!(timeout_s = DRAIN_TIMEOUT.as_secs(), "OTLP/gRPC calls still running at shutdown; leaving them");
-                return;
             }
-        },
+            match tokio::time::timeout(GOODBYE_TIMEOUT, serve).await {
+                Ok(r) => r,
+                Err(_) => Ok(()),
+            }
+        }
     };
     match outcome {
         Ok(()) => info!("OTLP/gRPC stopped"),
         Err(e) => warn!(error = %e, "OTLP/gRPC server failed"),
+    }
+}
+
+/// Counts one call in flight while it lives.
+struct InFlight(Arc<watch::Sender<usize>>);
+
+impl InFlight {
+    fn new(count: &Arc<watch::Sender<usize>>) -> InFlight {
+        count.send_modify(|n| *n += 1);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
@@ -272,18 +301,24 @@ impl Signal for Logs {
 struct Otlp<S> {
     http: axum::Router,
     state: AppState,
+    in_flight: Arc<watch::Sender<usize>>,
     signal: PhantomData<fn() -> S>,
 }
 
 impl<S> Clone for Otlp<S> {
     fn clone(&self) -> Self {
-        Self { http: self.http.clone(), state: self.state.clone(), signal: PhantomData }
+        Self {
+            http: self.http.clone(),
+            state: self.state.clone(),
+            in_flight: self.in_flight.clone(),
+            signal: PhantomData,
+        }
     }
 }
 
 impl<S: Signal> Otlp<S> {
-    fn new(http: axum::Router, state: AppState) -> Self {
-        Self { http, state, signal: PhantomData }
+    fn new(http: axum::Router, state: AppState, in_flight: Arc<watch::Sender<usize>>) -> Self {
+        Self { http, state, in_flight, signal: PhantomData }
     }
 }
 
@@ -303,7 +338,9 @@ impl<S: Signal> Service<http::Request<tonic::body::Body>> for Otlp<S> {
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
         let export = Export { http: self.http.clone(), path: S::HTTP_PATH };
         let max = usize::try_from(self.state.limits().max_body_size).unwrap_or(usize::MAX);
+        let counted = InFlight::new(&self.in_flight);
         Box::pin(async move {
+            let _counted = counted;
             if req.uri().path() != S::EXPORT {
                 return Ok(Status::unimplemented(format!("no method {}", req.uri().path())).into_http());
             }

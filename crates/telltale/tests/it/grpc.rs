@@ -298,3 +298,45 @@ fn off_when_empty_and_a_busy_port_stops_startup() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains(&format!("cannot listen on traces.grpc_listen 127.0.0.1:{port}")), "{err}");
 }
+
+#[test]
+fn tls_from_the_web_config_and_a_prompt_shutdown_with_clients_connected() {
+    let pki = telltale_testkit::pki::Pki::new();
+    pki.server("server", &["IP:127.0.0.1"]);
+    let d = pki.path("");
+    let web = pki.path("web.yml");
+    std::fs::write(
+        &web,
+        format!("tls_server_config:\n  cert_file: {0}/server.crt\n  key_file: {0}/server.key\n", d.display()),
+    )
+    .unwrap();
+    let config = "server:\n  self_scrape_interval: 0s\n  web_config_file: {web}\ncollectors:\n  enabled: false\n";
+    let mut s = super::start(&format!("{}{GRPC}", config.replace("{web}", &web.display().to_string())));
+    assert!(s.log().contains("tls=true"), "{}", s.log());
+    let url = grpc_url(&s).replace("http://", "https://");
+    let ca = tonic::transport::Certificate::from_pem(std::fs::read(pki.path("ca.crt")).unwrap());
+    let tls = tonic::transport::ClientTlsConfig::new().ca_certificate(ca).domain_name("127.0.0.1");
+    let rt = runtime();
+    let mut client = rt.block_on(async {
+        let plain = LogsServiceClient::connect(url.replace("https://", "http://")).await;
+        let refused = match plain {
+            Ok(mut c) => c.export(logs("tls", "plain")).await.is_err(),
+            Err(_) => true,
+        };
+        assert!(refused, "plaintext gRPC to the TLS listener must fail");
+        let channel = tonic::transport::Endpoint::new(url).unwrap().tls_config(tls).unwrap().connect().await.unwrap();
+        let mut c = LogsServiceClient::new(channel).send_compressed(CompressionEncoding::Gzip);
+        c.export(logs("tls", "over tls")).await.unwrap();
+        c
+    });
+    // OK means the line is in the WAL. Shut down with the client still connected.
+    let started = std::time::Instant::now();
+    let status = s.terminate();
+    assert!(status.success(), "{status:?}\n{}", s.log());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "shutdown took {:?}", started.elapsed());
+    assert!(s.log().contains("OTLP/gRPC stopped"), "{}", s.log());
+    rt.block_on(async {
+        let e = client.export(logs("tls", "after")).await.unwrap_err();
+        assert!(matches!(e.code(), Code::Unavailable | Code::Unknown | Code::Internal), "{e:?}");
+    });
+}
