@@ -26,8 +26,8 @@ pub use logs::{FilterOp, LineFilter, LogBatch, LogEntry, Nanos};
 pub use matcher::{anchored_regex, MatchOp, Matcher};
 pub use memo::Memo;
 pub use spans::{
-    attr, AttrValue, KeyValue, ResourceSpans, Scope, ScopeSpans, Span, SpanBatch, SpanEvent, SpanId, SpanKind, SpanLink,
-    StatusCode, TraceId, UNKNOWN_SERVICE,
+    attr, AttrValue, KeyValue, ResourceSpans, Scope, ScopeSpans, Span, SpanBatch, SpanEvent, SpanId, SpanKind,
+    SpanLink, StatusCode, TraceId, UNKNOWN_SERVICE,
 };
 pub use time::{civil_from_days, TimeRange, Timestamp};
 

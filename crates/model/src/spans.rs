@@ -430,9 +430,7 @@ impl SpanBatch {
 
     /// Every span with its resource and scope.
     pub fn spans(&self) -> impl Iterator<Item = (&ResourceSpans, &ScopeSpans, &Span)> + '_ {
-        self.resources
-            .iter()
-            .flat_map(|r| r.scopes.iter().flat_map(move |s| s.spans.iter().map(move |sp| (r, s, sp))))
+        self.resources.iter().flat_map(|r| r.scopes.iter().flat_map(move |s| s.spans.iter().map(move |sp| (r, s, sp))))
     }
 }
 

@@ -112,7 +112,14 @@ impl Default for NativeHistogram {
 impl NativeHistogram {
     /// An empty histogram at [`SCHEMA`].
     pub fn new() -> NativeHistogram {
-        NativeHistogram { schema: SCHEMA, zero_threshold: ZERO_THRESHOLD, zero_count: 0, count: 0, sum: 0.0, positive: Vec::new() }
+        NativeHistogram {
+            schema: SCHEMA,
+            zero_threshold: ZERO_THRESHOLD,
+            zero_count: 0,
+            count: 0,
+            sum: 0.0,
+            positive: Vec::new(),
+        }
     }
 
     /// Adds one observation (seconds, not negative).

@@ -370,7 +370,8 @@ fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
         return Err(invalid(origin, "global.evaluation_interval", "must be greater than zero"));
     }
     telltale_alerting::builtin::validate(&c.rules.builtin).map_err(|e| invalid(origin, "rules.builtin.disabled", e))?;
-    telltale_alerting::builtin::validate_traces(&c.rules.traces).map_err(|e| invalid(origin, "rules.traces.disabled", e))?;
+    telltale_alerting::builtin::validate_traces(&c.rules.traces)
+        .map_err(|e| invalid(origin, "rules.traces.disabled", e))?;
     let url = &c.server.external_url;
     if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
         return Err(invalid(origin, "server.external_url", "must start with http:// or https://"));

@@ -18,12 +18,12 @@ mod intake;
 mod jaeger;
 mod jaeger_metrics;
 mod jaeger_v3;
+#[cfg(test)]
+mod read_tests;
 mod render;
 mod services;
 mod tempo;
 mod tempo_metrics;
-#[cfg(test)]
-mod read_tests;
 mod zipkin;
 
 use std::sync::Arc;

@@ -57,8 +57,9 @@ fn grouped(series: Vec<(Labels, NativeHistogram)>, by: &str) -> BTreeMap<String,
 pub(crate) async fn latency(app: Scoped, p: Params) -> Result<Response, ApiError> {
     let by = group_label(p.get("group").unwrap_or(""))?;
     let m = matchers(&p)?;
-    let (series, overflow) =
-        app.blocking_traces(move |_, t| Ok(t.with_generator(|g| (g.native_histograms(&m), g.overflowed_services())))).await?;
+    let (series, overflow) = app
+        .blocking_traces(move |_, t| Ok(t.with_generator(|g| (g.native_histograms(&m), g.overflowed_services()))))
+        .await?;
     let groups: Vec<_> = grouped(series, by)
         .into_iter()
         .map(|(key, h)| {

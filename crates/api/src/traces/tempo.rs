@@ -317,7 +317,9 @@ pub(crate) async fn search(app: Scoped, p: Params) -> Result<Response, ApiError>
             let sets: Vec<J> = f.sets.iter().map(|set| spanset_json(&f.batch, set, spss)).collect();
             let mut stats = serde_json::Map::new();
             for (r, _, sp) in f.batch.spans() {
-                let e = stats.entry(r.service_name().to_owned()).or_insert_with(|| json!({"spanCount": 0, "errorCount": 0}));
+                let e = stats
+                    .entry(r.service_name().to_owned())
+                    .or_insert_with(|| json!({"spanCount": 0, "errorCount": 0}));
                 e["spanCount"] = json!(e["spanCount"].as_u64().unwrap_or(0) + 1);
                 if sp.status == telltale_model::StatusCode::Error {
                     e["errorCount"] = json!(e["errorCount"].as_u64().unwrap_or(0) + 1);

@@ -91,7 +91,10 @@ fn the_traces_and_services_pages_search_show_the_waterfall_logs_and_the_service_
     assert_eq!(b.execute("return document.querySelectorAll('.wf-row.critical').length", json!([])), json!(3));
     b.click_text(".wf-row .wf-name", "back");
     b.wait_for("document.querySelector('.span-detail h2')?.textContent === 'POST /charge' && document.querySelector('.span-detail').textContent.includes('boom')", "the span's details");
-    b.wait_for("document.querySelector('.loglines')?.textContent.includes('charge failed for order 42')", "the trace's log line");
+    b.wait_for(
+        "document.querySelector('.loglines')?.textContent.includes('charge failed for order 42')",
+        "the trace's log line",
+    );
 
     // From the log line in the Logs page back to its trace.
     b.goto(&format!("{}/logs?q=%7Bservice_name%3D%22front%22%7D&from=now-3h", s.url()));
