@@ -20,15 +20,21 @@ const PROMETHEUS_COMPAT_VERSION: &str = "3.0.0";
 
 /// `GET /api/v1/status/buildinfo`
 pub(crate) async fn buildinfo() -> Response {
-    success(json!({
-        "version": PROMETHEUS_COMPAT_VERSION,
+    success(build_info(PROMETHEUS_COMPAT_VERSION))
+}
+
+/// The build-info object Prometheus and Tempo share: `version` is the release of the
+/// product Telltale answers like (clients pick features by it), Telltale's own beside it.
+pub(crate) fn build_info(compat_version: &str) -> serde_json::Value {
+    json!({
+        "version": compat_version,
         "telltaleVersion": env!("CARGO_PKG_VERSION"),
         "revision": option_env!("TELLTALE_GIT_REVISION").unwrap_or(""),
         "branch": "",
         "buildUser": "",
         "buildDate": "",
         "goVersion": "",
-    }))
+    })
 }
 
 /// `GET /api/v1/status/runtimeinfo`. Prometheus's Go-runtime fields (goroutines, GOGC) have

@@ -28,15 +28,7 @@ pub(crate) async fn echo() -> &'static str {
 }
 
 pub(crate) async fn buildinfo() -> Response {
-    crate::json(json!({
-        "version": TEMPO_COMPAT_VERSION,
-        "telltaleVersion": env!("CARGO_PKG_VERSION"),
-        "revision": option_env!("TELLTALE_GIT_REVISION").unwrap_or(""),
-        "branch": "",
-        "buildUser": "",
-        "buildDate": "",
-        "goVersion": "",
-    }))
+    crate::json(crate::status::build_info(TEMPO_COMPAT_VERSION))
 }
 
 /// True when the client asked for protobuf (Grafana's Tempo data source does).
